@@ -1,0 +1,120 @@
+package api
+
+import "time"
+
+// Credentials is the body of signup and login.
+type Credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// AuthResponse answers signup, login and setup.
+type AuthResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Owner     Owner     `json:"owner"`
+}
+
+// Owner is an account as its holder (or an operator) sees it.
+type Owner struct {
+	ID                    string    `json:"id"`
+	Email                 string    `json:"email"`
+	Role                  string    `json:"role"`
+	Plan                  string    `json:"plan"`
+	Status                string    `json:"status"`
+	LegalHold             *string   `json:"legal_hold"`
+	AcceptedPolicyVersion string    `json:"accepted_policy_version"`
+	CreatedAt             time.Time `json:"created_at"`
+}
+
+// OwnerList is a page of owners.
+type OwnerList struct {
+	Owners     []Owner `json:"owners"`
+	NextCursor string  `json:"next_cursor"`
+}
+
+// OwnerUpdate is an operator's change to an owner; absent fields are left
+// alone. LegalHold is a JSON string to set a hold and JSON null to release
+// it, so it is decoded as raw JSON.
+type OwnerUpdate struct {
+	Status    *string        `json:"status,omitempty"`
+	Plan      *string        `json:"plan,omitempty"`
+	LegalHold NullableString `json:"legal_hold,omitzero"`
+}
+
+// NullableString distinguishes absent, null and a value in JSON input.
+type NullableString struct {
+	Set   bool
+	Value *string
+}
+
+// PlanChange is the body of PUT /api/v1/me/plan.
+type PlanChange struct {
+	Plan string `json:"plan"`
+}
+
+// Plan is an entry of the catalogue.
+type Plan struct {
+	ID          string   `json:"id"`
+	Slug        string   `json:"slug"`
+	Name        string   `json:"name"`
+	MaxApps     int      `json:"max_apps"`
+	MaxDevices  int      `json:"max_devices"`
+	MaxOwnNodes int      `json:"max_own_nodes"`
+	PriceCents  int      `json:"price_cents"`
+	Currency    string   `json:"currency"`
+	Retired     bool     `json:"retired"`
+	Pools       []string `json:"pools"`
+}
+
+// PlanInput creates or replaces a plan.
+type PlanInput struct {
+	Slug        string   `json:"slug"`
+	Name        string   `json:"name"`
+	MaxApps     int      `json:"max_apps"`
+	MaxDevices  int      `json:"max_devices"`
+	MaxOwnNodes int      `json:"max_own_nodes"`
+	PriceCents  int      `json:"price_cents"`
+	Currency    string   `json:"currency"`
+	Retired     bool     `json:"retired"`
+	Pools       []string `json:"pools"`
+}
+
+// PlanList is the catalogue.
+type PlanList struct {
+	Plans []Plan `json:"plans"`
+}
+
+// PrivacyManifest lists every table and column the control plane stores.
+type PrivacyManifest struct {
+	Tables      []PrivacyTable `json:"tables"`
+	NeverStored []string       `json:"never_stored"`
+}
+
+// PrivacyTable is one table of the manifest.
+type PrivacyTable struct {
+	Name      string          `json:"name"`
+	Subject   string          `json:"subject"`
+	Purpose   string          `json:"purpose"`
+	Retention string          `json:"retention"`
+	Columns   []PrivacyColumn `json:"columns"`
+}
+
+// PrivacyColumn is one column of the manifest.
+type PrivacyColumn struct {
+	Name    string `json:"name"`
+	Purpose string `json:"purpose"`
+}
+
+// Health answers GET /healthz.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// Setup is the body of POST /api/v1/setup, which creates the first
+// operator account with the one-time token printed at first start.
+type Setup struct {
+	Token    string `json:"token"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}

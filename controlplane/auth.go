@@ -1,0 +1,248 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+const ctxOwner = "traceless.owner"
+
+// normalizeEmail checks an email address and returns its canonical form
+// (trimmed, lower case). Only plain ASCII addresses without a display name
+// are accepted.
+func normalizeEmail(raw string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(raw))
+	if e == "" {
+		return "", badRequest("email", "is required")
+	}
+	if len(e) > 254 {
+		return "", badRequest("email", "must be at most 254 characters")
+	}
+	for i := 0; i < len(e); i++ {
+		if e[i] <= 0x20 || e[i] >= 0x7f {
+			return "", badRequest("email", "must be a plain ASCII address such as name@example.com")
+		}
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return "", badRequest("email", "is not a valid address")
+	}
+	local, domain, _ := strings.Cut(e, "@")
+	if len(local) > 64 || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, "[") {
+		return "", badRequest("email", "is not a valid address")
+	}
+	return e, nil
+}
+
+// createAccount validates and stores a new account.
+func (s *Server) createAccount(ctx context.Context, rawEmail, password, role string) (store.Owner, error) {
+	email, err := normalizeEmail(rawEmail)
+	if err != nil {
+		return store.Owner{}, err
+	}
+	if err := checkPassword(password, email); err != nil {
+		return store.Owner{}, err
+	}
+	hash, err := s.hasher.hash(ctx, password)
+	if err != nil {
+		return store.Owner{}, err
+	}
+	o, err := s.store.CreateOwner(ctx, store.Owner{Email: email, PasswordHash: hash, Role: role}, "")
+	if errors.Is(err, store.ErrConflict) {
+		return store.Owner{}, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: "an account with this email already exists", Field: "email"}
+	}
+	return o, err
+}
+
+// signIn issues a token for o, sets the dashboard cookie and answers.
+func (s *Server) signIn(c echo.Context, o store.Owner, status int) error {
+	tok, exp, err := s.sessions.issue(o.ID, o.TokenEpoch)
+	if err != nil {
+		return err
+	}
+	view, err := s.ownerView(c.Request().Context(), o)
+	if err != nil {
+		return err
+	}
+	c.SetCookie(s.sessions.cookie(tok, exp, s.secureCookies(c)))
+	return c.JSON(status, api.AuthResponse{Token: tok, ExpiresAt: exp.UTC(), Owner: view})
+}
+
+func (s *Server) secureCookies(c echo.Context) bool {
+	return s.opts.SecureCookies || c.Request().TLS != nil
+}
+
+func (s *Server) handleSignup(c echo.Context) error {
+	var in api.Credentials
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if !s.signupIP.allow(clientKey(c)) {
+		return errRateLimited
+	}
+	o, err := s.createAccount(c.Request().Context(), in.Email, in.Password, store.RoleOwner)
+	if err != nil {
+		return err
+	}
+	return s.signIn(c, o, http.StatusCreated)
+}
+
+var errBadLogin = apiError(http.StatusUnauthorized, api.CodeUnauthorized, "wrong email or password")
+
+// handleLogin answers an unknown email and a wrong password identically and
+// in similar time: both run one argon2id verification.
+func (s *Server) handleLogin(c echo.Context) error {
+	var in api.Credentials
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	email := strings.ToLower(strings.TrimSpace(in.Email))
+	if !s.loginIP.allow(clientKey(c)) || !s.loginEmail.allow("email:"+email) {
+		return errRateLimited
+	}
+	ctx := c.Request().Context()
+	if len(in.Password) > maxPasswordBytes || len(email) > 254 {
+		s.hasher.verifyDummy(ctx, "")
+		return errBadLogin
+	}
+	o, err := s.store.GetOwnerByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		s.hasher.verifyDummy(ctx, in.Password)
+		return errBadLogin
+	}
+	if err != nil {
+		return err
+	}
+	ok, err := s.hasher.verify(ctx, in.Password, o.PasswordHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errBadLogin
+	}
+	if o.Status != store.StatusActive {
+		return apiError(http.StatusForbidden, api.CodeForbidden, "this account is suspended")
+	}
+	return s.signIn(c, o, http.StatusOK)
+}
+
+// handleLogout revokes every sign-in token of the owner (the token carries
+// the owner's epoch, which this increments) and clears the cookie.
+func (s *Server) handleLogout(c echo.Context) error {
+	o := currentOwner(c)
+	if err := s.store.BumpTokenEpoch(c.Request().Context(), o.ID); err != nil {
+		return err
+	}
+	c.SetCookie(clearCookie(s.secureCookies(c)))
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) handleMe(c echo.Context) error {
+	v, err := s.ownerView(c.Request().Context(), currentOwner(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) handleChangePlan(c echo.Context) error {
+	var in api.PlanChange
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Plan == "" {
+		return badRequest("plan", "is required")
+	}
+	o, err := s.store.SetOwnerPlan(c.Request().Context(), currentOwner(c).ID, in.Plan, false)
+	if err != nil {
+		return err
+	}
+	v, err := s.ownerView(c.Request().Context(), o)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// ownerView converts a stored owner to its wire form.
+func (s *Server) ownerView(ctx context.Context, o store.Owner) (api.Owner, error) {
+	p, err := s.store.GetPlan(ctx, o.PlanID)
+	if err != nil {
+		return api.Owner{}, err
+	}
+	return api.Owner{
+		ID: o.ID, Email: o.Email, Role: o.Role, Plan: p.Slug, Status: o.Status,
+		LegalHold: o.LegalHold, AcceptedPolicyVersion: o.AcceptedPolicyVersion, CreatedAt: o.CreatedAt.UTC(),
+	}, nil
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or "".
+func bearer(c echo.Context) string {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// apiKeyPrefix marks app API keys, so a key is recognisable (and scannable
+// when leaked) and never mistaken for a sign-in token.
+const apiKeyPrefix = "tlk_"
+
+// requireOwner authenticates an owner's sign-in token from the bearer header
+// or the dashboard cookie.
+func (s *Server) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok := bearer(c)
+		if tok == "" {
+			if ck, err := c.Cookie(sessionCookie); err == nil {
+				tok = ck.Value
+			}
+		}
+		if tok == "" || strings.HasPrefix(tok, apiKeyPrefix) || len(tok) > 4096 {
+			return errUnauthorized
+		}
+		claims, err := s.sessions.verify(tok)
+		if err != nil {
+			return errUnauthorized
+		}
+		o, err := s.store.GetOwner(c.Request().Context(), claims.Subject)
+		if errors.Is(err, store.ErrNotFound) {
+			return errUnauthorized
+		}
+		if err != nil {
+			return err
+		}
+		if o.TokenEpoch != claims.Epoch {
+			return errUnauthorized
+		}
+		if o.Status != store.StatusActive {
+			return apiError(http.StatusForbidden, api.CodeForbidden, "this account is suspended")
+		}
+		c.Set(ctxOwner, o)
+		return next(c)
+	}
+}
+
+// requireAdmin admits operators only; it runs after requireOwner.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if currentOwner(c).Role != store.RoleAdmin {
+			return errForbidden
+		}
+		return next(c)
+	}
+}
+
+func currentOwner(c echo.Context) store.Owner {
+	o, _ := c.Get(ctxOwner).(store.Owner)
+	return o
+}

@@ -1,0 +1,35 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// privacyManifest converts the store's generated manifest to its wire form.
+func privacyManifest() (api.PrivacyManifest, error) {
+	m, err := store.GenerateManifest()
+	if err != nil {
+		return api.PrivacyManifest{}, err
+	}
+	out := api.PrivacyManifest{NeverStored: m.NeverStored}
+	for _, t := range m.Tables {
+		pt := api.PrivacyTable{Name: t.Name, Subject: t.Subject, Purpose: t.Purpose, Retention: t.Retention}
+		for _, c := range t.Columns {
+			pt.Columns = append(pt.Columns, api.PrivacyColumn{Name: c.Name, Purpose: c.Purpose})
+		}
+		out.Tables = append(out.Tables, pt)
+	}
+	return out, nil
+}
+
+func (s *Server) handlePrivacy(c echo.Context) error {
+	m, err := privacyManifest()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}

@@ -1,0 +1,187 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// Options are the server's dependencies and settings.
+type Options struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// WebFS holds the dashboard's templates and static assets.
+	WebFS fs.FS
+	// SessionKey is the 32-byte Ed25519 seed that signs sign-in tokens. All
+	// replicas behind one load balancer share it.
+	SessionKey []byte
+	// SessionTTL is how long a sign-in token lasts (default 12h).
+	SessionTTL time.Duration
+	// SecureCookies marks the session cookie Secure. Set it when clients
+	// reach the server over HTTPS, directly or through a proxy.
+	SecureCookies bool
+	// TrustedProxies are the networks whose X-Forwarded-For is believed when
+	// keying rate limits. Empty: the direct peer is used.
+	TrustedProxies []*net.IPNet
+	// Argon2 are the password hashing costs (DefaultArgon2 when zero).
+	Argon2 Argon2Params
+	// Version is reported by /healthz and the agents' API.
+	Version string
+}
+
+// Server is the control plane's HTTP API.
+type Server struct {
+	opts     Options
+	store    *store.Store
+	log      *slog.Logger
+	now      func() time.Time
+	echo     *echo.Echo
+	hasher   *hasher
+	sessions *sessions
+	metrics  *metrics
+	setup    *setupToken
+
+	loginIP, loginEmail, signupIP *limiter
+}
+
+// New builds a Server; it does not listen.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("controlplane: Options.Store is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	if opts.Argon2 == (Argon2Params{}) {
+		opts.Argon2 = DefaultArgon2
+	}
+	if len(opts.SessionKey) == 0 {
+		opts.SessionKey = make([]byte, 32)
+		rand.Read(opts.SessionKey)
+	}
+	sess, err := newSessions(opts.SessionKey, opts.SessionTTL, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:       opts,
+		store:      opts.Store,
+		log:        opts.Logger,
+		now:        opts.Now,
+		hasher:     newHasher(opts.Argon2, runtime.GOMAXPROCS(0)),
+		sessions:   sess,
+		loginIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
+		loginEmail: newLimiter(12*time.Second, 5, time.Hour, opts.Now),
+		signupIP:   newLimiter(30*time.Second, 5, time.Hour, opts.Now),
+	}
+	s.metrics = newMetrics(opts.Store)
+	s.echo = s.newEcho()
+	return s, nil
+}
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard) // echo's logger is never used for requests
+	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = ipExtractor(s.opts.TrustedProxies)
+	e.Use(s.requestLogger, s.recoverer, securityHeaders)
+	s.routes(e)
+	return e
+}
+
+// routes registers every route. TestRoutesDocumented and the authorization
+// matrix read the registered routes back, so a new route without a test
+// row fails.
+func (s *Server) routes(e *echo.Echo) {
+	e.GET("/healthz", s.handleHealth)
+	e.HEAD("/healthz", s.handleHealth)
+	e.GET("/metrics", s.handleMetrics)
+	e.GET("/setup", s.handleSetupPage)
+	e.GET("/static/*", s.handleStatic)
+	e.POST("/setup", s.handleSetupForm)
+
+	v1 := e.Group("/api/v1")
+	v1.GET("/privacy", s.handlePrivacy)
+	v1.GET("/plans", s.handleListPlans)
+	v1.POST("/setup", s.handleSetup)
+
+	v1.POST("/auth/signup", s.handleSignup)
+	v1.POST("/auth/login", s.handleLogin)
+	v1.POST("/auth/logout", s.handleLogout, s.requireOwner)
+
+	me := v1.Group("/me", s.requireOwner)
+	me.GET("", s.handleMe)
+	me.PUT("/plan", s.handleChangePlan)
+
+	admin := v1.Group("/admin", s.requireOwner, s.requireAdmin)
+	admin.GET("/plans", s.handleAdminListPlans)
+	admin.POST("/plans", s.handleAdminCreatePlan)
+	admin.PUT("/plans/:plan_id", s.handleAdminUpdatePlan)
+	admin.DELETE("/plans/:plan_id", s.handleAdminDeletePlan)
+	admin.GET("/owners", s.handleAdminListOwners)
+	admin.PUT("/owners/:owner_id", s.handleAdminUpdateOwner)
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Routes lists "METHOD path" for every registered route.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+// Bootstrap prepares an empty database on first start: it seeds the plan
+// catalogue and, when no operator exists, creates one from adminEmail and
+// adminPassword or arms a one-time setup token. It returns what to tell
+// the person starting the server, or "" when nothing needs telling.
+func (s *Server) Bootstrap(ctx context.Context, adminEmail, adminPassword, baseURL string) (string, error) {
+	if _, err := s.store.SeedPlans(ctx, store.DefaultPlans()); err != nil {
+		return "", fmt.Errorf("seed plans: %w", err)
+	}
+	n, err := s.store.CountAdmins(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "", nil
+	}
+	if adminEmail != "" || adminPassword != "" {
+		o, err := s.createAccount(ctx, adminEmail, adminPassword, store.RoleAdmin)
+		if err != nil {
+			var ae interface{ Error() string }
+			if errors.As(err, &ae) {
+				return "", fmt.Errorf("create operator account: %v", ae.Error())
+			}
+			return "", err
+		}
+		return fmt.Sprintf("Created the operator account %s. Sign in at %s/api/v1/auth/login (or `traceless login --server %s`).", o.Email, baseURL, baseURL), nil
+	}
+	tok := s.armSetup()
+	return fmt.Sprintf("No operator account exists yet. Open this one-time link to create it:\n\n    %s/setup?token=%s\n\nThe link works once and is held only in memory; it is not printed again once an operator exists.", baseURL, tok), nil
+}

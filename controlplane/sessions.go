@@ -1,0 +1,104 @@
+package controlplane
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	sessionCookie = "traceless_session"
+	tokenIssuer   = "traceless"
+)
+
+// sessionClaims are the claims of an owner's sign-in token. Epoch must
+// equal the owner's token_epoch, which logout increments.
+type sessionClaims struct {
+	jwt.RegisteredClaims
+	Epoch int64 `json:"ep"`
+}
+
+// sessions issues and verifies EdDSA-signed sign-in tokens.
+type sessions struct {
+	priv ed25519.PrivateKey
+	pub  ed25519.PublicKey
+	ttl  time.Duration
+	now  func() time.Time
+}
+
+func newSessions(seed []byte, ttl time.Duration, now func() time.Time) (*sessions, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("session key must be %d bytes, got %d", ed25519.SeedSize, len(seed))
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	return &sessions{priv: priv, pub: priv.Public().(ed25519.PublicKey), ttl: ttl, now: now}, nil
+}
+
+// issue returns a token for the owner and when it expires.
+func (s *sessions) issue(ownerID string, epoch int64) (string, time.Time, error) {
+	now := s.now()
+	exp := now.Add(s.ttl)
+	var jti [16]byte
+	rand.Read(jti[:])
+	claims := sessionClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    tokenIssuer,
+			Subject:   ownerID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
+			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+		},
+		Epoch: epoch,
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(s.priv)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign session: %w", err)
+	}
+	return tok, exp, nil
+}
+
+// verify checks signature, algorithm, issuer and expiry and returns the
+// claims. The caller checks the epoch against the owner.
+func (s *sessions) verify(token string) (*sessionClaims, error) {
+	var c sessionClaims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return s.pub, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(tokenIssuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(s.now),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if c.Subject == "" {
+		return nil, errors.New("token has no subject")
+	}
+	return &c, nil
+}
+
+// cookie returns the dashboard's session cookie for token.
+func (s *sessions) cookie(token string, exp time.Time, secure bool) *http.Cookie {
+	return &http.Cookie{
+		Name:     sessionCookie,
+		Value:    token,
+		Path:     "/",
+		Expires:  exp,
+		MaxAge:   int(time.Until(exp).Seconds()),
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteStrictMode,
+	}
+}
+
+// clearCookie removes the session cookie.
+func clearCookie(secure bool) *http.Cookie {
+	return &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode}
+}

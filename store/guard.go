@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// SchemaColumn is one column as the database itself reports it.
+type SchemaColumn struct {
+	Table string
+	Name  string
+	Type  string // database type name, upper case
+}
+
+// Violation is one finding of the schema guard. Column is empty when the
+// finding is about a whole table.
+type Violation struct {
+	Table, Column, Reason string
+}
+
+func (v Violation) String() string {
+	if v.Column == "" {
+		return v.Table + ": " + v.Reason
+	}
+	return v.Table + "." + v.Column + ": " + v.Reason
+}
+
+// forbidden are column-name patterns that describe end users' activity. A
+// match is a violation unless the exact table.column is in allow, with the
+// reason it is not end-user activity, or the name matches except.
+var forbidden = []struct {
+	re     *regexp.Regexp
+	except *regexp.Regexp
+	what   string
+	allow  map[string]string
+}{
+	{
+		re: regexp.MustCompile(`(^|_)(ip|ips|ipv4|ipv6|addr|address|remote|src|source)($|_)` +
+			`|ip_?addr|ipaddress|remote_?addr|(client|remote|src|source|peer|real|user|origin|public)_?ip`),
+		except: regexp.MustCompile(`(e?mail|postal|billing|street)_?addr`),
+		what:   "an IP address",
+		allow: map[string]string{
+			"devices.ipv4": "tunnel address Traceless assigns, not the user's address",
+			"devices.ipv6": "tunnel address Traceless assigns, not the user's address",
+		},
+	},
+	{re: regexp.MustCompile(`endpoint`), what: "an endpoint",
+		allow: map[string]string{"nodes.endpoint": "the server's own public address"}},
+	{re: regexp.MustCompile(`handshake`), what: "a handshake time"},
+	{re: regexp.MustCompile(`bytes|packet|(^|_)(rx|tx|traffic|bandwidth|transfer|transferred|received|sent)($|_)`), what: "a byte counter"},
+	{re: regexp.MustCompile(`last_?(seen|used|login|active|activity|connect)|seen_at|used_at|login_at|conn(ect|ection)`), what: "an activity time"},
+	{re: regexp.MustCompile(`user_?agent|(^|_)ua($|_)`), what: "a user agent"},
+	{re: regexp.MustCompile(`session`), what: "a session"},
+	{re: regexp.MustCompile(`dns|quer(y|ies)|visit|url|domain|host`), what: "browsing data"},
+	{re: regexp.MustCompile(`(^|_)(geo|geoip|location|latitude|longitude|lat|lon|lng)($|_)`), what: "a location"},
+	{re: regexp.MustCompile(`deleted`), what: "a soft delete"},
+}
+
+// timeAllowed lists the only time columns that may exist.
+var timeAllowed = map[string]string{
+	"owners.created_at": "account registration date of an app owner",
+}
+
+// endUserTables hold data about end users' devices; they may have no time
+// column at all, whatever its name.
+var endUserTables = map[string]bool{"devices": true, "api_keys": true}
+
+// timeName matches column names that hold a time whatever their type (a
+// Unix time in a BIGINT is still a time). The suffixes are anchored so that
+// names such as max_attempts or idle_timeout are not mistaken for times.
+var timeName = regexp.MustCompile(`(^|_)(at|on|ts|time|date|until|expires|expiry)$|timestamp|datetime|seen`)
+
+// ReadSchema returns every column of every table, read from the database's
+// own catalogue (not from the Go models).
+func ReadSchema(ctx context.Context, db *gorm.DB) ([]SchemaColumn, error) {
+	db = db.WithContext(ctx)
+	tables, err := db.Migrator().GetTables()
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	var out []SchemaColumn
+	for _, t := range tables {
+		if strings.HasPrefix(t, "sqlite_") {
+			continue
+		}
+		cols, err := db.Migrator().ColumnTypes(t)
+		if err != nil {
+			return nil, fmt.Errorf("columns of %s: %w", t, err)
+		}
+		for _, c := range cols {
+			out = append(out, SchemaColumn{Table: t, Name: c.Name(), Type: strings.ToUpper(c.DatabaseTypeName())})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Table != out[j].Table {
+			return out[i].Table < out[j].Table
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Guard checks cols against the manifest and the forbidden patterns. It
+// returns every violation, or none. A table the manifest does not know is
+// reported once (with an empty Column), and each of its columns as well.
+func Guard(cols []SchemaColumn, m Manifest) []Violation {
+	var vs []Violation
+	reported := map[string]bool{}
+	for _, c := range cols {
+		name := strings.ToLower(c.Name)
+		key := c.Table + "." + name
+		if _, ok := m.Table(c.Table); !ok && !reported[c.Table] {
+			reported[c.Table] = true
+			vs = append(vs, Violation{c.Table, "", "table not in the privacy manifest"})
+		}
+		if !m.Column(c.Table, name) {
+			vs = append(vs, Violation{c.Table, c.Name, "not explained by the privacy manifest"})
+		}
+		for _, f := range forbidden {
+			if !f.re.MatchString(name) || (f.except != nil && f.except.MatchString(name)) {
+				continue
+			}
+			if _, ok := f.allow[key]; !ok {
+				vs = append(vs, Violation{c.Table, c.Name, "looks like " + f.what})
+			}
+		}
+		typ := strings.ToUpper(c.Type)
+		isTime := strings.Contains(typ, "TIME") || strings.Contains(typ, "DATE") || timeName.MatchString(name)
+		switch {
+		case isTime && endUserTables[c.Table]:
+			vs = append(vs, Violation{c.Table, c.Name, "time column on an end-user table"})
+		case isTime:
+			if _, ok := timeAllowed[key]; !ok {
+				vs = append(vs, Violation{c.Table, c.Name, "time column not on the allow list"})
+			}
+		}
+	}
+	return vs
+}
+
+// CheckSchema reads the store's schema and runs the guard over it.
+func (s *Store) CheckSchema(ctx context.Context) ([]Violation, error) {
+	cols, err := ReadSchema(ctx, s.w)
+	if err != nil {
+		return nil, err
+	}
+	m, err := GenerateManifest()
+	if err != nil {
+		return nil, err
+	}
+	return Guard(cols, m), nil
+}

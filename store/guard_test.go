@@ -1,0 +1,326 @@
+package store
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// MustManifest returns the generated privacy manifest.
+func MustManifest(tb testing.TB) Manifest {
+	tb.Helper()
+	m, err := GenerateManifest()
+	if err != nil {
+		tb.Fatalf("GenerateManifest: %v", err)
+	}
+	return m
+}
+
+// TestSchemaGuard reads the schema the migrations really create back from
+// the database catalogue and checks it against the manifest.
+func TestSchemaGuard(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		cols := MustReadSchema(t, s.w)
+		if len(cols) == 0 {
+			t.Fatal("ReadSchema returned no columns")
+		}
+		if diff := cmp.Diff([]Violation(nil), Guard(cols, MustManifest(t))); diff != "" {
+			t.Errorf("Guard found violations (-want +got):\n%s", diff)
+		}
+		vs, err := s.CheckSchema(t.Context())
+		if err != nil {
+			t.Fatalf("CheckSchema: %v", err)
+		}
+		if diff := cmp.Diff([]Violation(nil), vs); diff != "" {
+			t.Errorf("CheckSchema (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestReadSchemaTypes checks that ReadSchema lists only this database's
+// tables and reports time columns with a type the guard recognises.
+func TestReadSchemaTypes(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		cols := MustReadSchema(t, s.w)
+		var tables []string
+		for _, c := range cols {
+			if len(tables) == 0 || tables[len(tables)-1] != c.Table {
+				tables = append(tables, c.Table)
+			}
+			if c.Type == "" {
+				t.Errorf("%s.%s has no type", c.Table, c.Name)
+			}
+		}
+		want := []string{"api_keys", "apps", "devices", "nodes", "owners", "plan_pools", "plans", "pools", "schema_migrations", "sync_state"}
+		if diff := cmp.Diff(want, tables); diff != "" {
+			t.Errorf("tables (-want +got):\n%s", diff)
+		}
+		for _, c := range cols {
+			if c.Table == "owners" && c.Name == "created_at" {
+				if !strings.Contains(c.Type, "TIME") && !strings.Contains(c.Type, "DATE") {
+					t.Errorf("owners.created_at has type %q; the guard would not see a time column", c.Type)
+				}
+			}
+		}
+	})
+}
+
+// TestSchemaGuardCatches proves the guard can fail: each case adds to a
+// migrated database what the no-logs promise forbids and asserts the exact
+// violations the guard reports.
+func TestSchemaGuardCatches(t *testing.T) {
+	const notExplained = "not explained by the privacy manifest"
+	tests := []struct {
+		name string
+		ddl  []string
+		want []Violation
+	}{
+		{
+			name: "handshake time",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN last_handshake BIGINT"},
+			want: []Violation{
+				{"devices", "last_handshake", notExplained},
+				{"devices", "last_handshake", "looks like a handshake time"},
+			},
+		},
+		{
+			name: "client address",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN client_ip VARCHAR(45)"},
+			want: []Violation{
+				{"devices", "client_ip", notExplained},
+				{"devices", "client_ip", "looks like an IP address"},
+			},
+		},
+		{
+			name: "client address without separator",
+			ddl:  []string{"ALTER TABLE owners ADD COLUMN remoteaddr VARCHAR(45)"},
+			want: []Violation{
+				{"owners", "remoteaddr", notExplained},
+				{"owners", "remoteaddr", "looks like an IP address"},
+			},
+		},
+		{
+			name: "byte counter",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN rx_bytes BIGINT"},
+			want: []Violation{
+				{"devices", "rx_bytes", notExplained},
+				{"devices", "rx_bytes", "looks like a byte counter"},
+			},
+		},
+		{
+			name: "user agent",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN user_agent VARCHAR(200)"},
+			want: []Violation{
+				{"devices", "user_agent", notExplained},
+				{"devices", "user_agent", "looks like a user agent"},
+			},
+		},
+		{
+			name: "device timestamp",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN created_at {{ts}}"},
+			want: []Violation{
+				{"devices", "created_at", notExplained},
+				{"devices", "created_at", "time column on an end-user table"},
+			},
+		},
+		{
+			name: "device timestamp with an innocent name",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN note {{ts}}"},
+			want: []Violation{
+				{"devices", "note", notExplained},
+				{"devices", "note", "time column on an end-user table"},
+			},
+		},
+		{
+			name: "soft delete",
+			ddl:  []string{"ALTER TABLE api_keys ADD COLUMN deleted_at {{ts}}"},
+			want: []Violation{
+				{"api_keys", "deleted_at", notExplained},
+				{"api_keys", "deleted_at", "looks like a soft delete"},
+				{"api_keys", "deleted_at", "time column on an end-user table"},
+			},
+		},
+		{
+			name: "session",
+			ddl:  []string{"ALTER TABLE owners ADD COLUMN session_id VARCHAR(64)"},
+			want: []Violation{
+				{"owners", "session_id", notExplained},
+				{"owners", "session_id", "looks like a session"},
+			},
+		},
+		{
+			name: "device endpoint",
+			ddl:  []string{"ALTER TABLE devices ADD COLUMN endpoint VARCHAR(300)"},
+			want: []Violation{
+				{"devices", "endpoint", notExplained},
+				{"devices", "endpoint", "looks like an endpoint"},
+			},
+		},
+		{
+			name: "activity time on an account",
+			ddl:  []string{"ALTER TABLE owners ADD COLUMN last_seen_at {{ts}}"},
+			want: []Violation{
+				{"owners", "last_seen_at", notExplained},
+				{"owners", "last_seen_at", "looks like an activity time"},
+				{"owners", "last_seen_at", "time column not on the allow list"},
+			},
+		},
+		{
+			name: "time column outside the allow list",
+			ddl:  []string{"ALTER TABLE pools ADD COLUMN updated_at {{ts}}"},
+			want: []Violation{
+				{"pools", "updated_at", notExplained},
+				{"pools", "updated_at", "time column not on the allow list"},
+			},
+		},
+		{
+			name: "undocumented harmless column",
+			ddl:  []string{"ALTER TABLE plans ADD COLUMN colour VARCHAR(10)"},
+			want: []Violation{
+				{"plans", "colour", notExplained},
+			},
+		},
+		{
+			name: "new table",
+			ddl:  []string{"CREATE TABLE connection_log (id INTEGER PRIMARY KEY, device_id VARCHAR(36), note VARCHAR(10))"},
+			want: []Violation{
+				{"connection_log", "", "table not in the privacy manifest"},
+				{"connection_log", "device_id", notExplained},
+				{"connection_log", "id", notExplained},
+				{"connection_log", "note", notExplained},
+			},
+		},
+		{
+			name: "new table with a forbidden column",
+			ddl:  []string{"CREATE TABLE peer_stats (peer VARCHAR(44), tx_bytes BIGINT, seen {{ts}})"},
+			want: []Violation{
+				{"peer_stats", "", "table not in the privacy manifest"},
+				{"peer_stats", "peer", notExplained},
+				{"peer_stats", "seen", notExplained},
+				{"peer_stats", "seen", "time column not on the allow list"},
+				{"peer_stats", "tx_bytes", notExplained},
+				{"peer_stats", "tx_bytes", "looks like a byte counter"},
+			},
+		},
+	}
+	eachBackend(t, func(t *testing.T, b testBackend) {
+		m := MustManifest(t)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := b.Open(t)
+				ts := "DATETIME"
+				if s.Driver() == DriverPostgres {
+					ts = "TIMESTAMPTZ"
+				}
+				for _, stmt := range tt.ddl {
+					MustExec(t, s.w, strings.ReplaceAll(stmt, "{{ts}}", ts))
+				}
+				got := Guard(MustReadSchema(t, s.w), m)
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("Guard (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
+}
+
+// TestGuardPatterns checks the forbidden patterns on their own: each column
+// is explained by the manifest (as if a developer had added a model field
+// with a purpose tag), so only the pattern and time checks can object.
+func TestGuardPatterns(t *testing.T) {
+	tests := []struct {
+		table, column, typ string
+		want               []string // reasons; nil when the column is fine
+	}{
+		// Caught.
+		{"devices", "last_handshake", "BIGINT", []string{"looks like a handshake time"}},
+		{"devices", "handshake_unix", "BIGINT", []string{"looks like a handshake time"}},
+		{"devices", "client_ip", "VARCHAR", []string{"looks like an IP address"}},
+		{"devices", "clientip", "VARCHAR", []string{"looks like an IP address"}},
+		{"devices", "src_ip", "VARCHAR", []string{"looks like an IP address"}},
+		{"devices", "ip_address", "VARCHAR", []string{"looks like an IP address"}},
+		{"devices", "ipaddr", "VARCHAR", []string{"looks like an IP address"}},
+		{"devices", "remote_addr", "VARCHAR", []string{"looks like an IP address"}},
+		{"devices", "real_ip", "VARCHAR", []string{"looks like an IP address"}},
+		{"apps", "peer_endpoint", "VARCHAR", []string{"looks like an endpoint"}},
+		{"devices", "rx_bytes", "BIGINT", []string{"looks like a byte counter"}},
+		{"devices", "rxbytes", "BIGINT", []string{"looks like a byte counter"}},
+		{"devices", "bytes_sent", "BIGINT", []string{"looks like a byte counter"}},
+		{"devices", "packet_count", "BIGINT", []string{"looks like a byte counter"}},
+		{"devices", "bandwidth", "BIGINT", []string{"looks like a byte counter"}},
+		{"owners", "last_login", "VARCHAR", []string{"looks like an activity time"}},
+		{"devices", "lastseen", "BIGINT", []string{"looks like an activity time", "time column on an end-user table"}},
+		{"devices", "connections", "BIGINT", []string{"looks like an activity time"}},
+		{"devices", "connected", "BOOLEAN", []string{"looks like an activity time"}},
+		{"devices", "useragent", "VARCHAR", []string{"looks like a user agent"}},
+		{"devices", "ua", "VARCHAR", []string{"looks like a user agent"}},
+		{"devices", "session_key", "VARCHAR", []string{"looks like a session"}},
+		{"devices", "dns_query", "VARCHAR", []string{"looks like browsing data"}},
+		{"devices", "visited", "VARCHAR", []string{"looks like browsing data"}},
+		{"devices", "geoip_city", "VARCHAR", []string{"looks like a location"}},
+		{"devices", "latitude", "VARCHAR", []string{"looks like a location"}},
+		{"devices", "is_deleted", "BOOLEAN", []string{"looks like a soft delete"}},
+		{"devices", "updated_at", "BIGINT", []string{"time column on an end-user table"}},
+		{"devices", "expires", "BIGINT", []string{"time column on an end-user table"}},
+		{"devices", "valid_until", "VARCHAR", []string{"time column on an end-user table"}},
+		{"devices", "note", "TIMESTAMP", []string{"time column on an end-user table"}},
+		{"devices", "note", "TIMESTAMPTZ", []string{"time column on an end-user table"}},
+		{"devices", "note", "DATE", []string{"time column on an end-user table"}},
+		{"api_keys", "created_at", "DATETIME", []string{"time column on an end-user table"}},
+		{"pools", "created_on", "VARCHAR", []string{"time column not on the allow list"}},
+		{"pools", "started_ts", "BIGINT", []string{"time column not on the allow list"}},
+		{"owners", "updated_at", "TIMESTAMPTZ", []string{"time column not on the allow list"}},
+		// Fine.
+		{"owners", "created_at", "TIMESTAMPTZ", nil},
+		{"owners", "created_at", "DATETIME", nil},
+		{"devices", "ipv4", "VARCHAR", nil},
+		{"devices", "ipv6", "VARCHAR", nil},
+		{"nodes", "endpoint", "VARCHAR", nil},
+		{"owners", "token_epoch", "BIGINT", nil},
+		{"owners", "accepted_policy_version", "VARCHAR", nil},
+		{"plans", "max_own_nodes", "INTEGER", nil},
+		{"plans", "max_attempts", "INTEGER", nil},
+		{"nodes", "keepalive_timeout", "INTEGER", nil},
+		{"nodes", "description", "VARCHAR", nil},
+		{"nodes", "shipping", "VARCHAR", nil},
+		{"owners", "time_zone", "VARCHAR", nil},
+		{"plans", "retired", "BOOLEAN", nil},
+		{"nodes", "credential_hash", "VARCHAR", nil},
+		{"api_keys", "scopes", "VARCHAR", nil},
+		{"owners", "consent_version", "VARCHAR", nil},
+		{"owners", "email_address", "VARCHAR", nil},
+		{"pools", "city", "VARCHAR", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.table+"."+tt.column+"_"+tt.typ, func(t *testing.T) {
+			col := SchemaColumn{Table: tt.table, Name: tt.column, Type: tt.typ}
+			m := Manifest{Tables: []ManifestTable{{
+				Name:    tt.table,
+				Columns: []ManifestColumn{{Name: tt.column, Purpose: "test"}},
+			}}}
+			var got []string
+			for _, v := range Guard([]SchemaColumn{col}, m) {
+				got = append(got, v.Reason)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Guard(%s.%s %s) reasons (-want +got):\n%s", tt.table, tt.column, tt.typ, diff)
+			}
+		})
+	}
+}
+
+func TestViolationString(t *testing.T) {
+	tests := []struct {
+		v    Violation
+		want string
+	}{
+		{Violation{"devices", "rx_bytes", "looks like a byte counter"}, "devices.rx_bytes: looks like a byte counter"},
+		{Violation{"peer_stats", "", "table not in the privacy manifest"}, "peer_stats: table not in the privacy manifest"},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, tt.v.String()); diff != "" {
+			t.Errorf("String() (-want +got):\n%s", diff)
+		}
+	}
+}

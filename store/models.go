@@ -1,0 +1,179 @@
+package store
+
+import (
+	"time"
+)
+
+// The models below are the complete inventory of what Traceless persists.
+// Each field carries a `purpose` tag and each model a privacyDoc method; the
+// privacy manifest served at GET /api/v1/privacy is generated from them, and
+// TestManifestCoversSchema fails when a column is not explained.
+
+// Subjects of the data in a table, as shown in the privacy manifest.
+const (
+	SubjectOperator       = "operator"
+	SubjectOwner          = "app owner"
+	SubjectEndUserDevice  = "end-user device"
+	SubjectInfrastructure = "infrastructure"
+)
+
+// tableDoc describes one table in the privacy manifest.
+type tableDoc struct {
+	Purpose   string
+	Retention string
+	Subject   string
+}
+
+// Role of an owner account.
+const (
+	RoleOwner = "owner"
+	RoleAdmin = "admin"
+)
+
+// Status of an owner account.
+const (
+	StatusActive    = "active"
+	StatusSuspended = "suspended"
+)
+
+// Plan is an entry of the plan catalogue.
+type Plan struct {
+	ID          string `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	Slug        string `gorm:"size:32;not null;uniqueIndex" purpose:"stable short name owners choose a plan by"`
+	Name        string `gorm:"size:64;not null" purpose:"display name"`
+	MaxApps     int    `gorm:"not null" purpose:"limit on apps per owner"`
+	MaxDevices  int    `gorm:"not null" purpose:"limit on registered devices per owner"`
+	MaxOwnNodes int    `gorm:"not null" purpose:"limit on owner-dedicated nodes"`
+	PriceCents  int    `gorm:"not null" purpose:"monthly price in the smallest currency unit"`
+	Currency    string `gorm:"size:3;not null" purpose:"ISO 4217 currency of the price"`
+	Retired     bool   `gorm:"not null" purpose:"hidden from the catalogue; existing owners keep it"`
+}
+
+func (Plan) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "plan catalogue", Retention: "until the operator deletes the plan", Subject: SubjectOperator}
+}
+
+// PlanPool grants a plan access to a pool of nodes.
+type PlanPool struct {
+	PlanID string `gorm:"primaryKey;size:36" purpose:"the plan"`
+	PoolID string `gorm:"primaryKey;size:36;index" purpose:"a pool the plan grants"`
+}
+
+func (PlanPool) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "which pools a plan grants", Retention: "until the plan or pool is deleted", Subject: SubjectOperator}
+}
+
+// Owner is an app owner's (or an operator's) account.
+type Owner struct {
+	ID                    string    `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	Email                 string    `gorm:"size:254;not null;uniqueIndex" purpose:"login name and contact address"`
+	PasswordHash          string    `gorm:"size:255;not null" purpose:"argon2id hash of the password; the password itself is never stored"`
+	Role                  string    `gorm:"size:16;not null" purpose:"owner or admin (operator)"`
+	PlanID                string    `gorm:"size:36;not null;index" purpose:"the plan the owner is on"`
+	Status                string    `gorm:"size:16;not null" purpose:"active or suspended"`
+	LegalHold             *string   `gorm:"size:500" purpose:"reason deletion is held (dispute, credit, legal obligation); null when not held"`
+	AcceptedPolicyVersion string    `gorm:"size:32;not null;default:''" purpose:"version of the privacy policy the owner accepted"`
+	TokenEpoch            int64     `gorm:"not null;default:0" purpose:"incremented at logout so that issued sign-in tokens stop working"`
+	CreatedAt             time.Time `gorm:"not null" purpose:"when the account was registered (account-level, not end-user)"`
+}
+
+func (Owner) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "registration details of app owners and operators", Retention: "until the account is deleted (hard delete)", Subject: SubjectOwner}
+}
+
+// App is an owner's application: the unit API keys and devices belong to.
+type App struct {
+	ID      string `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	OwnerID string `gorm:"size:36;not null;index" purpose:"the owner"`
+	Name    string `gorm:"size:100;not null" purpose:"display name chosen by the owner"`
+}
+
+func (App) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "registration of an owner's apps", Retention: "until the app or its owner is deleted (hard delete)", Subject: SubjectOwner}
+}
+
+// APIKey authenticates an app against the provisioning API. Only a hash of
+// the secret is kept; there is no usage log and no last-used time.
+type APIKey struct {
+	ID     string `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	AppID  string `gorm:"size:36;not null;index" purpose:"the app"`
+	Name   string `gorm:"size:100;not null" purpose:"label chosen by the owner"`
+	Prefix string `gorm:"size:16;not null" purpose:"first characters of the key, to recognise it in lists"`
+	Hash   string `gorm:"size:64;not null;uniqueIndex" purpose:"SHA-256 of the 256-bit secret; the secret is shown once and never stored"`
+	Scopes string `gorm:"size:200;not null" purpose:"what the key may do"`
+}
+
+// TableName keeps the table name readable.
+func (APIKey) TableName() string { return "api_keys" }
+
+func (APIKey) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "authentication of apps", Retention: "until revoked or the app is deleted (hard delete)", Subject: SubjectOwner}
+}
+
+// Pool is a group of nodes, usually a region. OwnerID is empty for shared
+// pools and set for an owner's dedicated pool.
+type Pool struct {
+	ID      string  `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	Name    string  `gorm:"size:100;not null;uniqueIndex" purpose:"display name"`
+	Region  string  `gorm:"size:64;not null" purpose:"region shown to clients choosing a server"`
+	Country string  `gorm:"size:2;not null" purpose:"ISO 3166 country code of the servers"`
+	City    string  `gorm:"size:100;not null" purpose:"city of the servers"`
+	OwnerID *string `gorm:"size:36;index" purpose:"owner of a dedicated pool; null for shared pools"`
+}
+
+func (Pool) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "where nodes live", Retention: "until the operator or owning owner deletes the pool", Subject: SubjectInfrastructure}
+}
+
+// Node is a VPN server running the Traceless agent.
+type Node struct {
+	ID             string `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	PoolID         string `gorm:"size:36;not null;index" purpose:"the pool"`
+	Name           string `gorm:"size:100;not null" purpose:"display name"`
+	Endpoint       string `gorm:"size:300;not null" purpose:"the server's own public host:port that clients dial (infrastructure, not a client address)"`
+	PublicKey      string `gorm:"size:44;not null;uniqueIndex" purpose:"the server's WireGuard public key"`
+	CredentialHash string `gorm:"size:64;not null;uniqueIndex" purpose:"SHA-256 of the node credential; the credential is shown once"`
+	Enabled        bool   `gorm:"not null" purpose:"whether the node is offered to clients and served peers"`
+}
+
+func (Node) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "operator and owner-dedicated infrastructure", Retention: "until the node is removed", Subject: SubjectInfrastructure}
+}
+
+// Device is an end-user device: exactly the WireGuard peer configuration and
+// nothing else. It deliberately has no timestamps of any kind, and deletion
+// is a hard delete.
+type Device struct {
+	ID          string  `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	AppID       string  `gorm:"size:36;not null;index" purpose:"the app that registered the device"`
+	PublicKey   string  `gorm:"size:44;not null;uniqueIndex" purpose:"the device's WireGuard public key (the private key never leaves the device)"`
+	IPv4        string  `gorm:"column:ipv4;size:15;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside 10.64.0.0/10 (not the user's real address)"`
+	IPv6        string  `gorm:"column:ipv6;size:39;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside the ULA /64 (not the user's real address)"`
+	ExternalRef *string `gorm:"size:128" purpose:"optional opaque reference chosen by the app owner"`
+	Revision    int64   `gorm:"not null;index" purpose:"sync revision of the last change, so nodes can fetch deltas"`
+}
+
+func (Device) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "the WireGuard peer configuration installed on nodes", Retention: "until the device, its app or its owner is deleted (hard delete, overwritten on disk)", Subject: SubjectEndUserDevice}
+}
+
+// SyncState is the single-row counter that orders all device changes.
+type SyncState struct {
+	ID       int   `gorm:"primaryKey" purpose:"always 1"`
+	Revision int64 `gorm:"not null" purpose:"global sync revision, bumped in the same transaction as every device change"`
+}
+
+// TableName keeps the table name readable.
+func (SyncState) TableName() string { return "sync_state" }
+
+func (SyncState) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "orders device changes for node sync", Retention: "for the life of the installation", Subject: SubjectInfrastructure}
+}
+
+// documented is implemented by every persisted model.
+type documented interface{ privacyDoc() tableDoc }
+
+// Models lists every persisted model, in manifest order.
+func Models() []any {
+	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &Node{}, &Device{}, &SyncState{}}
+}

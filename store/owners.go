@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Validate reports whether o can be stored. Email syntax is checked by the
+// caller; here only the stored invariants.
+func (o *Owner) Validate() error {
+	switch {
+	case o.Email == "" || len(o.Email) > 254:
+		return invalid("email", "must be 1-254 characters")
+	case o.PasswordHash == "":
+		return invalid("password", "is required")
+	case o.Role != RoleOwner && o.Role != RoleAdmin:
+		return invalid("role", "must be owner or admin")
+	case o.Status != StatusActive && o.Status != StatusSuspended:
+		return invalid("status", "must be active or suspended")
+	case o.LegalHold != nil && !validText(*o.LegalHold, 500):
+		return invalid("legal_hold", "must be 1-500 printable characters")
+	}
+	return nil
+}
+
+// CreateOwner stores a new account on the plan with the given slug (the
+// cheapest active plan when empty). ErrConflict when the email is taken.
+func (s *Store) CreateOwner(ctx context.Context, o Owner, planSlug string) (Owner, error) {
+	o.ID = uuid.NewString()
+	if o.Status == "" {
+		o.Status = StatusActive
+	}
+	o.CreatedAt = time.Now().UTC().Truncate(time.Second)
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var p Plan
+		q := tx.Where("retired = ?", false).Order("price_cents, slug")
+		if planSlug != "" {
+			q = tx.Where("slug = ? AND retired = ?", planSlug, false)
+		}
+		if err := q.Take(&p).Error; err != nil {
+			if err == gorm.ErrRecordNotFound {
+				return invalid("plan", "no such plan")
+			}
+			return err
+		}
+		o.PlanID = p.ID
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return tx.Create(&o).Error
+	})
+	if err != nil {
+		return Owner{}, err
+	}
+	return o, nil
+}
+
+// GetOwner returns an owner by ID.
+func (s *Store) GetOwner(ctx context.Context, id string) (Owner, error) {
+	var o Owner
+	if err := s.read(ctx).Where("id = ?", id).Take(&o).Error; err != nil {
+		return Owner{}, translate(err)
+	}
+	return o, nil
+}
+
+// GetOwnerByEmail returns an owner by (normalised) email.
+func (s *Store) GetOwnerByEmail(ctx context.Context, email string) (Owner, error) {
+	var o Owner
+	if err := s.read(ctx).Where("email = ?", email).Take(&o).Error; err != nil {
+		return Owner{}, translate(err)
+	}
+	return o, nil
+}
+
+// CountAdmins returns how many operator accounts exist.
+func (s *Store) CountAdmins(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.read(ctx).Model(&Owner{}).Where("role = ?", RoleAdmin).Count(&n).Error
+	return n, translate(err)
+}
+
+// ListOwners pages through accounts ordered by ID.
+func (s *Store) ListOwners(ctx context.Context, after string, limit int) ([]Owner, error) {
+	var out []Owner
+	err := s.read(ctx).Where("id > ?", after).Order("id").Limit(limit).Find(&out).Error
+	return out, translate(err)
+}
+
+// SetOwnerPlan moves an owner to an active plan. Moving to a plan whose
+// limits are below the owner's current usage is refused with ErrPlanLimit.
+func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allowRetired bool) (Owner, error) {
+	var o Owner
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", ownerID).Take(&o).Error; err != nil {
+			return err
+		}
+		var p Plan
+		if err := tx.Where("slug = ?", planSlug).Take(&p).Error; err != nil {
+			if err == gorm.ErrRecordNotFound {
+				return invalid("plan", "no such plan")
+			}
+			return err
+		}
+		if p.Retired && !allowRetired && p.ID != o.PlanID {
+			return invalid("plan", "this plan is retired")
+		}
+		var apps, devices int64
+		if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&apps).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&Device{}).Joins("JOIN apps ON apps.id = devices.app_id").Where("apps.owner_id = ?", ownerID).Count(&devices).Error; err != nil {
+			return err
+		}
+		if apps > int64(p.MaxApps) || devices > int64(p.MaxDevices) {
+			return ErrPlanLimit
+		}
+		o.PlanID = p.ID
+		return tx.Model(&Owner{}).Where("id = ?", ownerID).Update("plan_id", p.ID).Error
+	})
+	if err != nil {
+		return Owner{}, err
+	}
+	return o, nil
+}
+
+// OwnerUpdate holds the fields an operator may change; nil leaves a field
+// as it is. ClearLegalHold releases a hold.
+type OwnerUpdate struct {
+	Status         *string
+	PlanSlug       *string
+	LegalHold      *string
+	ClearLegalHold bool
+}
+
+// UpdateOwner applies an operator's change.
+func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owner, error) {
+	if u.PlanSlug != nil {
+		if _, err := s.SetOwnerPlan(ctx, id, *u.PlanSlug, true); err != nil {
+			return Owner{}, err
+		}
+	}
+	var o Owner
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&o).Error; err != nil {
+			return err
+		}
+		if u.Status != nil {
+			o.Status = *u.Status
+		}
+		if u.ClearLegalHold {
+			o.LegalHold = nil
+		} else if u.LegalHold != nil {
+			o.LegalHold = u.LegalHold
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return tx.Model(&Owner{}).Where("id = ?", id).
+			Updates(map[string]any{"status": o.Status, "legal_hold": o.LegalHold}).Error
+	})
+	if err != nil {
+		return Owner{}, err
+	}
+	return o, nil
+}
+
+// BumpTokenEpoch invalidates every sign-in token issued to the owner so far.
+func (s *Store) BumpTokenEpoch(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Owner{}).Where("id = ?", id).Update("token_epoch", gorm.Expr("token_epoch + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// Stats are aggregate counts for /metrics.
+type Stats struct {
+	Owners, Apps, Devices, Nodes int64
+	Revision                     int64
+}
+
+// Stats counts rows; nothing per owner or device.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	db := s.read(ctx)
+	for _, c := range []struct {
+		model any
+		dst   *int64
+	}{{&Owner{}, &st.Owners}, {&App{}, &st.Apps}, {&Device{}, &st.Devices}, {&Node{}, &st.Nodes}} {
+		if err := db.Model(c.model).Count(c.dst).Error; err != nil {
+			return Stats{}, translate(err)
+		}
+	}
+	if err := db.Model(&SyncState{}).Where("id = 1").Pluck("revision", &st.Revision).Error; err != nil {
+		return Stats{}, translate(err)
+	}
+	return st, nil
+}

@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mattn/go-sqlite3"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Drivers accepted by Open.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Errors returned by the repositories. Callers compare with errors.Is.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrConflict  = errors.New("conflict")
+	ErrPlanLimit = errors.New("plan limit reached")
+	ErrLegalHold = errors.New("legal hold")
+)
+
+// ValidationError reports a field that fails a model's Validate.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Config selects the database.
+type Config struct {
+	// Driver is DriverSQLite or DriverPostgres.
+	Driver string
+	// DSN is a file path for SQLite and a libpq URL or key/value string for
+	// PostgreSQL.
+	DSN string
+	// MaxReaders bounds the SQLite reader pool (default 4). SQLite always has
+	// exactly one writer connection.
+	MaxReaders int
+}
+
+// ParseDSN splits a URL such as sqlite://./data/traceless.db or
+// postgres://user@host/db into a Config.
+func ParseDSN(dsn string) (Config, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		p := strings.TrimPrefix(dsn, "sqlite://")
+		if p == "" {
+			return Config{}, errors.New("sqlite DSN has no path")
+		}
+		return Config{Driver: DriverSQLite, DSN: p}, nil
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return ParseDSN("sqlite://" + strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return Config{}, fmt.Errorf("postgres DSN: %w", err)
+		}
+		return Config{Driver: DriverPostgres, DSN: dsn}, nil
+	default:
+		return Config{}, errors.New("DSN must start with sqlite:// or postgres://")
+	}
+}
+
+// Store is the handle on the database. Writes go through w; reads that need
+// no transaction go through r (on PostgreSQL both are the same pool).
+type Store struct {
+	w, r   *gorm.DB
+	driver string
+	path   string // SQLite file path
+}
+
+// Open connects, applies the SQLite pragmas, and runs pending migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	gcfg := &gorm.Config{
+		Logger:                 logger.Discard, // gorm's logger would print SQL and values
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         false,
+	}
+	s := &Store{driver: cfg.Driver}
+	switch cfg.Driver {
+	case DriverSQLite:
+		if err := s.openSQLite(cfg, gcfg); err != nil {
+			return nil, err
+		}
+	case DriverPostgres:
+		db, err := gorm.Open(postgres.Open(cfg.DSN), gcfg)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		sqlDB.SetMaxOpenConns(16)
+		sqlDB.SetMaxIdleConns(16)
+		s.w, s.r = db, db
+	default:
+		return nil, fmt.Errorf("unknown driver %q", cfg.Driver)
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := migrate(s.w.WithContext(ctx)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) openSQLite(cfg Config, gcfg *gorm.Config) error {
+	path := cfg.DSN
+	if path == ":memory:" {
+		return errors.New("sqlite: use a file path; an in-memory database cannot be shared by the writer and readers")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	s.path = path
+	// Create the file owner-only before SQLite does, so that the database,
+	// its WAL and shared-memory files (which copy its mode) are 0600.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	// secure_delete overwrites deleted content; WAL lets readers run beside the
+	// single writer; _txlock=immediate takes the write lock at BEGIN so two
+	// writers never deadlock on lock upgrade.
+	common := "_foreign_keys=1&_secure_delete=1&_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL"
+	w, err := gorm.Open(sqlite.Open("file:"+path+"?"+common+"&_txlock=immediate"), gcfg)
+	if err != nil {
+		return fmt.Errorf("open sqlite: %w", err)
+	}
+	wdb, err := w.DB()
+	if err != nil {
+		return err
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	r, err := gorm.Open(sqlite.Open("file:"+path+"?"+common+"&_query_only=1"), gcfg)
+	if err != nil {
+		wdb.Close()
+		return fmt.Errorf("open sqlite reader: %w", err)
+	}
+	rdb, err := r.DB()
+	if err != nil {
+		return err
+	}
+	n := cfg.MaxReaders
+	if n <= 0 {
+		n = 4
+	}
+	rdb.SetMaxOpenConns(n)
+	rdb.SetMaxIdleConns(n)
+	s.w, s.r = w, r
+	return nil
+}
+
+// Driver reports which database the store talks to.
+func (s *Store) Driver() string { return s.driver }
+
+// Path is the SQLite database file ("" on PostgreSQL).
+func (s *Store) Path() string { return s.path }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	db, err := s.r.DB()
+	if err != nil {
+		return err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Checkpoint moves the SQLite WAL into the main file and truncates it, so
+// that deleted (and, with secure_delete, overwritten) pages leave no copy in
+// the WAL. It is a no-op on PostgreSQL.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	if s.driver != DriverSQLite {
+		return nil
+	}
+	return s.w.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	var errs []error
+	for _, g := range []*gorm.DB{s.w, s.r} {
+		if g == nil {
+			continue
+		}
+		if db, err := g.DB(); err == nil {
+			errs = append(errs, db.Close())
+		}
+		if s.w == s.r {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// write runs fn in a write transaction.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return translate(s.w.WithContext(ctx).Transaction(fn))
+}
+
+// read returns the reader handle bound to ctx.
+func (s *Store) read(ctx context.Context) *gorm.DB { return s.r.WithContext(ctx) }
+
+// translate maps driver errors to the store's sentinels.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ve *ValidationError
+	if errors.As(err, &ve) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) ||
+		errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrLegalHold) {
+		return err
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ErrNotFound
+	}
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
+		return fmt.Errorf("%w: %s", ErrConflict, constraintName(se.Error()))
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "23503") {
+		return fmt.Errorf("%w: %s", ErrConflict, pe.ConstraintName)
+	}
+	return err
+}
+
+// constraintName keeps the column list of a SQLite constraint message
+// ("UNIQUE constraint failed: owners.email") and drops anything else.
+func constraintName(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return "constraint"
+}
