@@ -19,6 +19,8 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// deviceChanges counts device upserts and removals published to nodes.
+	deviceChanges prometheus.Counter
 }
 
 func newMetrics(st *store.Store) *metrics {
@@ -32,7 +34,10 @@ func newMetrics(st *store.Store) *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method", "route"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration,
+	m.deviceChanges = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "traceless_device_changes_total", Help: "Device additions, rotations and removals published to nodes.",
+	})
+	m.reg.MustRegister(m.requests, m.duration, m.deviceChanges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&storeCollector{st: st})
 	return m

@@ -41,7 +41,17 @@ type Options struct {
 	Argon2 Argon2Params
 	// Version is reported by /healthz and the agents' API.
 	Version string
+	// ClientDNS are the resolvers written into client configs.
+	ClientDNS []string
+	// KeyRate is each API key's sustained provisioning rate in requests per
+	// second (default 50, burst 4x); negative disables the limit.
+	KeyRate float64
 }
+
+// DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
+// into client configs unless the operator names their own (for example a
+// resolver on the nodes' tunnel gateway).
+var DefaultClientDNS = []string{"9.9.9.9", "2620:fe::fe"}
 
 // Server is the control plane's HTTP API.
 type Server struct {
@@ -55,7 +65,7 @@ type Server struct {
 	metrics  *metrics
 	setup    *setupToken
 
-	loginIP, loginEmail, signupIP *limiter
+	loginIP, loginEmail, signupIP, keyLimit *limiter
 }
 
 // New builds a Server; it does not listen.
@@ -94,6 +104,16 @@ func New(opts Options) (*Server, error) {
 		loginEmail: newLimiter(12*time.Second, 5, time.Hour, opts.Now),
 		signupIP:   newLimiter(30*time.Second, 5, time.Hour, opts.Now),
 	}
+	if opts.ClientDNS == nil {
+		opts.ClientDNS = DefaultClientDNS
+	}
+	if opts.KeyRate == 0 {
+		opts.KeyRate = 50
+	}
+	if opts.KeyRate > 0 {
+		s.keyLimit = newLimiter(time.Duration(float64(time.Second)/opts.KeyRate), int(4*opts.KeyRate)+1, time.Hour, opts.Now)
+	}
+	s.opts = opts
 	s.metrics = newMetrics(opts.Store)
 	s.echo = s.newEcho()
 	return s, nil
@@ -124,6 +144,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/privacy", s.handlePrivacy)
+	v1.GET("/openapi.json", s.handleOpenAPI)
 	v1.GET("/plans", s.handleListPlans)
 	v1.POST("/setup", s.handleSetup)
 
@@ -134,6 +155,25 @@ func (s *Server) routes(e *echo.Echo) {
 	me := v1.Group("/me", s.requireOwner)
 	me.GET("", s.handleMe)
 	me.PUT("/plan", s.handleChangePlan)
+
+	apps := v1.Group("/apps", s.requireOwner)
+	apps.POST("", s.handleCreateApp)
+	apps.GET("", s.handleListApps)
+	apps.GET("/:app_id", s.handleGetApp)
+	apps.PUT("/:app_id", s.handleRenameApp)
+	apps.DELETE("/:app_id", s.handleDeleteApp)
+	apps.POST("/:app_id/keys", s.handleCreateKey)
+	apps.GET("/:app_id/keys", s.handleListKeys)
+	apps.DELETE("/:app_id/keys/:key_id", s.handleDeleteKey)
+
+	v1.GET("/servers", s.handleListServers, s.requireAPIKey)
+	dev := v1.Group("/devices", s.requireAPIKey)
+	dev.POST("", s.handleRegisterDevice)
+	dev.GET("", s.handleListDevices)
+	dev.GET("/:device_id", s.handleGetDevice)
+	dev.DELETE("/:device_id", s.handleDeleteDevice)
+	dev.POST("/:device_id/rotate", s.handleRotateDevice)
+	dev.GET("/:device_id/config", s.handleDeviceConfig)
 
 	admin := v1.Group("/admin", s.requireOwner, s.requireAdmin)
 	admin.GET("/plans", s.handleAdminListPlans)

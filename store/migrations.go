@@ -24,13 +24,16 @@ func migrations() []*gormigrate.Migration {
 		{ID: "0002_owner_token_epoch", Migrate: execAll([]string{
 			`ALTER TABLE owners ADD COLUMN token_epoch BIGINT NOT NULL DEFAULT 0`,
 		})},
+		{ID: "0003_app_device_count", Migrate: execAll([]string{
+			`ALTER TABLE apps ADD COLUMN device_count BIGINT NOT NULL DEFAULT 0`,
+		})},
 	}
 }
 
 // baselineDDL creates the first schema. {{ts}} is the dialect's timestamp type.
 var baselineDDL = []string{
 	`CREATE TABLE plans (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		slug VARCHAR(32) NOT NULL,
 		name VARCHAR(64) NOT NULL,
 		max_apps INTEGER NOT NULL,
@@ -42,7 +45,7 @@ var baselineDDL = []string{
 	)`,
 	`CREATE UNIQUE INDEX idx_plans_slug ON plans (slug)`,
 	`CREATE TABLE owners (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		email VARCHAR(254) NOT NULL,
 		password_hash VARCHAR(255) NOT NULL,
 		role VARCHAR(16) NOT NULL,
@@ -55,7 +58,7 @@ var baselineDDL = []string{
 	`CREATE UNIQUE INDEX idx_owners_email ON owners (email)`,
 	`CREATE INDEX idx_owners_plan_id ON owners (plan_id)`,
 	`CREATE TABLE pools (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		name VARCHAR(100) NOT NULL,
 		region VARCHAR(64) NOT NULL,
 		country VARCHAR(2) NOT NULL,
@@ -71,13 +74,13 @@ var baselineDDL = []string{
 	)`,
 	`CREATE INDEX idx_plan_pools_pool_id ON plan_pools (pool_id)`,
 	`CREATE TABLE apps (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		owner_id VARCHAR(36) NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
 		name VARCHAR(100) NOT NULL
 	)`,
 	`CREATE INDEX idx_apps_owner_id ON apps (owner_id)`,
 	`CREATE TABLE api_keys (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		app_id VARCHAR(36) NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
 		name VARCHAR(100) NOT NULL,
 		prefix VARCHAR(16) NOT NULL,
@@ -87,7 +90,7 @@ var baselineDDL = []string{
 	`CREATE INDEX idx_api_keys_app_id ON api_keys (app_id)`,
 	`CREATE UNIQUE INDEX idx_api_keys_hash ON api_keys (hash)`,
 	`CREATE TABLE nodes (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		pool_id VARCHAR(36) NOT NULL REFERENCES pools (id) ON DELETE CASCADE,
 		name VARCHAR(100) NOT NULL,
 		endpoint VARCHAR(300) NOT NULL,
@@ -99,7 +102,7 @@ var baselineDDL = []string{
 	`CREATE UNIQUE INDEX idx_nodes_public_key ON nodes (public_key)`,
 	`CREATE UNIQUE INDEX idx_nodes_credential_hash ON nodes (credential_hash)`,
 	`CREATE TABLE devices (
-		id VARCHAR(36) PRIMARY KEY,
+		id VARCHAR(36) NOT NULL PRIMARY KEY,
 		app_id VARCHAR(36) NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
 		public_key VARCHAR(44) NOT NULL,
 		ipv4 VARCHAR(15) NOT NULL,
@@ -113,7 +116,7 @@ var baselineDDL = []string{
 	`CREATE UNIQUE INDEX idx_devices_ipv6 ON devices (ipv6)`,
 	`CREATE INDEX idx_devices_revision ON devices (revision)`,
 	`CREATE TABLE sync_state (
-		id INTEGER PRIMARY KEY,
+		id INTEGER NOT NULL PRIMARY KEY,
 		revision BIGINT NOT NULL
 	)`,
 	`INSERT INTO sync_state (id, revision) VALUES (1, 0)`,
@@ -144,16 +147,20 @@ func firstLine(s string) string {
 	return s
 }
 
-func newMigrator(db *gorm.DB) *gormigrate.Gormigrate {
+// migrationLockKey names the PostgreSQL advisory lock that serialises
+// migrations (advisory locks are per database).
+const migrationLockKey int64 = 0x7472_6163_656c_6573 // ASCII "traceles"
+
+func newMigrator(db *gorm.DB, useTransaction bool) *gormigrate.Gormigrate {
 	opts := *gormigrate.DefaultOptions
 	opts.TableName = migrationsTable
-	opts.UseTransaction = true
+	opts.UseTransaction = useTransaction
 	return gormigrate.New(db, &opts, migrations())
 }
 
 // Migrate applies every pending migration.
 func migrate(db *gorm.DB) error {
-	if err := newMigrator(db).Migrate(); err != nil {
+	if err := runMigrations(db, ""); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
@@ -161,5 +168,31 @@ func migrate(db *gorm.DB) error {
 
 // migrateTo applies migrations up to and including id; used by upgrade tests.
 func migrateTo(db *gorm.DB, id string) error {
-	return newMigrator(db).MigrateTo(id)
+	return runMigrations(db, id)
+}
+
+// runMigrations applies the pending migrations up to id (all when id is
+// empty) in one transaction.
+//
+// Several control-plane replicas may start at once on one PostgreSQL
+// database. Without a lock each would find no migrations table and create
+// it, and all but one would fail; a transaction-scoped advisory lock makes
+// them take turns, and the later ones find the work done. On SQLite the
+// writer's BEGIN IMMEDIATE already serialises them.
+func runMigrations(db *gorm.DB, id string) error {
+	run := func(g *gormigrate.Gormigrate) error {
+		if id == "" {
+			return g.Migrate()
+		}
+		return g.MigrateTo(id)
+	}
+	if db.Dialector.Name() != DriverPostgres {
+		return run(newMigrator(db, true))
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrationLockKey).Error; err != nil {
+			return fmt.Errorf("lock migrations: %w", err)
+		}
+		return run(newMigrator(tx, false))
+	})
 }

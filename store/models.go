@@ -86,6 +86,9 @@ type App struct {
 	ID      string `gorm:"primaryKey;size:36" purpose:"random identifier"`
 	OwnerID string `gorm:"size:36;not null;index" purpose:"the owner"`
 	Name    string `gorm:"size:100;not null" purpose:"display name chosen by the owner"`
+	// DeviceCount is kept in the same transaction as every device insert and
+	// delete, so plan limits are checked in constant time.
+	DeviceCount int64 `gorm:"not null;default:0" purpose:"number of registered devices, for plan limits and the dashboard"`
 }
 
 func (App) privacyDoc() tableDoc {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ type Config struct {
 	// MaxReaders bounds the SQLite reader pool (default 4). SQLite always has
 	// exactly one writer connection.
 	MaxReaders int
+	// TunnelIPv4 and TunnelIPv6 are the networks device addresses come from
+	// (DefaultTunnelIPv4 and DefaultTunnelIPv6 when zero).
+	TunnelIPv4, TunnelIPv6 netip.Prefix
 }
 
 // ParseDSN splits a URL such as sqlite://./data/traceless.db or
@@ -84,6 +88,8 @@ type Store struct {
 	w, r   *gorm.DB
 	driver string
 	path   string // SQLite file path
+
+	tunnel4, tunnel6 netip.Prefix
 }
 
 // Open connects, applies the SQLite pragmas, and runs pending migrations.
@@ -94,10 +100,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		TranslateError:         false,
 	}
-	s := &Store{driver: cfg.Driver}
+	s := &Store{driver: cfg.Driver, tunnel4: cfg.TunnelIPv4, tunnel6: cfg.TunnelIPv6}
+	if !s.tunnel4.IsValid() {
+		s.tunnel4 = DefaultTunnelIPv4
+	}
+	if !s.tunnel6.IsValid() {
+		s.tunnel6 = DefaultTunnelIPv6
+	}
+	if !s.tunnel4.Addr().Is4() || s.tunnel4.Bits() > 30 || !s.tunnel6.Addr().Is6() || s.tunnel6.Bits() > 120 {
+		return nil, fmt.Errorf("tunnel networks must be an IPv4 prefix of /30 or wider and an IPv6 prefix of /120 or wider")
+	}
 	switch cfg.Driver {
 	case DriverSQLite:
-		if err := s.openSQLite(cfg, gcfg); err != nil {
+		if err := s.openSQLite(ctx, cfg, gcfg); err != nil {
 			return nil, err
 		}
 	case DriverPostgres:
@@ -126,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) openSQLite(cfg Config, gcfg *gorm.Config) error {
+func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) error {
 	path := cfg.DSN
 	if path == ":memory:" {
 		return errors.New("sqlite: use a file path; an in-memory database cannot be shared by the writer and readers")
@@ -146,7 +161,7 @@ func (s *Store) openSQLite(cfg Config, gcfg *gorm.Config) error {
 	// single writer; _txlock=immediate takes the write lock at BEGIN so two
 	// writers never deadlock on lock upgrade.
 	common := "_foreign_keys=1&_secure_delete=1&_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL"
-	w, err := gorm.Open(sqlite.Open("file:"+path+"?"+common+"&_txlock=immediate"), gcfg)
+	w, err := openSQLiteDB(ctx, "file:"+path+"?"+common+"&_txlock=immediate", gcfg)
 	if err != nil {
 		return fmt.Errorf("open sqlite: %w", err)
 	}
@@ -157,7 +172,7 @@ func (s *Store) openSQLite(cfg Config, gcfg *gorm.Config) error {
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxLifetime(0)
-	r, err := gorm.Open(sqlite.Open("file:"+path+"?"+common+"&_query_only=1"), gcfg)
+	r, err := openSQLiteDB(ctx, "file:"+path+"?"+common+"&_query_only=1", gcfg)
 	if err != nil {
 		wdb.Close()
 		return fmt.Errorf("open sqlite reader: %w", err)
@@ -176,8 +191,42 @@ func (s *Store) openSQLite(cfg Config, gcfg *gorm.Config) error {
 	return nil
 }
 
+// openSQLiteDB opens and pings dsn. Switching a new database to WAL needs
+// an exclusive lock, and SQLite reports SQLITE_BUSY for it at once instead
+// of waiting for the busy timeout; so when another process is creating the
+// same database, the open is retried for up to openBusyTimeout.
+func openSQLiteDB(ctx context.Context, dsn string, gcfg *gorm.Config) (*gorm.DB, error) {
+	deadline := time.Now().Add(openBusyTimeout)
+	for {
+		db, err := gorm.Open(sqlite.Open(dsn), gcfg)
+		if err == nil {
+			return db, nil
+		}
+		if db != nil {
+			if sqlDB, dbErr := db.DB(); dbErr == nil {
+				sqlDB.Close()
+			}
+		}
+		var se sqlite3.Error
+		if !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// openBusyTimeout matches the _busy_timeout of the SQLite connections.
+const openBusyTimeout = 10 * time.Second
+
 // Driver reports which database the store talks to.
 func (s *Store) Driver() string { return s.driver }
+
+// TunnelNetworks returns the IPv4 and IPv6 networks devices are numbered from.
+func (s *Store) TunnelNetworks() (netip.Prefix, netip.Prefix) { return s.tunnel4, s.tunnel6 }
 
 // Path is the SQLite database file ("" on PostgreSQL).
 func (s *Store) Path() string { return s.path }

@@ -1,0 +1,106 @@
+package controlplane
+
+import (
+	"bytes"
+	"fmt"
+	"image/png"
+	"net/http"
+	"strings"
+
+	"github.com/boombuler/barcode"
+	"github.com/boombuler/barcode/qr"
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+func (s *Server) serverViews(c echo.Context, ownerID string) ([]api.Server, error) {
+	servers, err := s.store.ListServers(c.Request().Context(), ownerID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Server, len(servers))
+	for i, v := range servers {
+		out[i] = s.serverView(v)
+	}
+	return out, nil
+}
+
+func (s *Server) serverView(v store.Server) api.Server {
+	return api.Server{ID: v.ID, Name: v.Name, Pool: v.PoolName, Region: v.Region, Country: v.Country, City: v.City,
+		Endpoint: v.Endpoint, PublicKey: v.PublicKey, Online: s.nodeOnline(v.ID)}
+}
+
+func (s *Server) handleListServers(c echo.Context) error {
+	servers, err := s.serverViews(c, currentKey(c).OwnerID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.ServerList{Servers: servers})
+}
+
+// privateKeyPlaceholder stands where the device's private key goes. The
+// server never generates or sees end-user private keys.
+const privateKeyPlaceholder = "<device private key: generated and kept on the device>"
+
+// wgQuickConfig renders a wg-quick file for device d on node v.
+func (s *Server) wgQuickConfig(d store.Device, v store.Server) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Traceless device %s on %s (%s)\n", d.ID, v.Name, v.Region)
+	b.WriteString("[Interface]\n")
+	fmt.Fprintf(&b, "PrivateKey = %s\n", privateKeyPlaceholder)
+	fmt.Fprintf(&b, "Address = %s/32, %s/128\n", d.IPv4, d.IPv6)
+	if len(s.opts.ClientDNS) > 0 {
+		fmt.Fprintf(&b, "DNS = %s\n", strings.Join(s.opts.ClientDNS, ", "))
+	}
+	b.WriteString("\n[Peer]\n")
+	fmt.Fprintf(&b, "PublicKey = %s\n", v.PublicKey)
+	fmt.Fprintf(&b, "Endpoint = %s\n", v.Endpoint)
+	b.WriteString("AllowedIPs = 0.0.0.0/0, ::/0\n")
+	return b.String()
+}
+
+// handleDeviceConfig returns the wg-quick file, or with format=qr a PNG QR
+// code of it, for one of the app's devices on a server it may use.
+func (s *Server) handleDeviceConfig(c echo.Context) error {
+	nodeID := c.QueryParam("server")
+	if nodeID == "" {
+		return badRequest("server", "is required: the id of a server from GET /api/v1/servers")
+	}
+	format := c.QueryParam("format")
+	if format != "" && format != "conf" && format != "qr" {
+		return badRequest("format", "must be conf or qr")
+	}
+	ka := currentKey(c)
+	ctx := c.Request().Context()
+	d, err := s.store.GetDevice(ctx, ka.AppID, c.Param("device_id"))
+	if err != nil {
+		return err
+	}
+	v, err := s.store.GetServer(ctx, ka.OwnerID, nodeID)
+	if err == store.ErrNotFound {
+		return badRequest("server", "is not a server this app may use")
+	}
+	if err != nil {
+		return err
+	}
+	conf := s.wgQuickConfig(d, v)
+	if format != "qr" {
+		c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="traceless.conf"`)
+		return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(conf))
+	}
+	code, err := qr.Encode(conf, qr.M, qr.Auto)
+	if err != nil {
+		return err
+	}
+	scaled, err := barcode.Scale(code, 512, 512)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, scaled); err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "image/png", buf.Bytes())
+}

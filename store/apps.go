@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Change is what a device write did, for the sync layer: the revision it
+// committed at, the devices added or changed, and the public keys that
+// nodes must drop. Removed keys are never written to disk.
+type Change struct {
+	Revision int64
+	Upserted []Device
+	Removed  []string
+}
+
+// Validate reports whether a can be stored.
+func (a *App) Validate() error {
+	if !validText(a.Name, 100) {
+		return invalid("name", "must be 1-100 printable characters")
+	}
+	return nil
+}
+
+// CreateApp adds an app for the owner within the plan's app limit.
+func (s *Store) CreateApp(ctx context.Context, ownerID, name string) (App, error) {
+	a := App{ID: uuid.NewString(), OwnerID: ownerID, Name: name}
+	if err := a.Validate(); err != nil {
+		return App{}, err
+	}
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var limit int
+		if err := tx.Raw(`SELECT plans.max_apps FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`, ownerID).
+			Row().Scan(&limit); err != nil {
+			return notFoundIfNoRows(err)
+		}
+		var n int64
+		if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n >= int64(limit) {
+			return ErrPlanLimit
+		}
+		return tx.Create(&a).Error
+	})
+	if err != nil {
+		return App{}, err
+	}
+	return a, nil
+}
+
+// ListApps returns the owner's apps, each with its device count.
+func (s *Store) ListApps(ctx context.Context, ownerID string) ([]App, error) {
+	var out []App
+	err := s.read(ctx).Where("owner_id = ?", ownerID).Order("name, id").Find(&out).Error
+	return out, translate(err)
+}
+
+// GetApp returns one of the owner's apps; ErrNotFound for another owner's.
+func (s *Store) GetApp(ctx context.Context, ownerID, appID string) (App, error) {
+	var a App
+	err := s.read(ctx).Where("id = ? AND owner_id = ?", appID, ownerID).Take(&a).Error
+	return a, translate(err)
+}
+
+// RenameApp changes an app's name.
+func (s *Store) RenameApp(ctx context.Context, ownerID, appID, name string) (App, error) {
+	a := App{Name: name}
+	if err := a.Validate(); err != nil {
+		return App{}, err
+	}
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&App{}).Where("id = ? AND owner_id = ?", appID, ownerID).Update("name", name)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return tx.Where("id = ?", appID).Take(&a).Error
+	})
+	return a, err
+}
+
+// DeleteApp hard-deletes an app with its keys and devices. The returned
+// Change lists the removed devices' keys so that nodes drop them.
+func (s *Store) DeleteApp(ctx context.Context, ownerID, appID string) (Change, error) {
+	var ch Change
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var a App
+		if err := tx.Where("id = ? AND owner_id = ?", appID, ownerID).Take(&a).Error; err != nil {
+			return err
+		}
+		var err error
+		ch, err = deleteDevicesWhere(tx, "app_id = ?", appID)
+		if err != nil {
+			return err
+		}
+		return tx.Where("id = ?", appID).Delete(&App{}).Error
+	})
+	return ch, err
+}
+
+// deleteDevicesWhere removes matching devices, keeps apps.device_count in
+// step, and bumps the revision when anything was removed.
+func deleteDevicesWhere(tx *gorm.DB, where string, args ...any) (Change, error) {
+	var keys []string
+	if err := tx.Model(&Device{}).Where(where, args...).Pluck("public_key", &keys).Error; err != nil {
+		return Change{}, err
+	}
+	if len(keys) == 0 {
+		return Change{}, nil
+	}
+	rev, err := bumpRevision(tx)
+	if err != nil {
+		return Change{}, err
+	}
+	var perApp []struct {
+		AppID string
+		N     int64
+	}
+	if err := tx.Model(&Device{}).Select("app_id, COUNT(*) AS n").Where(where, args...).Group("app_id").Scan(&perApp).Error; err != nil {
+		return Change{}, err
+	}
+	for _, a := range perApp {
+		if err := tx.Model(&App{}).Where("id = ?", a.AppID).Update("device_count", gorm.Expr("device_count - ?", a.N)).Error; err != nil {
+			return Change{}, err
+		}
+	}
+	if err := tx.Where(where, args...).Delete(&Device{}).Error; err != nil {
+		return Change{}, err
+	}
+	return Change{Revision: rev, Removed: keys}, nil
+}
+
+// bumpRevision increments the global sync revision and returns it. It
+// takes the counter row's write lock, which orders every device-changing
+// transaction (on PostgreSQL too, where it serialises concurrent writers).
+func bumpRevision(tx *gorm.DB) (int64, error) {
+	var rev int64
+	if err := tx.Raw(`UPDATE sync_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Row().Scan(&rev); err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+// Revision returns the current global sync revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.read(ctx).Model(&SyncState{}).Where("id = 1").Pluck("revision", &rev).Error
+	return rev, translate(err)
+}

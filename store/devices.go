@@ -1,0 +1,274 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// Default tunnel networks. Every device gets one address from each, unique
+// across the installation and the same on every node.
+var (
+	DefaultTunnelIPv4 = netip.MustParsePrefix("10.64.0.0/10")
+	DefaultTunnelIPv6 = netip.MustParsePrefix("fd74:6c73:7670:1::/64")
+)
+
+// maxAllocTries bounds the random probes for a free address. With the IPv4
+// network a quarter full a probe fails with probability 1/4, so 64 failures
+// in a row (p = 2^-128) mean the network is effectively exhausted.
+const maxAllocTries = 64
+
+// ErrAddressesExhausted is returned when no free tunnel address is found.
+var ErrAddressesExhausted = errors.New("tunnel address space exhausted")
+
+// Gateway returns the first host address of p, which nodes use as their own
+// tunnel address and which is never given to a device.
+func Gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// ValidatePublicKey checks a WireGuard public key: standard base64 of 32
+// bytes that are not all zero. It returns the canonical encoding.
+func ValidatePublicKey(field, s string) (string, error) {
+	if len(s) != 44 {
+		return "", invalid(field, "must be a base64 WireGuard public key (44 characters)")
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return "", invalid(field, "must be a base64 WireGuard public key (32 bytes)")
+	}
+	var zero [32]byte
+	if [32]byte(b) == zero {
+		return "", invalid(field, "must not be the all-zero key")
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+func validExternalRef(ref *string) error {
+	if ref == nil {
+		return nil
+	}
+	if len(*ref) > 128 || !validText(*ref, 128) {
+		return invalid("external_ref", "must be 1-128 printable characters")
+	}
+	return nil
+}
+
+// randomHost picks a uniformly random host address in p other than the
+// network address, the gateway and (for IPv4) the broadcast address.
+func randomHost(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	base := p.Addr().As16()
+	hostBits := p.Addr().BitLen() - p.Bits()
+	for {
+		var r [16]byte
+		rand.Read(r[:])
+		a := base
+		// Copy the random host part into the low hostBits bits.
+		for i := 15; i >= 0; i-- {
+			bitStart := (15 - i) * 8 // bits below this byte
+			if bitStart >= hostBits {
+				break
+			}
+			mask := byte(0xff)
+			if rem := hostBits - bitStart; rem < 8 {
+				mask = byte(1<<rem - 1)
+			}
+			a[i] = base[i]&^mask | r[i]&mask
+		}
+		addr := netip.AddrFrom16(a)
+		if p.Addr().Is4() {
+			addr = addr.Unmap()
+		}
+		if addr == p.Addr() || addr == Gateway(p) || (p.Addr().Is4() && isBroadcast(addr, p)) {
+			continue
+		}
+		return addr
+	}
+}
+
+func isBroadcast(a netip.Addr, p netip.Prefix) bool {
+	b := a.As4()
+	v := binary.BigEndian.Uint32(b[:])
+	hostMask := uint32(1)<<(32-p.Bits()) - 1
+	return v&hostMask == hostMask
+}
+
+// allocate finds a free address in p; the caller's transaction holds the
+// write lock (the revision row), so the check and the insert cannot race.
+func allocate(tx *gorm.DB, column string, p netip.Prefix) (string, error) {
+	for i := 0; i < maxAllocTries; i++ {
+		a := randomHost(p).String()
+		var n int64
+		if err := tx.Model(&Device{}).Where(column+" = ?", a).Count(&n).Error; err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return a, nil
+		}
+	}
+	return "", ErrAddressesExhausted
+}
+
+// NewDevice is what an app registers.
+type NewDevice struct {
+	PublicKey   string
+	ExternalRef *string
+}
+
+// RegisterDevice adds a device to an app: it checks the owner's plan limit,
+// rejects a known key with ErrConflict, allocates random tunnel addresses
+// and bumps the sync revision, all in one transaction.
+func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) (Device, Change, error) {
+	pub, err := ValidatePublicKey("public_key", nd.PublicKey)
+	if err != nil {
+		return Device{}, Change{}, err
+	}
+	if err := validExternalRef(nd.ExternalRef); err != nil {
+		return Device{}, Change{}, err
+	}
+	d := Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef}
+	var ch Change
+	err = s.write(ctx, func(tx *gorm.DB) error {
+		rev, err := bumpRevision(tx) // first: serialises device writers
+		if err != nil {
+			return err
+		}
+		var ownerID string
+		var limit int64
+		if err := tx.Raw(`SELECT apps.owner_id, plans.max_devices FROM apps
+			JOIN owners ON owners.id = apps.owner_id JOIN plans ON plans.id = owners.plan_id
+			WHERE apps.id = ?`, appID).Row().Scan(&ownerID, &limit); err != nil {
+			return notFoundIfNoRows(err)
+		}
+		var used int64
+		if err := tx.Raw(`SELECT COALESCE(SUM(device_count), 0) FROM apps WHERE owner_id = ?`, ownerID).Row().Scan(&used); err != nil {
+			return err
+		}
+		if used >= limit {
+			return ErrPlanLimit
+		}
+		if err := keyFree(tx, pub); err != nil {
+			return err
+		}
+		if d.IPv4, err = allocate(tx, "ipv4", s.tunnel4); err != nil {
+			return err
+		}
+		if d.IPv6, err = allocate(tx, "ipv6", s.tunnel6); err != nil {
+			return err
+		}
+		d.Revision = rev
+		if err := tx.Create(&d).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&App{}).Where("id = ?", appID).Update("device_count", gorm.Expr("device_count + 1")).Error; err != nil {
+			return err
+		}
+		ch = Change{Revision: rev, Upserted: []Device{d}}
+		return nil
+	})
+	if err != nil {
+		return Device{}, Change{}, err
+	}
+	return d, ch, nil
+}
+
+// keyFree returns ErrConflict when a device already has pub. Checking first
+// (rather than relying on the unique index) keeps a PostgreSQL transaction
+// usable and makes the answer independent of which app holds the key.
+func keyFree(tx *gorm.DB, pub string) error {
+	var n int64
+	if err := tx.Model(&Device{}).Where("public_key = ?", pub).Count(&n).Error; err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: public key already registered", ErrConflict)
+	}
+	return nil
+}
+
+// RotateDevice replaces a device's key and tunnel addresses atomically: the
+// old key is removed from nodes and the new one installed in the same
+// revision, and the new addresses do not link the old key's sessions to
+// the new key's.
+func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string) (Device, Change, error) {
+	pub, err := ValidatePublicKey("public_key", newKey)
+	if err != nil {
+		return Device{}, Change{}, err
+	}
+	var d Device
+	var ch Change
+	err = s.write(ctx, func(tx *gorm.DB) error {
+		rev, err := bumpRevision(tx)
+		if err != nil {
+			return err
+		}
+		if err := tx.Where("id = ? AND app_id = ?", deviceID, appID).Take(&d).Error; err != nil {
+			return err
+		}
+		if err := keyFree(tx, pub); err != nil {
+			return err
+		}
+		old := d.PublicKey
+		d.PublicKey = pub
+		if d.IPv4, err = allocate(tx, "ipv4", s.tunnel4); err != nil {
+			return err
+		}
+		if d.IPv6, err = allocate(tx, "ipv6", s.tunnel6); err != nil {
+			return err
+		}
+		d.Revision = rev
+		if err := tx.Model(&Device{}).Where("id = ?", d.ID).
+			Updates(map[string]any{"public_key": d.PublicKey, "ipv4": d.IPv4, "ipv6": d.IPv6, "revision": rev}).Error; err != nil {
+			return err
+		}
+		ch = Change{Revision: rev, Upserted: []Device{d}, Removed: []string{old}}
+		return nil
+	})
+	if err != nil {
+		return Device{}, Change{}, err
+	}
+	return d, ch, nil
+}
+
+// DeleteDevice hard-deletes one device of the app.
+func (s *Store) DeleteDevice(ctx context.Context, appID, deviceID string) (Change, error) {
+	var ch Change
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var err error
+		ch, err = deleteDevicesWhere(tx, "id = ? AND app_id = ?", deviceID, appID)
+		if err == nil && ch.Revision == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+	return ch, err
+}
+
+// GetDevice returns one device of the app; ErrNotFound for another app's.
+func (s *Store) GetDevice(ctx context.Context, appID, deviceID string) (Device, error) {
+	var d Device
+	err := s.read(ctx).Where("id = ? AND app_id = ?", deviceID, appID).Take(&d).Error
+	return d, translate(err)
+}
+
+// ListDevices pages through an app's devices in ID order (IDs are random,
+// so the order reveals nothing), starting after the given ID.
+func (s *Store) ListDevices(ctx context.Context, appID, afterID string, limit int) ([]Device, error) {
+	var out []Device
+	err := s.read(ctx).Where("app_id = ? AND id > ?", appID, afterID).Order("id").Limit(limit).Find(&out).Error
+	return out, translate(err)
+}
+
+func notFoundIfNoRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
