@@ -1,12 +1,358 @@
 package controlplane
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
 )
+
+// The OpenAPI document is built in Go from the operation table in
+// openapi_ops.go and the wire types in controlplane/api (openapi_schema.go),
+// validated, and marshalled once.
+
+// openAPIVersion is the version of the contract; a change to it gets a line
+// in openAPIChangelog.
+const openAPIVersion = "1.0"
+
+const openAPIChangelog = `## Changelog
+
+Contract changes (routes, methods, status codes, JSON field names) are recorded here.
+
+- v1.0 — initial contract.`
+
+const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
+create apps and API keys; their apps register end-user devices (a WireGuard
+public key each) and fetch wg-quick configs for the nodes their plan grants.
+
+**JSON.** Requests and responses are JSON with snake_case fields. Request
+bodies must be ` + "`application/json`" + `, at most 64 KiB, one object, with no
+unknown fields.
+
+**Errors** are ` + "`{\"error\": {\"code\": \"...\", \"message\": \"...\", \"field\": \"...\"}}`" + `
+with a stable code: invalid_request, unauthorized, forbidden, not_found,
+conflict, plan_limit, rate_limited, legal_hold, internal.
+
+**Authentication.** Owners send their sign-in token as
+` + "`Authorization: Bearer <token>`" + ` or the dashboard's HttpOnly cookie
+` + "`traceless_session`" + `. Apps send an API key (it starts with ` + "`tlk_`" + `) as
+` + "`Authorization: Bearer <key>`" + `. Operator routes need an owner with role admin.
+
+**Paging.** List endpoints that page take ` + "`?limit=&cursor=`" + ` and return
+` + "`next_cursor`" + `, empty on the last page.
+
+`
+
+// Security scheme names.
+const (
+	schemeOwnerBearer = "ownerBearer"
+	schemeOwnerCookie = "ownerCookie"
+	schemeAPIKey      = "apiKey"
+)
+
+// openAPIJSON builds the document once.
+var openAPIJSON = sync.OnceValues(func() ([]byte, error) {
+	doc, err := buildOpenAPI()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("marshal openapi: %w", err)
+	}
+	// Validate what is served: reload it, resolving every $ref.
+	loaded, err := openapi3.NewLoader().LoadFromData(b)
+	if err != nil {
+		return nil, fmt.Errorf("load openapi: %w", err)
+	}
+	if err := loaded.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("validate openapi: %w", err)
+	}
+	return b, nil
+})
 
 // handleOpenAPI serves the OpenAPI 3 document of the API.
 func (s *Server) handleOpenAPI(c echo.Context) error {
-	return c.JSON(http.StatusNotImplemented, map[string]string{"status": "document not built yet"})
+	b, err := openAPIJSON()
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}
+
+// buildOpenAPI assembles the document from the operation table.
+func buildOpenAPI() (*openapi3.T, error) {
+	g := newSchemaGen()
+	errBody, err := g.ref(api.ErrorBody{})
+	if err != nil {
+		return nil, err
+	}
+	doc := &openapi3.T{
+		OpenAPI: "3.0.3",
+		Info: &openapi3.Info{
+			Title:       "Traceless API",
+			Version:     openAPIVersion,
+			Description: openAPIDescription + openAPIChangelog,
+			License:     &openapi3.License{Name: "See the project's LICENSE"},
+		},
+		Paths: openapi3.NewPaths(),
+		Tags: openapi3.Tags{
+			{Name: "public", Description: "No authentication."},
+			{Name: "setup", Description: "Creating the first operator account."},
+			{Name: "web", Description: "Assets of the server's HTML pages."},
+			{Name: "auth", Description: "Owner accounts and sign-in."},
+			{Name: "account", Description: "The signed-in owner."},
+			{Name: "apps", Description: "An owner's apps."},
+			{Name: "keys", Description: "An app's API keys."},
+			{Name: "servers", Description: "Provisioning with an app API key: nodes."},
+			{Name: "devices", Description: "Provisioning with an app API key: end-user devices."},
+			{Name: "admin", Description: "Operators (role admin)."},
+		},
+		Components: &openapi3.Components{
+			Responses:       errorResponses(errBody),
+			SecuritySchemes: securitySchemes(),
+		},
+	}
+	seen := map[string]bool{}
+	for _, op := range operations() {
+		key := op.method + " " + op.path
+		if seen[key] {
+			return nil, fmt.Errorf("openapi: %s documented twice", key)
+		}
+		seen[key] = true
+		o, err := op.build(g)
+		if err != nil {
+			return nil, fmt.Errorf("openapi: %s: %w", key, err)
+		}
+		item := doc.Paths.Value(op.path)
+		if item == nil {
+			item = &openapi3.PathItem{}
+			doc.Paths.Set(op.path, item)
+		}
+		item.SetOperation(op.method, o)
+	}
+	doc.Components.Schemas = g.schemas
+	return doc, nil
+}
+
+// errorResponse is a shared error response of components.responses.
+type errorResponse struct {
+	name, desc string
+	example    api.Error
+}
+
+// errorResponseTable maps an error status to its shared response.
+var errorResponseTable = map[int]errorResponse{
+	400: {"BadRequest", "invalid_request: the input is malformed or invalid; `field` names the offending field.",
+		api.Error{Code: api.CodeInvalidRequest, Message: "is required", Field: "name"}},
+	401: {"Unauthorized", "unauthorized: missing, invalid or expired credentials (or a wrong email or password).",
+		api.Error{Code: api.CodeUnauthorized, Message: "missing, invalid or expired credentials"}},
+	403: {"Forbidden", "forbidden: not allowed, or the account is suspended; plan_limit: the plan's limit is reached.",
+		api.Error{Code: api.CodePlanLimit, Message: "the plan's limit is reached"}},
+	404: {"NotFound", "not_found: no such resource (or not the caller's).",
+		api.Error{Code: api.CodeNotFound, Message: "not found"}},
+	409: {"Conflict", "conflict: conflicts with an existing resource; legal_hold: the account is under legal hold.",
+		api.Error{Code: api.CodeConflict, Message: "conflicts with an existing resource"}},
+	413: {"PayloadTooLarge", "invalid_request: the body is larger than 64 KiB.",
+		api.Error{Code: api.CodeInvalidRequest, Message: "body larger than 65536 bytes"}},
+	415: {"UnsupportedMediaType", "invalid_request: the body is not application/json in UTF-8.",
+		api.Error{Code: api.CodeInvalidRequest, Message: "Content-Type must be application/json"}},
+	429: {"TooManyRequests", "rate_limited: too many requests; slow down.",
+		api.Error{Code: api.CodeRateLimited, Message: "too many requests; slow down"}},
+	500: {"InternalError", "internal: an internal error; nothing about it is returned.",
+		api.Error{Code: api.CodeInternal, Message: "internal error"}},
+}
+
+// errorResponses are the shared error responses, all with the ErrorBody
+// schema and an example.
+func errorResponses(errBody *openapi3.SchemaRef) openapi3.ResponseBodies {
+	out := openapi3.ResponseBodies{}
+	for _, e := range errorResponseTable {
+		mt := openapi3.NewMediaType().WithSchemaRef(errBody)
+		mt.Example = api.ErrorBody{Error: e.example}
+		out[e.name] = &openapi3.ResponseRef{Value: openapi3.NewResponse().
+			WithDescription(e.desc).
+			WithContent(openapi3.Content{echo.MIMEApplicationJSON: mt})}
+	}
+	return out
+}
+
+func securitySchemes() openapi3.SecuritySchemes {
+	return openapi3.SecuritySchemes{
+		schemeOwnerBearer: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+			Description: "An owner's sign-in token from signup, login or setup.",
+		}},
+		schemeOwnerCookie: {Value: &openapi3.SecurityScheme{
+			Type: "apiKey", In: "cookie", Name: sessionCookie,
+			Description: "The dashboard's HttpOnly session cookie, set by signup, login and setup.",
+		}},
+		schemeAPIKey: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "tlk_…",
+			Description: "An app API key; keys start with `tlk_`.",
+		}},
+	}
+}
+
+func (sec security) requirements() *openapi3.SecurityRequirements {
+	switch sec {
+	case secOwner, secAdmin:
+		return &openapi3.SecurityRequirements{{schemeOwnerBearer: []string{}}, {schemeOwnerCookie: []string{}}}
+	case secAPIKey:
+		return &openapi3.SecurityRequirements{{schemeAPIKey: []string{}}}
+	default:
+		return &openapi3.SecurityRequirements{}
+	}
+}
+
+var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)
+
+// pathParams returns the operation's path parameters.
+func (op operation) pathParams() []string {
+	var out []string
+	for _, m := range pathParamRE.FindAllStringSubmatch(op.path, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// errorStatuses returns the documented error statuses: the ones the body,
+// parameters and security imply, and op.errs.
+func (op operation) errorStatuses() []int {
+	if op.raw {
+		return nil
+	}
+	out := []int{http.StatusInternalServerError}
+	if op.body != nil {
+		out = append(out, 400, 413, 415)
+	}
+	if len(op.query) > 0 {
+		out = append(out, 400)
+	}
+	if len(op.pathParams()) > 0 {
+		out = append(out, 404)
+	}
+	switch op.sec {
+	case secOwner, secAdmin:
+		out = append(out, 401, 403)
+	case secAPIKey:
+		out = append(out, 401, 403, 429)
+	}
+	out = append(out, op.errs...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// build turns the table row into an operation.
+func (op operation) build(g *schemaGen) (*openapi3.Operation, error) {
+	o := &openapi3.Operation{
+		OperationID: op.id,
+		Summary:     op.summary,
+		Description: op.desc,
+		Tags:        []string{op.tag},
+		Security:    op.sec.requirements(),
+		Responses:   openapi3.NewResponses(),
+	}
+	if op.sec == secAdmin {
+		o.Description = joinText(o.Description, "Operators only (role admin); other owners get 403 forbidden.")
+		o.Extensions = map[string]any{"x-traceless-role": "admin"}
+	}
+	for _, name := range op.pathParams() {
+		desc, ok := pathParamDesc[name]
+		if !ok {
+			return nil, fmt.Errorf("path parameter %q has no description", name)
+		}
+		p := openapi3.NewPathParameter(name).WithDescription(desc).WithSchema(openapi3.NewStringSchema())
+		o.Parameters = append(o.Parameters, &openapi3.ParameterRef{Value: p})
+	}
+	for _, p := range op.query {
+		o.Parameters = append(o.Parameters, &openapi3.ParameterRef{Value: p})
+	}
+	switch {
+	case op.body != nil:
+		if !isRequestType(reflect.TypeOf(op.body)) {
+			return nil, fmt.Errorf("request body %T is not in requestRequired", op.body)
+		}
+		ref, err := g.ref(op.body)
+		if err != nil {
+			return nil, err
+		}
+		o.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)}
+	case op.form != nil:
+		o.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
+			WithContent(openapi3.NewContentWithSchema(op.form, []string{"application/x-www-form-urlencoded", "multipart/form-data"}))}
+	}
+	for _, r := range op.replies {
+		resp, err := r.build(g)
+		if err != nil {
+			return nil, err
+		}
+		o.Responses.Set(strconv.Itoa(r.status), &openapi3.ResponseRef{Value: resp})
+	}
+	for _, status := range op.errorStatuses() {
+		if o.Responses.Status(status) != nil {
+			continue // the operation documents its own
+		}
+		e, ok := errorResponseTable[status]
+		if !ok {
+			return nil, fmt.Errorf("no shared response for status %d", status)
+		}
+		o.Responses.Set(strconv.Itoa(status), &openapi3.ResponseRef{Ref: "#/components/responses/" + e.name})
+	}
+	return o, nil
+}
+
+// build turns a reply into a response.
+func (r reply) build(g *schemaGen) (*openapi3.Response, error) {
+	desc := r.desc
+	if desc == "" {
+		desc = http.StatusText(r.status)
+	}
+	resp := openapi3.NewResponse().WithDescription(desc)
+	switch {
+	case r.body != nil:
+		ref, err := g.ref(r.body)
+		if err != nil {
+			return nil, err
+		}
+		resp.Content = openapi3.NewContentWithJSONSchemaRef(ref)
+	case r.media != nil:
+		resp.Content = openapi3.Content{}
+		for typ, schema := range r.media {
+			resp.Content[typ] = openapi3.NewMediaType().WithSchema(schema)
+		}
+	}
+	headers := map[string]string{}
+	for k, v := range r.headers {
+		headers[k] = v
+	}
+	if r.cookie {
+		headers["Set-Cookie"] = "Sets (or, on sign-out, clears) the HttpOnly `" + sessionCookie + "` cookie."
+	}
+	if len(headers) > 0 {
+		resp.Headers = openapi3.Headers{}
+		for name, desc := range headers {
+			resp.Headers[name] = &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+				Description: desc, Schema: openapi3.NewStringSchema().NewRef(),
+			}}}
+		}
+	}
+	return resp, nil
+}
+
+func joinText(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " " + b
 }

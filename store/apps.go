@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -31,16 +32,19 @@ func (s *Store) CreateApp(ctx context.Context, ownerID, name string) (App, error
 		return App{}, err
 	}
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		var limit int
+		var limit []int
 		if err := tx.Raw(`SELECT plans.max_apps FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`, ownerID).
-			Row().Scan(&limit); err != nil {
-			return notFoundIfNoRows(err)
+			Scan(&limit).Error; err != nil {
+			return err
+		}
+		if len(limit) == 0 {
+			return ErrNotFound
 		}
 		var n int64
 		if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&n).Error; err != nil {
 			return err
 		}
-		if n >= int64(limit) {
+		if n >= int64(limit[0]) {
 			return ErrPlanLimit
 		}
 		return tx.Create(&a).Error
@@ -140,8 +144,11 @@ func deleteDevicesWhere(tx *gorm.DB, where string, args ...any) (Change, error) 
 // transaction (on PostgreSQL too, where it serialises concurrent writers).
 func bumpRevision(tx *gorm.DB) (int64, error) {
 	var rev int64
-	if err := tx.Raw(`UPDATE sync_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Row().Scan(&rev); err != nil {
+	if err := tx.Raw(`UPDATE sync_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`).Scan(&rev).Error; err != nil {
 		return 0, err
+	}
+	if rev == 0 {
+		return 0, errors.New("sync_state row missing")
 	}
 	return rev, nil
 }

@@ -140,19 +140,8 @@ func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) 
 		if err != nil {
 			return err
 		}
-		var ownerID string
-		var limit int64
-		if err := tx.Raw(`SELECT apps.owner_id, plans.max_devices FROM apps
-			JOIN owners ON owners.id = apps.owner_id JOIN plans ON plans.id = owners.plan_id
-			WHERE apps.id = ?`, appID).Row().Scan(&ownerID, &limit); err != nil {
-			return notFoundIfNoRows(err)
-		}
-		var used int64
-		if err := tx.Raw(`SELECT COALESCE(SUM(device_count), 0) FROM apps WHERE owner_id = ?`, ownerID).Row().Scan(&used); err != nil {
+		if err := checkDeviceQuota(tx, appID, 1); err != nil {
 			return err
-		}
-		if used >= limit {
-			return ErrPlanLimit
 		}
 		if err := keyFree(tx, pub); err != nil {
 			return err
@@ -177,6 +166,32 @@ func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) 
 		return Device{}, Change{}, err
 	}
 	return d, ch, nil
+}
+
+// checkDeviceQuota returns ErrPlanLimit when adding n devices to the app
+// would take its owner past the plan's device limit. The count comes from
+// apps.device_count, so the check costs the same however many devices
+// exist; the caller's transaction holds the write lock, so concurrent
+// registrations cannot both take the last slot.
+func checkDeviceQuota(tx *gorm.DB, appID string, n int) error {
+	var q struct {
+		Found      bool
+		MaxDevices int64
+		Used       int64
+	}
+	err := tx.Raw(`SELECT 1 AS found, plans.max_devices AS max_devices,
+			(SELECT COALESCE(SUM(a2.device_count), 0) FROM apps a2 WHERE a2.owner_id = apps.owner_id) AS used
+		FROM apps JOIN owners ON owners.id = apps.owner_id JOIN plans ON plans.id = owners.plan_id
+		WHERE apps.id = ?`, appID).Scan(&q).Error
+	switch {
+	case err != nil:
+		return err
+	case !q.Found:
+		return ErrNotFound
+	case q.Used+int64(n) > q.MaxDevices:
+		return ErrPlanLimit
+	}
+	return nil
 }
 
 // keyFree returns ErrConflict when a device already has pub. Checking first
@@ -271,4 +286,84 @@ func notFoundIfNoRows(err error) error {
 		return ErrNotFound
 	}
 	return err
+}
+
+// maxBatch bounds one RegisterDevices call.
+const maxBatch = 10_000
+
+// RegisterDevices registers many devices of one app in a single
+// transaction and revision — for importing an existing user base. It is
+// all or nothing: one bad or known key, or the plan limit, fails the batch.
+func (s *Store) RegisterDevices(ctx context.Context, appID string, nds []NewDevice) ([]Device, Change, error) {
+	if len(nds) == 0 || len(nds) > maxBatch {
+		return nil, Change{}, invalid("devices", "must hold 1 to %d devices", maxBatch)
+	}
+	devs := make([]Device, len(nds))
+	seen := make(map[string]bool, len(nds))
+	for i, nd := range nds {
+		pub, err := ValidatePublicKey(fmt.Sprintf("devices[%d].public_key", i), nd.PublicKey)
+		if err != nil {
+			return nil, Change{}, err
+		}
+		if seen[pub] {
+			return nil, Change{}, fmt.Errorf("%w: public key repeated in the batch", ErrConflict)
+		}
+		seen[pub] = true
+		if err := validExternalRef(nd.ExternalRef); err != nil {
+			return nil, Change{}, err
+		}
+		devs[i] = Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef}
+	}
+	var ch Change
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		rev, err := bumpRevision(tx)
+		if err != nil {
+			return err
+		}
+		if err := checkDeviceQuota(tx, appID, len(devs)); err != nil {
+			return err
+		}
+		v4 := make(map[string]bool, len(devs))
+		v6 := make(map[string]bool, len(devs))
+		for i := range devs {
+			if err := keyFree(tx, devs[i].PublicKey); err != nil {
+				return err
+			}
+			if devs[i].IPv4, err = allocateExcept(tx, "ipv4", s.tunnel4, v4); err != nil {
+				return err
+			}
+			if devs[i].IPv6, err = allocateExcept(tx, "ipv6", s.tunnel6, v6); err != nil {
+				return err
+			}
+			devs[i].Revision = rev
+		}
+		if err := tx.CreateInBatches(devs, 500).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&App{}).Where("id = ?", appID).Update("device_count", gorm.Expr("device_count + ?", len(devs))).Error; err != nil {
+			return err
+		}
+		ch = Change{Revision: rev, Upserted: devs}
+		return nil
+	})
+	if err != nil {
+		return nil, Change{}, err
+	}
+	return devs, ch, nil
+}
+
+// allocateExcept is allocate that also avoids addresses taken earlier in
+// the same batch.
+func allocateExcept(tx *gorm.DB, column string, p netip.Prefix, taken map[string]bool) (string, error) {
+	for i := 0; i < maxAllocTries; i++ {
+		a, err := allocate(tx, column, p)
+		if err != nil {
+			return "", err
+		}
+		if !taken[a] {
+			taken[a] = true
+			return a, nil
+		}
+	}
+	return "", ErrAddressesExhausted
 }

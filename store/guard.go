@@ -76,7 +76,8 @@ var endUserTables = map[string]bool{"devices": true, "api_keys": true}
 var timeName = regexp.MustCompile(`(^|_)(at|on|ts|time|date|until|expires|expiry)$|timestamp|datetime|seen`)
 
 // ReadSchema returns every column of every table, read from the database's
-// own catalogue (not from the Go models).
+// own catalogue (not from the Go models). On PostgreSQL it lists the base
+// tables of the current schema; on SQLite every table but SQLite's own.
 func ReadSchema(ctx context.Context, db *gorm.DB) ([]SchemaColumn, error) {
 	db = db.WithContext(ctx)
 	tables, err := db.Migrator().GetTables()
@@ -88,13 +89,16 @@ func ReadSchema(ctx context.Context, db *gorm.DB) ([]SchemaColumn, error) {
 		if strings.HasPrefix(t, "sqlite_") {
 			continue
 		}
-		cols, err := db.Migrator().ColumnTypes(t)
+		var cols []SchemaColumn
+		if db.Dialector.Name() == DriverSQLite {
+			cols, err = sqliteColumns(db, t)
+		} else {
+			cols, err = catalogueColumns(db, t)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("columns of %s: %w", t, err)
 		}
-		for _, c := range cols {
-			out = append(out, SchemaColumn{Table: t, Name: c.Name(), Type: strings.ToUpper(c.DatabaseTypeName())})
-		}
+		out = append(out, cols...)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Table != out[j].Table {
@@ -102,6 +106,36 @@ func ReadSchema(ctx context.Context, db *gorm.DB) ([]SchemaColumn, error) {
 		}
 		return out[i].Name < out[j].Name
 	})
+	return out, nil
+}
+
+// sqliteColumns reads SQLite's own column list (PRAGMA table_xinfo, which
+// includes generated columns). gorm's ColumnTypes re-parses the CREATE
+// TABLE text instead, and misreads the columns around one added by ALTER
+// TABLE.
+func sqliteColumns(db *gorm.DB, table string) ([]SchemaColumn, error) {
+	var rows []struct{ Name, Type string }
+	if err := db.Raw("SELECT name, type FROM pragma_table_xinfo(?)", table).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make([]SchemaColumn, len(rows))
+	for i, r := range rows {
+		out[i] = SchemaColumn{Table: table, Name: r.Name, Type: strings.ToUpper(r.Type)}
+	}
+	return out, nil
+}
+
+// catalogueColumns reads the columns through gorm's migrator, which on
+// PostgreSQL queries information_schema for the current schema.
+func catalogueColumns(db *gorm.DB, table string) ([]SchemaColumn, error) {
+	cols, err := db.Migrator().ColumnTypes(table)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SchemaColumn, len(cols))
+	for i, c := range cols {
+		out[i] = SchemaColumn{Table: table, Name: c.Name(), Type: strings.ToUpper(c.DatabaseTypeName())}
+	}
 	return out, nil
 }
 

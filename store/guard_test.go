@@ -1,10 +1,12 @@
 package store
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"gorm.io/gorm"
 )
 
 // MustManifest returns the generated privacy manifest.
@@ -55,6 +57,14 @@ func TestReadSchemaTypes(t *testing.T) {
 		want := []string{"api_keys", "apps", "devices", "nodes", "owners", "plan_pools", "plans", "pools", "schema_migrations", "sync_state"}
 		if diff := cmp.Diff(want, tables); diff != "" {
 			t.Errorf("tables (-want +got):\n%s", diff)
+		}
+		if s.Driver() == DriverPostgres {
+			// Tables of another schema are not this store's; views store nothing.
+			MustExec(t, s.w, "CREATE SCHEMA other", "CREATE TABLE other.devices (client_ip VARCHAR(45))",
+				"CREATE VIEW device_keys AS SELECT public_key FROM devices")
+			if diff := cmp.Diff(cols, MustReadSchema(t, s.w)); diff != "" {
+				t.Errorf("ReadSchema with another schema and a view (-want +got):\n%s", diff)
+			}
 		}
 		for _, c := range cols {
 			if c.Table == "owners" && c.Name == "created_at" {
@@ -204,23 +214,35 @@ func TestSchemaGuardCatches(t *testing.T) {
 			},
 		},
 	}
-	eachBackend(t, func(t *testing.T, b testBackend) {
+	errRollback := errors.New("rollback")
+	eachStore(t, func(t *testing.T, s *Store) {
 		m := MustManifest(t)
+		ts := "DATETIME"
+		if s.Driver() == DriverPostgres {
+			ts = "TIMESTAMPTZ"
+		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				s := b.Open(t)
-				ts := "DATETIME"
-				if s.Driver() == DriverPostgres {
-					ts = "TIMESTAMPTZ"
+				// DDL is transactional on both databases: each case sees the
+				// migrated schema plus its own change, which is rolled back.
+				var got []Violation
+				err := s.w.Transaction(func(tx *gorm.DB) error {
+					for _, stmt := range tt.ddl {
+						MustExec(t, tx, strings.ReplaceAll(stmt, "{{ts}}", ts))
+					}
+					got = Guard(MustReadSchema(t, tx), m)
+					return errRollback
+				})
+				if !errors.Is(err, errRollback) {
+					t.Fatalf("transaction: %v", err)
 				}
-				for _, stmt := range tt.ddl {
-					MustExec(t, s.w, strings.ReplaceAll(stmt, "{{ts}}", ts))
-				}
-				got := Guard(MustReadSchema(t, s.w), m)
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("Guard (-want +got):\n%s", diff)
 				}
 			})
+		}
+		if diff := cmp.Diff([]Violation(nil), Guard(MustReadSchema(t, s.w), m)); diff != "" {
+			t.Errorf("Guard after the cases were rolled back (-want +got):\n%s", diff)
 		}
 	})
 }

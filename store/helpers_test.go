@@ -62,6 +62,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
 	t.Helper()
 	for _, b := range openTestStores(t) {
 		t.Run(b.Name, func(t *testing.T) {
+			b.require(t)
 			fn(t, b.Open(t))
 		})
 	}
@@ -71,7 +72,32 @@ func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
 func eachBackend(t *testing.T, fn func(t *testing.T, b testBackend)) {
 	t.Helper()
 	for _, b := range openTestStores(t) {
-		t.Run(b.Name, func(t *testing.T) { fn(t, b) })
+		t.Run(b.Name, func(t *testing.T) {
+			b.require(t)
+			fn(t, b)
+		})
+	}
+}
+
+// requirePostgres returns the admin DSN of the test PostgreSQL server. When
+// there is none it skips the test with the reason, or fails it in CI.
+func requirePostgres(tb testing.TB) string {
+	tb.Helper()
+	admin := os.Getenv(postgresDSNEnv)
+	if admin == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("%s not set, but CI=true: CI must run the PostgreSQL tests (.ci/run starts a throwaway PostgreSQL)", postgresDSNEnv)
+		}
+		tb.Skipf("%s not set; .ci/run starts a throwaway PostgreSQL", postgresDSNEnv)
+	}
+	return admin
+}
+
+// require skips (or fails) the test when the backend is not available.
+func (b testBackend) require(tb testing.TB) {
+	tb.Helper()
+	if b.Name == DriverPostgres {
+		requirePostgres(tb)
 	}
 }
 
@@ -84,13 +110,7 @@ func sqliteConfig(tb testing.TB) Config {
 // postgresDSNEnv and drops it at cleanup.
 func postgresConfig(tb testing.TB) Config {
 	tb.Helper()
-	admin := os.Getenv(postgresDSNEnv)
-	if admin == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s not set, but CI=true: CI must run the PostgreSQL tests (.ci/run starts a throwaway PostgreSQL)", postgresDSNEnv)
-		}
-		tb.Skipf("%s not set; .ci/run starts a throwaway PostgreSQL", postgresDSNEnv)
-	}
+	admin := requirePostgres(tb)
 	u, err := url.Parse(admin)
 	if err != nil {
 		tb.Fatalf("parse %s: %v", postgresDSNEnv, err)

@@ -80,12 +80,15 @@ func (s *Store) DeleteAPIKey(ctx context.Context, ownerID, appID, keyID string) 
 // AuthenticateAPIKey looks a key up by the SHA-256 of its secret. Nothing
 // about the lookup is recorded.
 func (s *Store) AuthenticateAPIKey(ctx context.Context, hash string) (KeyAuth, error) {
-	var ka KeyAuth
-	err := s.read(ctx).Raw(`SELECT api_keys.id, api_keys.app_id, apps.owner_id, owners.status, api_keys.scopes
+	var ka []KeyAuth
+	err := s.read(ctx).Raw(`SELECT api_keys.id AS key_id, api_keys.app_id, apps.owner_id, owners.status AS owner_status, api_keys.scopes
 		FROM api_keys JOIN apps ON apps.id = api_keys.app_id JOIN owners ON owners.id = apps.owner_id
-		WHERE api_keys.hash = ?`, hash).Row().Scan(&ka.KeyID, &ka.AppID, &ka.OwnerID, &ka.OwnerStatus, &ka.Scopes)
+		WHERE api_keys.hash = ?`, hash).Scan(&ka).Error
 	if err != nil {
-		return KeyAuth{}, notFoundIfNoRows(err)
+		return KeyAuth{}, translate(err)
 	}
-	return ka, nil
+	if len(ka) == 0 {
+		return KeyAuth{}, ErrNotFound
+	}
+	return ka[0], nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -95,33 +96,45 @@ func (s *Store) ListOwners(ctx context.Context, after string, limit int) ([]Owne
 func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allowRetired bool) (Owner, error) {
 	var o Owner
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		if err := tx.Where("id = ?", ownerID).Take(&o).Error; err != nil {
-			return err
-		}
-		var p Plan
-		if err := tx.Where("slug = ?", planSlug).Take(&p).Error; err != nil {
-			if err == gorm.ErrRecordNotFound {
-				return invalid("plan", "no such plan")
-			}
-			return err
-		}
-		if p.Retired && !allowRetired && p.ID != o.PlanID {
-			return invalid("plan", "this plan is retired")
-		}
-		var apps, devices int64
-		if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&apps).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&Device{}).Joins("JOIN apps ON apps.id = devices.app_id").Where("apps.owner_id = ?", ownerID).Count(&devices).Error; err != nil {
-			return err
-		}
-		if apps > int64(p.MaxApps) || devices > int64(p.MaxDevices) {
-			return ErrPlanLimit
-		}
-		o.PlanID = p.ID
-		return tx.Model(&Owner{}).Where("id = ?", ownerID).Update("plan_id", p.ID).Error
+		var err error
+		o, err = setOwnerPlan(tx, ownerID, planSlug, allowRetired)
+		return err
 	})
 	if err != nil {
+		return Owner{}, err
+	}
+	return o, nil
+}
+
+// setOwnerPlan moves the owner to the plan with planSlug inside tx and
+// returns the updated owner.
+func setOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired bool) (Owner, error) {
+	var o Owner
+	if err := tx.Where("id = ?", ownerID).Take(&o).Error; err != nil {
+		return Owner{}, err
+	}
+	var p Plan
+	if err := tx.Where("slug = ?", planSlug).Take(&p).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return Owner{}, invalid("plan", "no such plan")
+		}
+		return Owner{}, err
+	}
+	if p.Retired && !allowRetired && p.ID != o.PlanID {
+		return Owner{}, invalid("plan", "this plan is retired")
+	}
+	var apps, devices int64
+	if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&apps).Error; err != nil {
+		return Owner{}, err
+	}
+	if err := tx.Model(&Device{}).Joins("JOIN apps ON apps.id = devices.app_id").Where("apps.owner_id = ?", ownerID).Count(&devices).Error; err != nil {
+		return Owner{}, err
+	}
+	if apps > int64(p.MaxApps) || devices > int64(p.MaxDevices) {
+		return Owner{}, ErrPlanLimit
+	}
+	o.PlanID = p.ID
+	if err := tx.Model(&Owner{}).Where("id = ?", ownerID).Update("plan_id", p.ID).Error; err != nil {
 		return Owner{}, err
 	}
 	return o, nil
@@ -136,15 +149,16 @@ type OwnerUpdate struct {
 	ClearLegalHold bool
 }
 
-// UpdateOwner applies an operator's change.
+// UpdateOwner applies an operator's change, all of it or (on an error)
+// none of it.
 func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owner, error) {
-	if u.PlanSlug != nil {
-		if _, err := s.SetOwnerPlan(ctx, id, *u.PlanSlug, true); err != nil {
-			return Owner{}, err
-		}
-	}
 	var o Owner
 	err := s.write(ctx, func(tx *gorm.DB) error {
+		if u.PlanSlug != nil {
+			if _, err := setOwnerPlan(tx, id, *u.PlanSlug, true); err != nil {
+				return err
+			}
+		}
 		if err := tx.Where("id = ?", id).Take(&o).Error; err != nil {
 			return err
 		}

@@ -50,11 +50,20 @@ func DefaultPlans() []Plan {
 	}
 }
 
+// seedLockKey names the PostgreSQL advisory lock that serialises SeedPlans.
+const seedLockKey = migrationLockKey + 1
+
 // SeedPlans inserts plans when the catalogue is empty, and reports whether
-// it did.
+// it did. Replicas starting together take turns (SQLite's writer lock, a
+// PostgreSQL advisory lock), so exactly one of them seeds.
 func (s *Store) SeedPlans(ctx context.Context, plans []Plan) (bool, error) {
 	seeded := false
 	err := s.write(ctx, func(tx *gorm.DB) error {
+		if tx.Dialector.Name() == DriverPostgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", seedLockKey).Error; err != nil {
+				return err
+			}
+		}
 		var n int64
 		if err := tx.Model(&Plan{}).Count(&n).Error; err != nil {
 			return err
@@ -123,6 +132,9 @@ func getPlan(db *gorm.DB, where string, arg string) (PlanWithPools, error) {
 	var ids []string
 	if err := db.Model(&PlanPool{}).Where("plan_id = ?", p.ID).Order("pool_id").Pluck("pool_id", &ids).Error; err != nil {
 		return PlanWithPools{}, translate(err)
+	}
+	if len(ids) == 0 {
+		ids = nil // as ListPlans reports a plan without pools
 	}
 	return PlanWithPools{Plan: p, PoolIDs: ids}, nil
 }

@@ -99,6 +99,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		TranslateError:         false,
+		// Cache prepared statements: the hot paths run the same few
+		// statements, and preparing them dominates SQLite's cost otherwise.
+		PrepareStmt: true,
 	}
 	s := &Store{driver: cfg.Driver, tunnel4: cfg.TunnelIPv4, tunnel6: cfg.TunnelIPv6}
 	if !s.tunnel4.IsValid() {
@@ -250,7 +253,16 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	if s.driver != DriverSQLite {
 		return nil
 	}
-	return s.w.WithContext(ctx).Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
+	// The pragma returns a row (busy, log, checkpointed); it must be read,
+	// or the cached statement stays active and blocks the next COMMIT.
+	var res struct{ Busy, Log, Checkpointed int }
+	if err := s.w.WithContext(ctx).Raw("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&res).Error; err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if res.Busy != 0 {
+		return errors.New("checkpoint: database busy; WAL not truncated")
+	}
+	return nil
 }
 
 // Close releases the connections.

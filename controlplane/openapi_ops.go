@@ -1,0 +1,240 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+)
+
+// security is who may call an operation.
+type security int
+
+const (
+	secNone   security = iota // public
+	secOwner                  // an owner's sign-in token (bearer or cookie)
+	secAPIKey                 // an app API key
+	secAdmin                  // an owner's sign-in token with role admin
+)
+
+// operation is one documented route. Path parameters come from the path;
+// the error responses that follow from the body, the parameters and the
+// security are added automatically (see operation.errorStatuses).
+type operation struct {
+	method  string
+	path    string // OpenAPI form: /api/v1/apps/{app_id}
+	id      string // operationId
+	tag     string
+	summary string
+	desc    string
+	sec     security
+	query   []*openapi3.Parameter
+	body    any // a wire type value: the JSON request body
+	form    *openapi3.Schema
+	replies []reply
+	// errs are error statuses beyond the automatic ones.
+	errs []int
+	// raw operations get no automatic error responses.
+	raw bool
+}
+
+// reply is one documented response.
+type reply struct {
+	status  int
+	desc    string
+	body    any // a wire type value: a JSON body
+	media   map[string]*openapi3.Schema
+	cookie  bool // sets or clears the traceless_session cookie
+	headers map[string]string
+}
+
+// Non-JSON bodies.
+var (
+	htmlPage    = map[string]*openapi3.Schema{"text/html": openapi3.NewStringSchema()}
+	plainText   = openapi3.NewStringSchema()
+	binaryBody  = openapi3.NewStringSchema().WithFormat("binary")
+	anyJSONBody = openapi3.NewObjectSchema()
+)
+
+// Query parameters.
+var (
+	limitParam = openapi3.NewQueryParameter("limit").
+			WithDescription("Page size (default 50).").
+			WithSchema(openapi3.NewIntegerSchema().WithMin(1).WithMax(500).WithDefault(50))
+	cursorParam = openapi3.NewQueryParameter("cursor").
+			WithDescription("The next_cursor of the previous page.").
+			WithSchema(openapi3.NewStringSchema().WithMaxLength(64))
+)
+
+// pathParamDesc describes every path parameter.
+var pathParamDesc = map[string]string{
+	"app_id":    "The app's ID.",
+	"key_id":    "The API key's ID.",
+	"device_id": "The device's ID.",
+	"plan_id":   "The plan's ID.",
+	"owner_id":  "The owner's ID.",
+	"path":      "The file's path below /static/.",
+}
+
+// operations is the table of every route of the API. TestOpenAPIRoutes
+// fails when a registered route is missing here, or the other way round.
+func operations() []operation {
+	ops := publicOperations()
+	ops = append(ops, ownerOperations()...)
+	ops = append(ops, provisioningOperations()...)
+	return append(ops, adminOperations()...)
+}
+
+func publicOperations() []operation {
+	setupForm := openapi3.NewObjectSchema().
+		WithProperty("token", openapi3.NewStringSchema()).
+		WithProperty("email", openapi3.NewStringSchema()).
+		WithProperty("password", openapi3.NewStringSchema().WithFormat("password")).
+		WithRequired([]string{"token", "email", "password"})
+	return []operation{
+		{method: http.MethodGet, path: "/healthz", id: "getHealth", tag: "public",
+			summary: "Health check", desc: "200 when the store answers, 503 when it does not.",
+			replies: []reply{{status: 200, body: api.Health{}}, {status: 503, desc: "The store does not answer.", body: api.Health{}}}},
+		{method: http.MethodHead, path: "/healthz", id: "headHealth", tag: "public",
+			summary: "Health check without a body", raw: true,
+			replies: []reply{{status: 200}, {status: 503, desc: "The store does not answer."}}},
+		{method: http.MethodGet, path: "/metrics", id: "getMetrics", tag: "public",
+			summary: "Prometheus metrics",
+			desc:    "Aggregates only: no per-device, per-owner or per-address labels.", raw: true,
+			replies: []reply{{status: 200, media: map[string]*openapi3.Schema{
+				"text/plain": plainText, "application/openmetrics-text": plainText}}}},
+		{method: http.MethodGet, path: "/api/v1/privacy", id: "getPrivacy", tag: "public",
+			summary: "Privacy manifest", desc: "Every table and column the control plane stores, generated from the schema.",
+			replies: []reply{{status: 200, body: api.PrivacyManifest{}}}},
+		{method: http.MethodGet, path: "/api/v1/openapi.json", id: "getOpenAPI", tag: "public",
+			summary: "This OpenAPI document",
+			replies: []reply{{status: 200, media: map[string]*openapi3.Schema{"application/json": anyJSONBody}}}},
+		{method: http.MethodGet, path: "/api/v1/plans", id: "listPlans", tag: "public",
+			summary: "Plan catalogue", desc: "The active plans.",
+			replies: []reply{{status: 200, body: api.PlanList{}}}},
+
+		{method: http.MethodGet, path: "/static/{path}", id: "getStatic", tag: "web",
+			summary: "Dashboard assets", desc: "Stylesheets and scripts of the setup page; the type follows the extension.",
+			replies: []reply{{status: 200, media: map[string]*openapi3.Schema{"*/*": binaryBody}}}},
+		{method: http.MethodGet, path: "/setup", id: "getSetupPage", tag: "setup",
+			summary: "First-start setup page",
+			desc:    "The HTML form that creates the first operator with the one-time token printed at first start.",
+			query: []*openapi3.Parameter{openapi3.NewQueryParameter("token").
+				WithDescription("The one-time setup token, to prefill the form.").WithSchema(openapi3.NewStringSchema())},
+			replies: []reply{{status: 200, media: htmlPage},
+				{status: 410, desc: "An operator exists or no setup token is armed.", media: htmlPage}}},
+		{method: http.MethodPost, path: "/setup", id: "postSetupForm", tag: "setup",
+			summary: "Submit the setup page", form: setupForm,
+			desc: "Creates the first operator and signs them in. Input errors re-render the form with the error's status.",
+			replies: []reply{{status: 201, media: htmlPage, cookie: true},
+				{status: 400, desc: "Invalid email or password.", media: htmlPage},
+				{status: 403, desc: "The setup token is wrong or was used.", media: htmlPage},
+				{status: 409, desc: "An account with this email exists.", media: htmlPage},
+				{status: 410, desc: "An operator exists or no setup token is armed.", media: htmlPage}}},
+		{method: http.MethodPost, path: "/api/v1/setup", id: "setup", tag: "setup",
+			summary: "Create the first operator", body: api.Setup{},
+			desc:    "The JSON form of the setup page: spends the one-time token and signs the new operator in.",
+			replies: []reply{{status: 201, body: api.AuthResponse{}, cookie: true}}, errs: []int{403, 409}},
+	}
+}
+
+func ownerOperations() []operation {
+	return []operation{
+		{method: http.MethodPost, path: "/api/v1/auth/signup", id: "signup", tag: "auth",
+			summary: "Create an owner account", body: api.Credentials{},
+			replies: []reply{{status: 201, body: api.AuthResponse{}, cookie: true}}, errs: []int{409, 429}},
+		{method: http.MethodPost, path: "/api/v1/auth/login", id: "login", tag: "auth",
+			summary: "Sign in", body: api.Credentials{},
+			desc:    "An unknown email and a wrong password get the same 401.",
+			replies: []reply{{status: 200, body: api.AuthResponse{}, cookie: true}}, errs: []int{401, 403, 429}},
+		{method: http.MethodPost, path: "/api/v1/auth/logout", id: "logout", tag: "auth", sec: secOwner,
+			summary: "Sign out", desc: "Revokes every sign-in token of the owner and clears the cookie.",
+			replies: []reply{{status: 204, cookie: true}}},
+		{method: http.MethodGet, path: "/api/v1/me", id: "getMe", tag: "account", sec: secOwner,
+			summary: "The signed-in owner", replies: []reply{{status: 200, body: api.Owner{}}}},
+		{method: http.MethodPut, path: "/api/v1/me/plan", id: "changePlan", tag: "account", sec: secOwner,
+			summary: "Change plan", body: api.PlanChange{},
+			desc:    "403 plan_limit when the owner uses more than the new plan allows.",
+			replies: []reply{{status: 200, body: api.Owner{}}}},
+
+		{method: http.MethodPost, path: "/api/v1/apps", id: "createApp", tag: "apps", sec: secOwner,
+			summary: "Create an app", body: api.AppInput{}, desc: "403 plan_limit beyond the plan's apps.",
+			replies: []reply{{status: 201, body: api.App{}}}},
+		{method: http.MethodGet, path: "/api/v1/apps", id: "listApps", tag: "apps", sec: secOwner,
+			summary: "List apps", desc: "The owner's apps, each with its device count.",
+			replies: []reply{{status: 200, body: api.AppList{}}}},
+		{method: http.MethodGet, path: "/api/v1/apps/{app_id}", id: "getApp", tag: "apps", sec: secOwner,
+			summary: "Get an app", replies: []reply{{status: 200, body: api.App{}}}},
+		{method: http.MethodPut, path: "/api/v1/apps/{app_id}", id: "renameApp", tag: "apps", sec: secOwner,
+			summary: "Rename an app", body: api.AppInput{}, replies: []reply{{status: 200, body: api.App{}}}},
+		{method: http.MethodDelete, path: "/api/v1/apps/{app_id}", id: "deleteApp", tag: "apps", sec: secOwner,
+			summary: "Delete an app", desc: "Hard-deletes the app, its keys and its devices; the devices leave every node.",
+			replies: []reply{{status: 204}}},
+		{method: http.MethodPost, path: "/api/v1/apps/{app_id}/keys", id: "createKey", tag: "keys", sec: secOwner,
+			summary: "Create an API key", body: api.APIKeyInput{}, desc: "The key is shown only in this response.",
+			replies: []reply{{status: 201, body: api.APIKeyCreated{}}}},
+		{method: http.MethodGet, path: "/api/v1/apps/{app_id}/keys", id: "listKeys", tag: "keys", sec: secOwner,
+			summary: "List API keys", desc: "Never the keys themselves.",
+			replies: []reply{{status: 200, body: api.APIKeyList{}}}},
+		{method: http.MethodDelete, path: "/api/v1/apps/{app_id}/keys/{key_id}", id: "deleteKey", tag: "keys", sec: secOwner,
+			summary: "Revoke an API key", desc: "Takes effect at once.", replies: []reply{{status: 204}}},
+	}
+}
+
+func provisioningOperations() []operation {
+	return []operation{
+		{method: http.MethodGet, path: "/api/v1/servers", id: "listServers", tag: "servers", sec: secAPIKey,
+			summary: "List servers", desc: "The nodes the app's plan grants.",
+			replies: []reply{{status: 200, body: api.ServerList{}}}},
+		{method: http.MethodPost, path: "/api/v1/devices", id: "registerDevice", tag: "devices", sec: secAPIKey,
+			summary: "Register a device", body: api.DeviceInput{},
+			desc:    "409 conflict for a known public key; 403 plan_limit beyond the plan's devices.",
+			replies: []reply{{status: 201, body: api.DeviceCreated{}}}, errs: []int{409}},
+		{method: http.MethodGet, path: "/api/v1/devices", id: "listDevices", tag: "devices", sec: secAPIKey,
+			summary: "List devices", query: []*openapi3.Parameter{limitParam, cursorParam},
+			replies: []reply{{status: 200, body: api.DeviceList{}}}},
+		{method: http.MethodGet, path: "/api/v1/devices/{device_id}", id: "getDevice", tag: "devices", sec: secAPIKey,
+			summary: "Get a device", replies: []reply{{status: 200, body: api.Device{}}}},
+		{method: http.MethodDelete, path: "/api/v1/devices/{device_id}", id: "deleteDevice", tag: "devices", sec: secAPIKey,
+			summary: "Delete a device", desc: "The device is removed from every node.", replies: []reply{{status: 204}}},
+		{method: http.MethodPost, path: "/api/v1/devices/{device_id}/rotate", id: "rotateDevice", tag: "devices", sec: secAPIKey,
+			summary: "Rotate a device's key", body: api.RotateInput{},
+			desc:    "The device gets the new public key and new tunnel addresses.",
+			replies: []reply{{status: 200, body: api.DeviceCreated{}}}, errs: []int{409}},
+		{method: http.MethodGet, path: "/api/v1/devices/{device_id}/config", id: "getDeviceConfig", tag: "devices", sec: secAPIKey,
+			summary: "A device's wg-quick config",
+			desc: "The `PrivateKey` line is a placeholder: the server never knows a device's private key. " +
+				"With format=qr the config comes as a PNG QR code.",
+			query: []*openapi3.Parameter{
+				openapi3.NewQueryParameter("server").WithRequired(true).
+					WithDescription("The ID of a server from GET /api/v1/servers.").WithSchema(openapi3.NewStringSchema()),
+				openapi3.NewQueryParameter("format").
+					WithDescription("conf (the default) or qr.").WithSchema(openapi3.NewStringSchema().WithEnum("conf", "qr")),
+			},
+			replies: []reply{{status: 200, desc: "The wg-quick file (conf) or its QR code (qr).",
+				media:   map[string]*openapi3.Schema{"text/plain": plainText, "image/png": binaryBody},
+				headers: map[string]string{"Content-Disposition": "attachment; filename=\"traceless.conf\" (conf only)"}}}},
+	}
+}
+
+func adminOperations() []operation {
+	return []operation{
+		{method: http.MethodGet, path: "/api/v1/admin/plans", id: "adminListPlans", tag: "admin", sec: secAdmin,
+			summary: "List all plans", desc: "Retired plans included.", replies: []reply{{status: 200, body: api.PlanList{}}}},
+		{method: http.MethodPost, path: "/api/v1/admin/plans", id: "adminCreatePlan", tag: "admin", sec: secAdmin,
+			summary: "Create a plan", body: api.PlanInput{}, replies: []reply{{status: 201, body: api.Plan{}}}, errs: []int{409}},
+		{method: http.MethodPut, path: "/api/v1/admin/plans/{plan_id}", id: "adminUpdatePlan", tag: "admin", sec: secAdmin,
+			summary: "Replace a plan", body: api.PlanInput{}, replies: []reply{{status: 200, body: api.Plan{}}}, errs: []int{409}},
+		{method: http.MethodDelete, path: "/api/v1/admin/plans/{plan_id}", id: "adminDeletePlan", tag: "admin", sec: secAdmin,
+			summary: "Delete a plan", desc: "409 conflict while owners are on it; retire it instead.",
+			replies: []reply{{status: 204}}, errs: []int{409}},
+		{method: http.MethodGet, path: "/api/v1/admin/owners", id: "adminListOwners", tag: "admin", sec: secAdmin,
+			summary: "List owners", query: []*openapi3.Parameter{limitParam, cursorParam},
+			replies: []reply{{status: 200, body: api.OwnerList{}}}},
+		{method: http.MethodPut, path: "/api/v1/admin/owners/{owner_id}", id: "adminUpdateOwner", tag: "admin", sec: secAdmin,
+			summary: "Update an owner", body: api.OwnerUpdate{},
+			desc:    "Status, plan and legal hold; absent fields are left alone.",
+			replies: []reply{{status: 200, body: api.Owner{}}}},
+	}
+}

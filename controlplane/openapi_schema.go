@@ -1,0 +1,239 @@
+package controlplane
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3gen"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// The JSON schemas of the OpenAPI document are generated from the wire
+// types in controlplane/api, so the document cannot drift from the Go
+// types. Every struct becomes a component named after its Go type.
+//
+// What reflection cannot know is added here, by type:
+//   - response bodies: every field without omitempty/omitzero is required,
+//     because encoding/json always writes it;
+//   - request bodies: the fields the server rejects when missing are
+//     required (requestRequired), unknown fields are forbidden (the server
+//     decodes with DisallowUnknownFields) and arrays may be null;
+//   - a few enums and patterns (fieldRules).
+
+// requestRequired lists, per request body type, the fields the server
+// cannot do without. A type missing here is not a request body; a field
+// that does not exist fails the build (and so the tests).
+var requestRequired = map[reflect.Type][]string{
+	reflect.TypeFor[api.Credentials](): {"email", "password"},
+	reflect.TypeFor[api.Setup]():       {"token", "email", "password"},
+	reflect.TypeFor[api.PlanChange]():  {"plan"},
+	reflect.TypeFor[api.AppInput]():    {"name"},
+	reflect.TypeFor[api.APIKeyInput](): {"name"},
+	reflect.TypeFor[api.DeviceInput](): {"public_key"},
+	reflect.TypeFor[api.RotateInput](): {"public_key"},
+	reflect.TypeFor[api.PlanInput]():   {"slug", "name", "currency"},
+	reflect.TypeFor[api.OwnerUpdate](): nil,
+}
+
+// isRequestType reports whether t is a request body type.
+func isRequestType(t reflect.Type) bool {
+	_, ok := requestRequired[t]
+	return ok
+}
+
+// fieldRule refines one generated property.
+type fieldRule func(*openapi3.Schema)
+
+func enum(values ...string) fieldRule {
+	return func(s *openapi3.Schema) {
+		for _, v := range values {
+			s.Enum = append(s.Enum, v)
+		}
+	}
+}
+
+func describe(text string) fieldRule { return func(s *openapi3.Schema) { s.Description = text } }
+
+func pattern(p string) fieldRule { return func(s *openapi3.Schema) { s.Pattern = p } }
+
+// wgKeyPattern is a WireGuard key: standard base64 of 32 bytes.
+const wgKeyPattern = `^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$`
+
+// fieldRules refine generated properties, by type and JSON field name.
+var fieldRules = map[reflect.Type]map[string][]fieldRule{
+	reflect.TypeFor[api.Error](): {
+		"code": {enum(api.CodeInvalidRequest, api.CodeUnauthorized, api.CodeForbidden, api.CodeNotFound,
+			api.CodeConflict, api.CodePlanLimit, api.CodeRateLimited, api.CodeLegalHold, api.CodeInternal),
+			describe("Stable error code; clients switch on it. The message may change.")},
+		"field": {describe("The offending input field, for invalid_request.")},
+	},
+	reflect.TypeFor[api.Owner](): {
+		"role":       {enum(store.RoleOwner, store.RoleAdmin)},
+		"status":     {enum(store.StatusActive, store.StatusSuspended)},
+		"plan":       {describe("The slug of the owner's plan.")},
+		"legal_hold": {describe("The reason of a legal hold, or null.")},
+	},
+	reflect.TypeFor[api.OwnerUpdate](): {
+		"status":     {enum(store.StatusActive, store.StatusSuspended)},
+		"plan":       {describe("A plan slug; retired plans are allowed here.")},
+		"legal_hold": {describe("A string sets a legal hold with that reason; null releases it; absent leaves it.")},
+	},
+	reflect.TypeFor[api.AuthResponse](): {
+		"token": {describe("The sign-in token (a JWT); send it as `Authorization: Bearer <token>`.")},
+	},
+	reflect.TypeFor[api.APIKeyCreated](): {
+		"key":    {pattern(`^tlk_[A-Za-z0-9_-]{43}$`), describe("The API key. It is shown only in this response.")},
+		"prefix": {describe("The first characters of the key, to recognise it in lists.")},
+	},
+	reflect.TypeFor[api.APIKey](): {
+		"prefix": {describe("The first characters of the key, to recognise it in lists.")},
+	},
+	reflect.TypeFor[api.Device](): {
+		"public_key":   {pattern(wgKeyPattern)},
+		"external_ref": {describe("The owner's own reference for the device, or null.")},
+	},
+	reflect.TypeFor[api.DeviceInput](): {
+		"public_key":   {describe("The device's WireGuard public key (standard base64, 44 characters).")},
+		"external_ref": {describe("The owner's own reference for the device (1-128 printable characters).")},
+	},
+	reflect.TypeFor[api.RotateInput](): {
+		"public_key": {describe("The device's new WireGuard public key.")},
+	},
+	reflect.TypeFor[api.DeviceList](): {
+		"next_cursor": {describe("Pass as ?cursor= for the next page; empty on the last page.")},
+	},
+	reflect.TypeFor[api.OwnerList](): {
+		"next_cursor": {describe("Pass as ?cursor= for the next page; empty on the last page.")},
+	},
+	reflect.TypeFor[api.Server](): {
+		"public_key": {pattern(wgKeyPattern)},
+		"online":     {describe("Whether the node reported its status recently.")},
+	},
+}
+
+// nullableStringType is decoded from a JSON string or null; it has no JSON
+// tags, so reflection alone would make it an empty object.
+var nullableStringType = reflect.TypeFor[api.NullableString]()
+
+// schemaGen generates component schemas into schemas.
+type schemaGen struct {
+	gen     *openapi3gen.Generator
+	schemas openapi3.Schemas
+}
+
+func newSchemaGen() *schemaGen {
+	g := &schemaGen{schemas: openapi3.Schemas{}}
+	g.gen = openapi3gen.NewGenerator(
+		openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{
+			ExportComponentSchemas: true,
+			ExportTopLevelSchema:   true,
+		}),
+		// NullableString is inlined (an empty name is never a component), so
+		// its nullable flag survives.
+		openapi3gen.CreateTypeNameGenerator(func(t reflect.Type) string {
+			if t == nullableStringType {
+				return ""
+			}
+			return t.Name()
+		}),
+		openapi3gen.SchemaCustomizer(customizeSchema),
+	)
+	return g
+}
+
+// ref returns a reference to the component schema of v's type, generating
+// it (and the types it uses) on first use.
+func (g *schemaGen) ref(v any) (*openapi3.SchemaRef, error) {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("openapi: %v is not a struct", t)
+	}
+	r, err := g.gen.NewSchemaRefForValue(v, g.schemas)
+	if err != nil {
+		return nil, fmt.Errorf("openapi: schema of %v: %w", t, err)
+	}
+	if r.Ref == "" {
+		return nil, fmt.Errorf("openapi: %v did not become a component", t)
+	}
+	return openapi3.NewSchemaRef(r.Ref, nil), nil
+}
+
+// customizeSchema is called for every generated schema.
+func customizeSchema(_ string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
+	if t == nullableStringType {
+		*s = openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}, Nullable: true}
+		return nil
+	}
+	if t.Kind() != reflect.Struct || s.Properties == nil {
+		return nil
+	}
+	if isRequestType(t) {
+		s.Required = requestRequired[t]
+		s.AdditionalProperties = openapi3.AdditionalProperties{Has: openapi3.Ptr(false)}
+		for _, p := range s.Properties {
+			if p.Value != nil && p.Value.Type.Is(openapi3.TypeArray) {
+				p.Value.Nullable = true
+			}
+		}
+	} else {
+		s.Required = alwaysWritten(t)
+	}
+	for _, name := range s.Required {
+		if s.Properties[name] == nil {
+			return fmt.Errorf("openapi: %v has no JSON field %q", t, name)
+		}
+	}
+	for _, rt := range withEmbedded(t) {
+		for name, rules := range fieldRules[rt] {
+			p := s.Properties[name]
+			if p == nil || p.Value == nil {
+				return fmt.Errorf("openapi: rule for %v.%s: no such JSON field", rt, name)
+			}
+			for _, rule := range rules {
+				rule(p.Value)
+			}
+		}
+	}
+	return nil
+}
+
+// withEmbedded returns t and the structs it embeds without a JSON tag,
+// whose fields encoding/json flattens into t's.
+func withEmbedded(t reflect.Type) []reflect.Type {
+	out := []reflect.Type{t}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if _, hasTag := f.Tag.Lookup("json"); f.Anonymous && !hasTag && f.Type.Kind() == reflect.Struct {
+			out = append(out, withEmbedded(f.Type)...)
+		}
+	}
+	return out
+}
+
+// alwaysWritten returns the JSON names of t's fields that encoding/json
+// always writes: those without "-", omitempty or omitzero. Embedded
+// structs without a tag are flattened, as encoding/json does.
+func alwaysWritten(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, hasTag := f.Tag.Lookup("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && !hasTag && f.Type.Kind() == reflect.Struct {
+			out = append(out, alwaysWritten(f.Type)...)
+			continue
+		}
+		if !f.IsExported() || name == "-" || strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// MustPragma returns the value of PRAGMA name on the writer connection.
+func MustPragma(tb testing.TB, s *Store, name string) string {
+	tb.Helper()
+	var v string
+	if err := s.w.Raw("PRAGMA " + name).Scan(&v).Error; err != nil {
+		tb.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
+}
+
+func TestSQLitePragmas(t *testing.T) {
+	s := MustOpen(t, sqliteConfig(t))
+	got := map[string]string{}
+	for _, p := range []string{"foreign_keys", "secure_delete", "journal_mode"} {
+		got[p] = MustPragma(t, s, p)
+	}
+	want := map[string]string{"foreign_keys": "1", "secure_delete": "1", "journal_mode": "wal"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("writer pragmas (-want +got):\n%s", diff)
+	}
+
+	wdb, err := s.w.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := wdb.Stats().MaxOpenConnections; n != 1 {
+		t.Errorf("writer pool allows %d connections; want exactly 1", n)
+	}
+	rdb, err := s.r.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Stats().MaxOpenConnections; n != 4 {
+		t.Errorf("reader pool allows %d connections; want the default 4", n)
+	}
+
+	// Readers are read-only and share the pragmas that matter for reads.
+	if err := s.r.Exec("DELETE FROM plans").Error; err == nil {
+		t.Error("a write through the reader pool succeeded; readers must be query_only")
+	}
+	var secure int
+	if err := s.r.Raw("PRAGMA secure_delete").Scan(&secure).Error; err != nil || secure != 1 {
+		t.Errorf("reader secure_delete = %d, %v; want 1", secure, err)
+	}
+}
+
+// TestSQLiteDeleteLeavesNoCopy deletes a row holding a canary and checks,
+// after Checkpoint, that its bytes are neither in the database file nor in
+// the WAL: deletion really is erasure on disk.
+func TestSQLiteDeleteLeavesNoCopy(t *testing.T) {
+	ctx := context.Background()
+	cfg := sqliteConfig(t)
+	s := MustOpen(t, cfg)
+	MustSeedPlans(t, s)
+	canary := "canary-" + randomHex(t, 16)
+	o := MustCreateOwner(t, s, canary+"@example.com", "")
+	if _, err := s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: ptr("hold " + canary)}); err != nil {
+		t.Fatal(err)
+	}
+	app := MustInsertApp(t, s, o.ID, "app "+canary)
+	ref := canary
+	if err := s.w.Create(&Device{ID: "dev-" + canary[:20], AppID: app.ID, PublicKey: "pk-" + canary[:20], IPv4: "10.64.0.2", IPv6: "fd00::2", ExternalRef: &ref, Revision: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+
+	files := []string{cfg.DSN, cfg.DSN + "-wal"}
+	found := func() []string {
+		var in []string
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte(canary)) {
+				in = append(in, filepath.Base(f))
+			}
+		}
+		return in
+	}
+	// The test must be able to fail: before the delete the canary is on disk.
+	if got := found(); len(got) == 0 {
+		t.Fatal("canary not found on disk before the delete; the test cannot see what it checks")
+	}
+
+	// Deleting the owner cascades to the app and its device.
+	if err := s.w.Exec("DELETE FROM owners WHERE id = ?", o.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n := MustCount(t, s, &Device{}); n != 0 {
+		t.Fatalf("%d devices left; the cascade did not run", n)
+	}
+	if err := s.Checkpoint(ctx); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+	if got := found(); len(got) != 0 {
+		t.Errorf("canary of a deleted row still on disk in %v", got)
+	}
+	if fi, err := os.Stat(cfg.DSN + "-wal"); err == nil && fi.Size() != 0 {
+		t.Errorf("WAL is %d bytes after Checkpoint; want truncated", fi.Size())
+	}
+}
+
+func TestSQLiteFileMode(t *testing.T) {
+	cfg := sqliteConfig(t)
+	s := MustOpen(t, cfg)
+	MustSeedPlans(t, s)
+	for _, f := range []string{cfg.DSN, cfg.DSN + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %v; want no access for group or others", filepath.Base(f), mode)
+		}
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"in-memory SQLite", Config{Driver: DriverSQLite, DSN: ":memory:"}},
+		{"unknown driver", Config{Driver: "mysql", DSN: "x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(context.Background(), tt.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded; want an error")
+			}
+		})
+	}
+}
+
+func TestParseDSN(t *testing.T) {
+	tests := []struct {
+		dsn     string
+		want    Config
+		wantErr bool
+	}{
+		{dsn: "sqlite://./data/traceless.db", want: Config{Driver: DriverSQLite, DSN: "./data/traceless.db"}},
+		{dsn: "sqlite:///var/lib/traceless/db.sqlite", want: Config{Driver: DriverSQLite, DSN: "/var/lib/traceless/db.sqlite"}},
+		{dsn: "sqlite:data.db", want: Config{Driver: DriverSQLite, DSN: "data.db"}},
+		{dsn: "postgres://u@db:5432/traceless?sslmode=require", want: Config{Driver: DriverPostgres, DSN: "postgres://u@db:5432/traceless?sslmode=require"}},
+		{dsn: "postgresql://u@db/traceless", want: Config{Driver: DriverPostgres, DSN: "postgresql://u@db/traceless"}},
+		{dsn: "sqlite://", wantErr: true},
+		{dsn: "mysql://u@db/x", wantErr: true},
+		{dsn: "", wantErr: true},
+		{dsn: "postgres://u@db:bad port/x", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dsn, func(t *testing.T) {
+			got, err := ParseDSN(tt.dsn)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseDSN(%q) error = %v; want error %v", tt.dsn, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+				t.Errorf("ParseDSN(%q) (-want +got):\n%s", tt.dsn, diff)
+			}
+		})
+	}
+}
