@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -124,7 +126,13 @@ type NewDevice struct {
 
 // RegisterDevice adds a device to an app: it checks the owner's plan limit,
 // rejects a known key with ErrConflict, allocates random tunnel addresses
-// and bumps the sync revision, all in one transaction.
+// and bumps the sync revision, atomically.
+//
+// Concurrent registrations are group-committed: whatever is queued while a
+// transaction runs goes into the next one, so SQLite's single writer pays
+// one BEGIN/COMMIT and one revision bump per batch instead of per device.
+// Each registration is still checked on its own inside the transaction,
+// after the ones before it, so a batch can never over-allocate a plan.
 func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) (Device, Change, error) {
 	pub, err := ValidatePublicKey("public_key", nd.PublicKey)
 	if err != nil {
@@ -133,39 +141,168 @@ func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) 
 	if err := validExternalRef(nd.ExternalRef); err != nil {
 		return Device{}, Change{}, err
 	}
-	d := Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef}
-	var ch Change
-	err = s.write(ctx, func(tx *gorm.DB) error {
-		rev, err := bumpRevision(tx) // first: serialises device writers
+	req := &regRequest{ctx: ctx, d: Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef},
+		done: make(chan regResult, 1)}
+	s.reg.enqueue(s, req)
+	r := <-req.done
+	if r.err != nil {
+		return Device{}, Change{}, r.err
+	}
+	return r.d, Change{Revision: r.d.Revision, Upserted: []Device{r.d}}, nil
+}
+
+// regRequest is one queued registration.
+type regRequest struct {
+	ctx  context.Context
+	d    Device
+	done chan regResult
+}
+
+type regResult struct {
+	d   Device
+	err error
+}
+
+// maxGroup bounds how many registrations share one transaction.
+const maxGroup = 256
+
+// registrar batches registrations. While a drain goroutine runs, new
+// requests join the queue it takes its next batch from.
+type registrar struct {
+	mu      sync.Mutex
+	pending []*regRequest
+	running bool
+	wg      sync.WaitGroup
+}
+
+func (r *registrar) enqueue(s *Store, req *regRequest) {
+	r.mu.Lock()
+	r.pending = append(r.pending, req)
+	if !r.running {
+		r.running = true
+		r.wg.Add(1)
+		go r.drain(s)
+	}
+	r.mu.Unlock()
+}
+
+func (r *registrar) drain(s *Store) {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		n := min(len(r.pending), maxGroup)
+		if n == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		batch := r.pending[:n:n]
+		r.pending = r.pending[n:]
+		r.mu.Unlock()
+		s.registerBatch(batch)
+	}
+}
+
+// registerBatch runs a batch in one transaction. A check that fails
+// (plan limit, known key) fails only its own request. An unexpected error
+// rolls the batch back and each request is retried alone, so one cannot
+// sink the others.
+func (s *Store) registerBatch(batch []*regRequest) {
+	live := batch[:0:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.done <- regResult{err: err}
+			continue
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	results := make([]regResult, len(live))
+	err := s.hot.inTx(ctx, func(h *hotTx) error {
+		rev, err := h.bumpRevision()
 		if err != nil {
 			return err
 		}
-		if err := checkDeviceQuota(tx, appID, 1); err != nil {
-			return err
+		for i, req := range live {
+			d := req.d
+			d.Revision = rev
+			if err := s.admitDevice(h, &d); err != nil {
+				if isCheckFailure(err) {
+					results[i] = regResult{err: err}
+					continue
+				}
+				return err
+			}
+			if err := h.insertDevice(d); err != nil {
+				return err
+			}
+			results[i] = regResult{d: d}
 		}
-		if err := keyFree(tx, pub); err != nil {
-			return err
-		}
-		if d.IPv4, err = allocate(tx, "ipv4", s.tunnel4); err != nil {
-			return err
-		}
-		if d.IPv6, err = allocate(tx, "ipv6", s.tunnel6); err != nil {
-			return err
-		}
-		d.Revision = rev
-		if err := tx.Create(&d).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&App{}).Where("id = ?", appID).Update("device_count", gorm.Expr("device_count + 1")).Error; err != nil {
-			return err
-		}
-		ch = Change{Revision: rev, Upserted: []Device{d}}
 		return nil
 	})
-	if err != nil {
-		return Device{}, Change{}, err
+	err = translate(err)
+	if err != nil && len(live) > 1 {
+		for _, req := range live {
+			s.registerBatch([]*regRequest{req})
+		}
+		return
 	}
-	return d, ch, nil
+	for i, req := range live {
+		if err != nil {
+			results[i] = regResult{err: err}
+		}
+		req.done <- results[i]
+	}
+}
+
+// isCheckFailure reports whether err is a per-device refusal rather than
+// a database failure.
+func isCheckFailure(err error) bool {
+	var ve *ValidationError
+	return errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, ErrAddressesExhausted) || errors.As(err, &ve)
+}
+
+// admitDevice checks, in one query, the owner's plan limit, that the key
+// is free and that two random addresses are free; then it fills in the
+// addresses. In the rare case an address is taken it draws again.
+func (s *Store) admitDevice(h *hotTx, d *Device) error {
+	v4, v6 := randomHost(s.tunnel4).String(), randomHost(s.tunnel6).String()
+	a, err := h.admit(d.AppID, d.PublicKey, v4, v6)
+	switch {
+	case err != nil:
+		return err
+	case !a.maxDevices.Valid:
+		return ErrNotFound
+	case a.used >= a.maxDevices.Int64:
+		return ErrPlanLimit
+	case a.keyTaken:
+		return fmt.Errorf("%w: public key already registered", ErrConflict)
+	}
+	for i := 0; a.v4Taken; i++ {
+		if i == maxAllocTries {
+			return ErrAddressesExhausted
+		}
+		v4 = randomHost(s.tunnel4).String()
+		if a.v4Taken, err = h.taken(hotIPv4Taken, v4); err != nil {
+			return err
+		}
+	}
+	for i := 0; a.v6Taken; i++ {
+		if i == maxAllocTries {
+			return ErrAddressesExhausted
+		}
+		v6 = randomHost(s.tunnel6).String()
+		if a.v6Taken, err = h.taken(hotIPv6Taken, v6); err != nil {
+			return err
+		}
+	}
+	d.IPv4, d.IPv6 = v4, v6
+	return nil
 }
 
 // checkDeviceQuota returns ErrPlanLimit when adding n devices to the app

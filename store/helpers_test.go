@@ -358,3 +358,102 @@ func MustInsertDevice(tb testing.TB, s *Store, appID string, n int) Device {
 	}
 	return d
 }
+
+// MustCreatePlan creates a plan with the given limits through the repository.
+func MustCreatePlan(tb testing.TB, s *Store, slug string, maxApps, maxDevices int) PlanWithPools {
+	tb.Helper()
+	p, err := s.CreatePlan(context.Background(), PlanWithPools{Plan: Plan{
+		Slug: slug, Name: slug, MaxApps: maxApps, MaxDevices: maxDevices, Currency: "EUR"}})
+	if err != nil {
+		tb.Fatalf("CreatePlan(%s): %v", slug, err)
+	}
+	return p
+}
+
+// MustCreateApp creates an app through the repository.
+func MustCreateApp(tb testing.TB, s *Store, ownerID, name string) App {
+	tb.Helper()
+	a, err := s.CreateApp(context.Background(), ownerID, name)
+	if err != nil {
+		tb.Fatalf("CreateApp(%s): %v", name, err)
+	}
+	return a
+}
+
+// MustRegister registers a device with a random key in the app.
+func MustRegister(tb testing.TB, s *Store, appID string) Device {
+	tb.Helper()
+	d, _, err := s.RegisterDevice(context.Background(), appID, NewDevice{PublicKey: randomKey(tb)})
+	if err != nil {
+		tb.Fatalf("RegisterDevice: %v", err)
+	}
+	return d
+}
+
+// MustRegisterN registers n devices with random keys in the app in one batch.
+func MustRegisterN(tb testing.TB, s *Store, appID string, n int) []Device {
+	tb.Helper()
+	nds := make([]NewDevice, n)
+	for i := range nds {
+		nds[i] = NewDevice{PublicKey: randomKey(tb)}
+	}
+	devs, _, err := s.RegisterDevices(context.Background(), appID, nds)
+	if err != nil {
+		tb.Fatalf("RegisterDevices(%d): %v", n, err)
+	}
+	return devs
+}
+
+// MustRevision returns the global sync revision.
+func MustRevision(tb testing.TB, s *Store) int64 {
+	tb.Helper()
+	rev, err := s.Revision(context.Background())
+	if err != nil {
+		tb.Fatalf("Revision: %v", err)
+	}
+	return rev
+}
+
+// MustCountWhere returns the number of rows of model matching the condition.
+func MustCountWhere(tb testing.TB, s *Store, model any, where string, args ...any) int64 {
+	tb.Helper()
+	var n int64
+	if err := s.w.Model(model).Where(where, args...).Count(&n).Error; err != nil {
+		tb.Fatalf("count %T where %s: %v", model, where, err)
+	}
+	return n
+}
+
+// MustDeviceCounts checks that every app's device_count equals the number
+// of its device rows, and returns app ID -> count.
+func MustDeviceCounts(tb testing.TB, s *Store) map[string]int64 {
+	tb.Helper()
+	var rows []struct {
+		ID          string
+		DeviceCount int64
+		N           int64
+	}
+	if err := s.w.Raw(`SELECT apps.id, apps.device_count,
+			(SELECT COUNT(*) FROM devices WHERE devices.app_id = apps.id) AS n
+		FROM apps ORDER BY apps.id`).Scan(&rows).Error; err != nil {
+		tb.Fatalf("read device counts: %v", err)
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		if r.DeviceCount != r.N {
+			tb.Errorf("app %s: device_count = %d but %d device rows", r.ID, r.DeviceCount, r.N)
+		}
+		out[r.ID] = r.N
+	}
+	return out
+}
+
+// MustAllDevices returns every device row ordered by ID.
+func MustAllDevices(tb testing.TB, s *Store) []Device {
+	tb.Helper()
+	var out []Device
+	if err := s.w.Order("id").Find(&out).Error; err != nil {
+		tb.Fatalf("read devices: %v", err)
+	}
+	return out
+}

@@ -90,6 +90,8 @@ type Store struct {
 	path   string // SQLite file path
 
 	tunnel4, tunnel6 netip.Prefix
+	reg              registrar
+	hot              hotStmts
 }
 
 // Open connects, applies the SQLite pragmas, and runs pending migrations.
@@ -141,6 +143,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	wdb, err := s.w.DB()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.hot.db, s.hot.pg = wdb, cfg.Driver == DriverPostgres
 	return s, nil
 }
 
@@ -267,6 +275,8 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 
 // Close releases the connections.
 func (s *Store) Close() error {
+	s.reg.wg.Wait() // let queued registrations finish
+	s.hot.close()
 	var errs []error
 	for _, g := range []*gorm.DB{s.w, s.r} {
 		if g == nil {

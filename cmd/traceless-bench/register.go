@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -86,6 +88,7 @@ func runRegister(ctx context.Context, args []string) error {
 	devices := fs.Int("devices", 100_000, "devices already present before measuring")
 	clients := fs.Int("clients", 32, "concurrent HTTP clients")
 	duration := fs.Duration("duration", 20*time.Second, "length of each measured phase")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the registration phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,6 +110,17 @@ func runRegister(ctx context.Context, args []string) error {
 	}, http.StatusOK)
 	fmt.Println(health)
 
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	reg := load(ctx, "POST /api/v1/devices", *clients, *duration, func(ctx context.Context) *http.Request {
 		body := []byte(`{"public_key":"` + randomKey() + `"}`)
 		req, _ := http.NewRequestWithContext(ctx, "POST", b.url+"/api/v1/devices", bytes.NewReader(body))

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/client"
+)
+
+// accountCommands are login, logout, signup, me, plans and plan.
+func (a *cli) accountCommands() []*cobra.Command {
+	cmds := []*cobra.Command{a.loginCommand(false), a.loginCommand(true), a.logoutCommand(), a.meCommand(),
+		a.plansCommand(), a.planCommand()}
+	for _, c := range cmds {
+		c.GroupID = "owner"
+	}
+	return cmds
+}
+
+// credentials reads the email and password for login or signup: the email
+// from --email or a prompt; the password from stdin with --password-stdin,
+// without echo from a terminal, or as the next line of piped input.
+func (a *cli) credentials(email string, passwordStdin, confirm bool) (string, string, error) {
+	if passwordStdin && email == "" {
+		return "", "", usagef("--password-stdin needs --email")
+	}
+	var err error
+	if email == "" {
+		if email, err = a.prompt("Email: "); err != nil {
+			return "", "", fmt.Errorf("read email: %w", err)
+		}
+	}
+	var password string
+	if passwordStdin {
+		b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+		if err != nil {
+			return "", "", fmt.Errorf("read password: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	} else {
+		if password, err = a.promptPassword("Password: "); err != nil {
+			return "", "", fmt.Errorf("read password: %w", err)
+		}
+		if _, tty := a.terminal(); tty && confirm {
+			again, err := a.promptPassword("Password again: ")
+			if err != nil {
+				return "", "", err
+			}
+			if again != password {
+				return "", "", errors.New("the passwords differ")
+			}
+		}
+	}
+	if email == "" || password == "" {
+		return "", "", errors.New("email and password are required")
+	}
+	return email, password, nil
+}
+
+// loginCommand is 'login', or 'signup' when signup is true; both save the
+// session.
+func (a *cli) loginCommand(signup bool) *cobra.Command {
+	var email string
+	var passwordStdin bool
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Sign in and save the session for this server",
+		Long: `Sign in and save the session token in <user config dir>/traceless/token
+(mode 0600), tied to the --server it was issued by.
+
+The password is read without echo from a terminal, or from stdin with
+--password-stdin (or as the second line of piped input) for scripts.`,
+		Args: args(),
+	}
+	if signup {
+		cmd.Use = "signup"
+		cmd.Short = "Create an owner account and sign in"
+		cmd.Long = strings.Replace(cmd.Long, "Sign in and save", "Create an owner account, sign in and save", 1)
+	}
+	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
+		email, password, err := a.credentials(email, passwordStdin, signup)
+		if err != nil {
+			return err
+		}
+		c, err := a.newClient()
+		if err != nil {
+			return err
+		}
+		var res api.AuthResponse
+		if signup {
+			res, err = c.Signup(cmd.Context(), email, password)
+		} else {
+			res, err = c.Login(cmd.Context(), email, password)
+		}
+		if err != nil {
+			return err
+		}
+		p, err := saveSession(session{Server: a.server, Token: res.Token, ExpiresAt: res.ExpiresAt})
+		if err != nil {
+			return err
+		}
+		return a.emit(res.Owner, func(t *table) {
+			t.row(fmt.Sprintf("Signed in to %s as %s (%s).", a.server, res.Owner.Email, res.Owner.Role))
+			t.row(fmt.Sprintf("Session saved to %s; it expires at %s.", p, cell(res.ExpiresAt)))
+		})
+	})
+	cmd.Flags().StringVar(&email, "email", "", "account email (prompted for when absent)")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
+	return cmd
+}
+
+func (a *cli) logoutCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Revoke the session and forget it",
+		Long:  "Revoke every session of the signed-in owner at the server and delete the saved one.",
+		Args:  args(),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			tok, err := a.sessionToken()
+			if err != nil && !errors.Is(err, errSessionExpired) {
+				return err
+			}
+			var revokeErr error
+			if tok != "" {
+				c, err := a.newClient(client.WithToken(tok))
+				if err != nil {
+					return err
+				}
+				if err := c.Logout(cmd.Context()); err != nil && !client.IsCode(err, api.CodeUnauthorized) {
+					revokeErr = err
+				}
+			}
+			if s, ok, _ := loadSession(); ok && sameServer(s.Server, a.server) {
+				if err := removeSession(); err != nil {
+					return err
+				}
+			}
+			if revokeErr != nil {
+				a.note("Forgot the local session, but the server did not revoke it:")
+				return revokeErr
+			}
+			return a.done("Signed out of %s.", a.server)
+		}),
+	}
+}
+
+func (a *cli) meCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "me",
+		Short: "Show the signed-in account",
+		Args:  args(),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			c, err := a.ownerClient()
+			if err != nil {
+				return err
+			}
+			o, err := c.Me(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.emit(o, func(t *table) { ownerDetail(t, o) })
+		}),
+	}
+}
+
+func ownerDetail(t *table, o api.Owner) {
+	t.row("ID", o.ID)
+	t.row("EMAIL", o.Email)
+	t.row("ROLE", o.Role)
+	t.row("PLAN", o.Plan)
+	t.row("STATUS", o.Status)
+	t.row("LEGAL HOLD", o.LegalHold)
+	t.row("CREATED", o.CreatedAt)
+}
+
+func (a *cli) plansCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "plans", Short: "The plan catalogue"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the plans on offer",
+		Args:  args(),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			c, err := a.newClient()
+			if err != nil {
+				return err
+			}
+			plans, err := c.Plans(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.emit(nonNil(plans), func(t *table) { planTable(t, plans, false) })
+		}),
+	})
+	return cmd
+}
+
+func planTable(t *table, plans []api.Plan, admin bool) {
+	if admin {
+		t.row("ID", "SLUG", "NAME", "APPS", "DEVICES", "OWN NODES", "PRICE", "POOLS", "RETIRED")
+	} else {
+		t.row("SLUG", "NAME", "APPS", "DEVICES", "OWN NODES", "PRICE")
+	}
+	for _, p := range plans {
+		if admin {
+			t.row(p.ID, p.Slug, p.Name, p.MaxApps, p.MaxDevices, p.MaxOwnNodes, price(p.PriceCents, p.Currency),
+				len(p.Pools), p.Retired)
+		} else {
+			t.row(p.Slug, p.Name, p.MaxApps, p.MaxDevices, p.MaxOwnNodes, price(p.PriceCents, p.Currency))
+		}
+	}
+}
+
+func (a *cli) planCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "plan", Short: "Your account's plan"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "set SLUG",
+		Short: "Move your account to another plan",
+		Args:  args("SLUG"),
+		RunE: action(func(cmd *cobra.Command, argv []string) error {
+			c, err := a.ownerClient()
+			if err != nil {
+				return err
+			}
+			o, err := c.ChangePlan(cmd.Context(), argv[0])
+			if err != nil {
+				return err
+			}
+			return a.emit(o, func(t *table) { t.row("Your plan is now " + o.Plan + ".") })
+		}),
+	})
+	return cmd
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/client"
+)
+
+func (a *cli) adminCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "admin",
+		Short:   "Operator commands: plans and owner accounts",
+		GroupID: "operator",
+		Long:    "Operator commands. They need a session of an account with the admin role.",
+	}
+	plans := &cobra.Command{Use: "plans", Short: "Manage the plan catalogue"}
+	plans.AddCommand(a.adminPlansListCommand(), a.adminPlanCommand(false), a.adminPlanCommand(true),
+		a.adminPlansDeleteCommand())
+	owners := &cobra.Command{Use: "owners", Short: "Manage owner accounts"}
+	owners.AddCommand(a.adminOwnersListCommand(), a.adminOwnersUpdateCommand())
+	cmd.AddCommand(plans, owners)
+	return cmd
+}
+
+func (a *cli) adminPlansListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List every plan, retired ones included",
+		Args:  args(),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			plans, err := c.AdminPlans(ctx)
+			if err != nil {
+				return err
+			}
+			return a.emit(nonNil(plans), func(t *table) { planTable(t, plans, true) })
+		}),
+	}
+}
+
+// findPlan returns the plan with the given ID or slug.
+func findPlan(ctx context.Context, c *client.Client, ref string) (api.Plan, error) {
+	plans, err := c.AdminPlans(ctx)
+	if err != nil {
+		return api.Plan{}, err
+	}
+	for _, p := range plans {
+		if p.ID == ref || p.Slug == ref {
+			return p, nil
+		}
+	}
+	return api.Plan{}, fmt.Errorf("no plan has the ID or slug %q", ref)
+}
+
+// adminPlanCommand is 'create', or 'update PLAN' when update is true, which
+// changes only the fields whose flags are given.
+func (a *cli) adminPlanCommand(update bool) *cobra.Command {
+	in := api.PlanInput{Currency: "EUR"}
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Add a plan",
+		Args:  args(),
+	}
+	if update {
+		cmd.Use = "update PLAN"
+		cmd.Short = "Change a plan (only the fields given; PLAN is its ID or slug)"
+		cmd.Args = args("PLAN")
+	}
+	cmd.RunE = a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+		var p api.Plan
+		var err error
+		if update {
+			cur, err := findPlan(ctx, c, argv[0])
+			if err != nil {
+				return err
+			}
+			merged := api.PlanInput{Slug: cur.Slug, Name: cur.Name, MaxApps: cur.MaxApps, MaxDevices: cur.MaxDevices,
+				MaxOwnNodes: cur.MaxOwnNodes, PriceCents: cur.PriceCents, Currency: cur.Currency, Retired: cur.Retired,
+				Pools: cur.Pools}
+			fl := cmd.Flags()
+			set := func(name string, apply func()) {
+				if fl.Changed(name) {
+					apply()
+				}
+			}
+			set("slug", func() { merged.Slug = in.Slug })
+			set("name", func() { merged.Name = in.Name })
+			set("max-apps", func() { merged.MaxApps = in.MaxApps })
+			set("max-devices", func() { merged.MaxDevices = in.MaxDevices })
+			set("max-own-nodes", func() { merged.MaxOwnNodes = in.MaxOwnNodes })
+			set("price-cents", func() { merged.PriceCents = in.PriceCents })
+			set("currency", func() { merged.Currency = in.Currency })
+			set("retired", func() { merged.Retired = in.Retired })
+			set("pool", func() { merged.Pools = in.Pools })
+			p, err = c.UpdatePlan(ctx, cur.ID, merged)
+		} else {
+			if in.Slug == "" || in.Name == "" {
+				return usagef("--slug and --name are required")
+			}
+			p, err = c.CreatePlan(ctx, in)
+		}
+		if err != nil {
+			return err
+		}
+		return a.emit(p, func(t *table) { planTable(t, []api.Plan{p}, true) })
+	})
+	f := cmd.Flags()
+	f.StringVar(&in.Slug, "slug", "", "short name owners choose the plan by (a-z, 0-9, -)")
+	f.StringVar(&in.Name, "name", "", "display name")
+	f.IntVar(&in.MaxApps, "max-apps", 0, "apps an owner may have")
+	f.IntVar(&in.MaxDevices, "max-devices", 0, "devices an owner may have across apps")
+	f.IntVar(&in.MaxOwnNodes, "max-own-nodes", 0, "nodes an owner may run")
+	f.IntVar(&in.PriceCents, "price-cents", 0, "monthly price in cents")
+	f.StringVar(&in.Currency, "currency", "EUR", "ISO 4217 currency of the price")
+	f.BoolVar(&in.Retired, "retired", false, "closed to new owners")
+	f.StringSliceVar(&in.Pools, "pool", nil, "ID of a pool the plan grants (repeat or comma-separate)")
+	return cmd
+}
+
+func (a *cli) adminPlansDeleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete PLAN",
+		Short: "Remove a plan no owner is on (PLAN is its ID or slug)",
+		Args:  args("PLAN"),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			p, err := findPlan(ctx, c, argv[0])
+			if err != nil {
+				return err
+			}
+			if err := c.DeletePlan(ctx, p.ID); err != nil {
+				return err
+			}
+			return a.done("Deleted plan %s.", p.Slug)
+		}),
+	}
+}
+
+func (a *cli) adminOwnersListCommand() *cobra.Command {
+	var pageSize int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List every owner account",
+		Args:  args(),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			if pageSize < 1 || pageSize > 500 {
+				return usagef("--page-size must be from 1 to 500")
+			}
+			owners := []api.Owner{}
+			for o, err := range c.AllOwners(ctx, pageSize) {
+				if err != nil {
+					return err
+				}
+				owners = append(owners, o)
+			}
+			return a.emit(owners, func(t *table) {
+				t.row("ID", "EMAIL", "ROLE", "PLAN", "STATUS", "LEGAL HOLD", "CREATED")
+				for _, o := range owners {
+					t.row(o.ID, o.Email, o.Role, o.Plan, o.Status, o.LegalHold, o.CreatedAt)
+				}
+			})
+		}),
+	}
+	cmd.Flags().IntVar(&pageSize, "page-size", 200, "owners fetched per request")
+	return cmd
+}
+
+// findOwner turns an owner ID or email into an ID.
+func findOwner(ctx context.Context, c *client.Client, ref string) (string, error) {
+	if !strings.Contains(ref, "@") {
+		return ref, nil
+	}
+	for o, err := range c.AllOwners(ctx, 500) {
+		if err != nil {
+			return "", err
+		}
+		if strings.EqualFold(o.Email, ref) {
+			return o.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no owner has the email %s", ref)
+}
+
+func (a *cli) adminOwnersUpdateCommand() *cobra.Command {
+	var status, plan, hold string
+	var release bool
+	cmd := &cobra.Command{
+		Use:   "update OWNER",
+		Short: "Change an owner's status, plan or legal hold (OWNER is an ID or email)",
+		Long: `Change an owner's status (active or suspended), plan, or legal hold. A
+legal hold keeps the account from being deleted; set it with
+--legal-hold REASON and lift it with --release-hold.`,
+		Args: args("OWNER"),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			var u api.OwnerUpdate
+			if status != "" {
+				u.Status = &status
+			}
+			if plan != "" {
+				u.Plan = &plan
+			}
+			switch {
+			case hold != "" && release:
+				return usagef("--legal-hold and --release-hold exclude each other")
+			case hold != "":
+				u.LegalHold = client.SetLegalHold(hold)
+			case release:
+				u.LegalHold = client.ReleaseLegalHold()
+			}
+			if u.Status == nil && u.Plan == nil && !u.LegalHold.Set {
+				return usagef("give at least one of --status, --plan, --legal-hold, --release-hold")
+			}
+			id, err := findOwner(ctx, c, argv[0])
+			if err != nil {
+				return err
+			}
+			o, err := c.UpdateOwner(ctx, id, u)
+			if err != nil {
+				return err
+			}
+			return a.emit(o, func(t *table) { ownerDetail(t, o) })
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&status, "status", "", "active or suspended")
+	f.StringVar(&plan, "plan", "", "slug of the plan to move the owner to")
+	f.StringVar(&hold, "legal-hold", "", "place a legal hold, with its reason")
+	f.BoolVar(&release, "release-hold", false, "release the legal hold")
+	return cmd
+}

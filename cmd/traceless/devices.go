@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/client"
+)
+
+// keyAction is an action with an app API key's client.
+func (a *cli) keyAction(fn func(ctx context.Context, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
+	return action(func(cmd *cobra.Command, argv []string) error {
+		c, err := a.keyClient()
+		if err != nil {
+			return err
+		}
+		return fn(cmd.Context(), c, argv)
+	})
+}
+
+func (a *cli) devicesCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "devices",
+		Short:   "Provision an app's devices",
+		GroupID: "provisioning",
+		Long: `Register, list, rotate and remove end-user devices of the app that the API
+key (TRACELESS_API_KEY or --api-key) belongs to. A device is only its
+WireGuard public key and its tunnel addresses; its private key stays on
+the device. With --generate, a key pair is made on this machine and only
+the public key is sent.`,
+	}
+	cmd.AddCommand(a.devicesRegisterCommand(), a.devicesListCommand(), a.devicesGetCommand(),
+		a.devicesDeleteCommand(), a.devicesRotateCommand(), a.devicesConfigCommand())
+	return cmd
+}
+
+// keyFlags are the --public-key, --generate and --private-key-file flags
+// of register and rotate.
+type keyFlags struct {
+	publicKey      string
+	generate       bool
+	privateKeyFile string
+}
+
+func (f *keyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.publicKey, "public-key", "", "the device's WireGuard public key (base64)")
+	cmd.Flags().BoolVar(&f.generate, "generate", false, "generate a key pair here and send only the public key; the private key is printed once")
+	cmd.Flags().StringVar(&f.privateKeyFile, "private-key-file", "", "with --generate: write the private key to this new file (mode 0600) instead of printing it")
+}
+
+// resolve returns the public key to send and, with --generate, the pair.
+func (f *keyFlags) resolve() (string, *keyPair, error) {
+	switch {
+	case f.generate && f.publicKey != "":
+		return "", nil, usagef("--public-key and --generate exclude each other")
+	case f.privateKeyFile != "" && !f.generate:
+		return "", nil, usagef("--private-key-file goes with --generate")
+	case f.generate:
+		kp, err := generateKeyPair()
+		if err != nil {
+			return "", nil, err
+		}
+		return kp.public.String(), &kp, nil
+	case f.publicKey != "":
+		pub, err := parsePublicKey(f.publicKey)
+		return pub, nil, err
+	}
+	return "", nil, usagef("give the device's --public-key, or --generate a key pair here")
+}
+
+// generatedDevice is a registered or rotated device and, when its key pair
+// was generated here, its private key.
+type generatedDevice struct {
+	api.DeviceCreated
+	PrivateKey string `json:"private_key,omitempty"`
+}
+
+// emitDevice prints a registered or rotated device; a private key generated
+// here goes to stdout or --private-key-file and nowhere else.
+func (a *cli) emitDevice(d api.DeviceCreated, kp *keyPair, f keyFlags) error {
+	out := generatedDevice{DeviceCreated: d}
+	if kp != nil {
+		if f.privateKeyFile != "" {
+			if err := writeSecretFile(f.privateKeyFile, []byte(kp.private.String()+"\n")); err != nil {
+				return fmt.Errorf("the device is registered as %s, but its private key could not be saved: %w", d.ID, err)
+			}
+			a.note("The private key was generated here, never sent, and saved to %s.", f.privateKeyFile)
+		} else {
+			out.PrivateKey = kp.private.String()
+			a.note("The private key was generated here and never sent; it is shown only once. Put it on the device.")
+		}
+	}
+	return a.emit(out, func(t *table) {
+		deviceDetail(t, d.Device)
+		if out.PrivateKey != "" {
+			t.row("PRIVATE KEY", out.PrivateKey)
+		}
+		t.row("SERVERS", len(d.Servers))
+	})
+}
+
+func (a *cli) devicesRegisterCommand() *cobra.Command {
+	var kf keyFlags
+	var ref string
+	cmd := &cobra.Command{
+		Use:   "register",
+		Short: "Register a device by its public key",
+		Args:  args(),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			pub, kp, err := kf.resolve()
+			if err != nil {
+				return err
+			}
+			in := api.DeviceInput{PublicKey: pub}
+			if ref != "" {
+				in.ExternalRef = &ref
+			}
+			d, err := c.RegisterDevice(ctx, in)
+			if err != nil {
+				return err
+			}
+			return a.emitDevice(d, kp, kf)
+		}),
+	}
+	kf.add(cmd)
+	cmd.Flags().StringVar(&ref, "external-ref", "", "your own reference for the device, such as a user ID")
+	return cmd
+}
+
+func (a *cli) devicesListCommand() *cobra.Command {
+	var pageSize int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List all of the app's devices",
+		Args:  args(),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			if pageSize < 1 || pageSize > 500 {
+				return usagef("--page-size must be from 1 to 500")
+			}
+			devs := []api.Device{}
+			for d, err := range c.AllDevices(ctx, pageSize) {
+				if err != nil {
+					return err
+				}
+				devs = append(devs, d)
+			}
+			return a.emit(devs, func(t *table) {
+				t.row("ID", "PUBLIC KEY", "IPV4", "IPV6", "EXTERNAL REF")
+				for _, d := range devs {
+					t.row(d.ID, d.PublicKey, d.IPv4, d.IPv6, d.ExternalRef)
+				}
+			})
+		}),
+	}
+	cmd.Flags().IntVar(&pageSize, "page-size", 200, "devices fetched per request")
+	return cmd
+}
+
+func deviceDetail(t *table, d api.Device) {
+	t.row("ID", d.ID)
+	t.row("PUBLIC KEY", d.PublicKey)
+	t.row("IPV4", d.IPv4)
+	t.row("IPV6", d.IPv6)
+	t.row("EXTERNAL REF", d.ExternalRef)
+}
+
+func (a *cli) devicesGetCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get DEVICE_ID",
+		Short: "Show a device",
+		Args:  args("DEVICE_ID"),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			d, err := c.Device(ctx, argv[0])
+			if err != nil {
+				return err
+			}
+			return a.emit(d, func(t *table) { deviceDetail(t, d) })
+		}),
+	}
+}
+
+func (a *cli) devicesDeleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete DEVICE_ID",
+		Short: "Remove a device from the app and every node",
+		Args:  args("DEVICE_ID"),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			if err := c.DeleteDevice(ctx, argv[0]); err != nil {
+				return err
+			}
+			return a.done("Deleted device %s.", argv[0])
+		}),
+	}
+}
+
+func (a *cli) devicesRotateCommand() *cobra.Command {
+	var kf keyFlags
+	cmd := &cobra.Command{
+		Use:   "rotate DEVICE_ID",
+		Short: "Replace a device's key (it also gets new addresses)",
+		Args:  args("DEVICE_ID"),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			pub, kp, err := kf.resolve()
+			if err != nil {
+				return err
+			}
+			d, err := c.RotateDevice(ctx, argv[0], pub)
+			if err != nil {
+				return err
+			}
+			return a.emitDevice(d, kp, kf)
+		}),
+	}
+	kf.add(cmd)
+	return cmd
+}
+
+func (a *cli) devicesConfigCommand() *cobra.Command {
+	var node, keyFile, qrFile, outFile string
+	cmd := &cobra.Command{
+		Use:   "config DEVICE_ID",
+		Short: "Write a device's wg-quick config for one server",
+		Long: `Write the wg-quick config of a device for one server (--node, from
+'traceless servers list'; optional when the app has only one).
+
+The server does not know the device's private key, so its config holds a
+placeholder. Give --private-key-file (as written by 'devices register
+--generate --private-key-file' or 'wg genkey') to put the key in here;
+the key is checked against the device and never sent. With --qr the
+config is written as a PNG QR code instead, rendered here when it holds
+the private key.`,
+		Args: args("DEVICE_ID"),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			if qrFile != "" && outFile != "" {
+				return usagef("--qr and --out exclude each other")
+			}
+			if node == "" {
+				servers, err := c.Servers(ctx)
+				if err != nil {
+					return err
+				}
+				if len(servers) != 1 {
+					return usagef("--node is required: the app may use %d servers (see 'traceless servers list')", len(servers))
+				}
+				node = servers[0].ID
+			}
+			return a.writeConfig(ctx, c, argv[0], node, keyFile, qrFile, outFile)
+		}),
+	}
+	cmd.Flags().StringVar(&node, "node", "", "ID of the server (node) to connect to")
+	cmd.Flags().StringVar(&keyFile, "private-key-file", "", "file holding the device's private key, to fill in locally")
+	cmd.Flags().StringVar(&qrFile, "qr", "", "write a PNG QR code to this file")
+	cmd.Flags().StringVar(&outFile, "out", "", "write the config to this file (mode 0600) instead of stdout")
+	return cmd
+}
+
+// configResult is the JSON output of devices config.
+type configResult struct {
+	DeviceID string `json:"device_id"`
+	ServerID string `json:"server_id"`
+	Config   string `json:"config,omitempty"`
+	File     string `json:"file,omitempty"`
+}
+
+func (a *cli) writeConfig(ctx context.Context, c *client.Client, deviceID, node, keyFile, qrFile, outFile string) error {
+	res := configResult{DeviceID: deviceID, ServerID: node}
+	if keyFile == "" && qrFile != "" {
+		b, err := c.DeviceConfigQR(ctx, deviceID, node)
+		if err != nil {
+			return err
+		}
+		return a.saved(res, qrFile, b)
+	}
+	conf, err := c.DeviceConfig(ctx, deviceID, node)
+	if err != nil {
+		return err
+	}
+	if keyFile != "" {
+		key, err := readPrivateKey(keyFile)
+		if err != nil {
+			return err
+		}
+		d, err := c.Device(ctx, deviceID)
+		if err != nil {
+			return err
+		}
+		if key.PublicKey().String() != d.PublicKey {
+			return fmt.Errorf("the private key in %s does not belong to device %s", keyFile, deviceID)
+		}
+		if conf, err = insertPrivateKey(conf, key); err != nil {
+			return err
+		}
+		a.note("The config holds the device's private key: keep it secret.")
+	}
+	switch {
+	case qrFile != "":
+		b, err := qrPNG(conf)
+		if err != nil {
+			return err
+		}
+		return a.saved(res, qrFile, b)
+	case outFile != "":
+		return a.saved(res, outFile, []byte(conf))
+	case a.json():
+		res.Config = conf
+		return a.emit(res, nil)
+	}
+	_, err = fmt.Fprint(a.stdout, conf)
+	return err
+}
+
+// saved writes b to file (mode 0600) and reports it.
+func (a *cli) saved(res configResult, file string, b []byte) error {
+	if err := writeOutputFile(file, b); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	res.File = file
+	return a.emit(res, func(t *table) { t.row("Wrote " + file + ".") })
+}
+
+func (a *cli) serversCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "servers", Short: "The servers the app's plan grants", GroupID: "provisioning"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the servers devices may connect to",
+		Args:  args(),
+		RunE: a.keyAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			servers, err := c.Servers(ctx)
+			if err != nil {
+				return err
+			}
+			return a.emit(nonNil(servers), func(t *table) {
+				t.row("ID", "NAME", "POOL", "REGION", "COUNTRY", "CITY", "ENDPOINT", "ONLINE")
+				for _, s := range servers {
+					t.row(s.ID, s.Name, s.Pool, s.Region, s.Country, s.City, s.Endpoint, s.Online)
+				}
+			})
+		}),
+	})
+	return cmd
+}
