@@ -66,7 +66,7 @@ func (s *Server) handleDeleteApp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.published(ch)
+	s.publish(ch, currentOwner(c).ID)
 	return c.NoContent(http.StatusNoContent)
 }
 

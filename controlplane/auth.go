@@ -19,7 +19,9 @@ const ctxOwner = "traceless.owner"
 // (trimmed, lower case). Only plain ASCII addresses without a display name
 // are accepted.
 func normalizeEmail(raw string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(raw))
+	// Check for ASCII before lower-casing: strings.ToLower maps some
+	// non-ASCII letters (the Kelvin sign U+212A) to ASCII ones.
+	e := strings.TrimSpace(raw)
 	if e == "" {
 		return "", badRequest("email", "is required")
 	}
@@ -31,6 +33,7 @@ func normalizeEmail(raw string) (string, error) {
 			return "", badRequest("email", "must be a plain ASCII address such as name@example.com")
 		}
 	}
+	e = strings.ToLower(e)
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
 		return "", badRequest("email", "is not a valid address")
@@ -161,10 +164,11 @@ func (s *Server) handleChangePlan(c echo.Context) error {
 	if in.Plan == "" {
 		return badRequest("plan", "is required")
 	}
-	o, err := s.store.SetOwnerPlan(c.Request().Context(), currentOwner(c).ID, in.Plan, false)
+	o, ch, err := s.store.SetOwnerPlan(c.Request().Context(), currentOwner(c).ID, in.Plan, false)
 	if err != nil {
 		return err
 	}
+	s.publish(ch, o.ID)
 	v, err := s.ownerView(c.Request().Context(), o)
 	if err != nil {
 		return err

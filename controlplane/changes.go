@@ -4,15 +4,18 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-// published hands a committed device change to whatever follows changes:
-// today the aggregate change counter; node sync builds on the same call.
-func (s *Server) published(ch store.Change) {
+// publish hands a committed change to node sync and the aggregate change
+// counter. ownerID owns any removed devices, so only nodes that may carry
+// that owner's devices learn the removed keys. Every store call that
+// returns a Change must be followed by publish; a change that is never
+// published stalls sync for gapGrace and then costs nodes a full snapshot.
+func (s *Server) publish(ch store.Change, ownerID string) {
 	if ch.Revision == 0 {
 		return
 	}
+	if ch.OwnerID == "" {
+		ch.OwnerID = ownerID
+	}
+	s.hub.publish(ch)
 	s.metrics.deviceChanges.Add(float64(len(ch.Upserted) + len(ch.Removed)))
 }
-
-// nodeOnline reports whether a node has reported its status recently. Nodes
-// report through the agent API; until one has, it is offline.
-func (s *Server) nodeOnline(nodeID string) bool { return false }

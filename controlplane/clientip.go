@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"net"
+	"net/netip"
 
 	"github.com/labstack/echo/v4"
 )
@@ -23,4 +24,24 @@ func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
 
 // clientKey is the rate-limit key for the caller: its address, to be hashed
 // by the limiter.
-func clientKey(c echo.Context) string { return "ip:" + c.RealIP() }
+func clientKey(c echo.Context) string { return "ip:" + rateKeyAddr(c.RealIP()) }
+
+// rateKeyAddr is the part of a client address that rate limits key on: an
+// IPv4 address as is, an IPv6 address by its /64. One subscriber usually
+// holds a whole /64, so keying on the full IPv6 address would hand out a
+// fresh bucket (and a new map entry) for every address it cares to use.
+func rateKeyAddr(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

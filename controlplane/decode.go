@@ -77,11 +77,21 @@ func jsonError(err error) error {
 		return badRequest("", "truncated JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		if len(f) > 64 || !utf8.ValidString(f) {
-			f = f[:min(len(f), 64)]
-		}
-		return badRequest(f, "unknown field")
+		return badRequest(truncateUTF8(f, 64), "unknown field")
 	default:
 		return badRequest("", "invalid JSON")
 	}
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character
+// and replaces invalid bytes, so an echoed field name is always valid text.
+func truncateUTF8(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

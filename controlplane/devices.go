@@ -67,7 +67,7 @@ func (s *Server) handleRegisterDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.published(ch)
+	s.publish(ch, currentKey(c).OwnerID)
 	return s.deviceCreated(c, http.StatusCreated, d)
 }
 
@@ -124,7 +124,7 @@ func (s *Server) handleDeleteDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.published(ch)
+	s.publish(ch, currentKey(c).OwnerID)
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -137,6 +137,6 @@ func (s *Server) handleRotateDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.published(ch)
+	s.publish(ch, currentKey(c).OwnerID)
 	return s.deviceCreated(c, http.StatusOK, d)
 }

@@ -32,6 +32,18 @@ func routeOf(c echo.Context) string {
 	return "unmatched"
 }
 
+// methodOf is the request method as logged and counted: a standard method,
+// or "OTHER". Any token is a valid method, so logging it verbatim would let a
+// client write text of its choice into the log and mint metric series.
+func methodOf(c echo.Context) string {
+	switch m := c.Request().Method; m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
 // requestLogger logs method, route pattern, status and duration. It is the
 // replacement for echo's Logger middleware, which records the remote IP.
 func (s *Server) requestLogger(next echo.HandlerFunc) echo.HandlerFunc {
@@ -44,10 +56,10 @@ func (s *Server) requestLogger(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		d := s.now().Sub(start)
-		route := routeOf(c)
-		s.metrics.observe(c.Request().Method, route, status, d)
+		route, method := routeOf(c), methodOf(c)
+		s.metrics.observe(method, route, status, d)
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-			slog.String(logMethod, c.Request().Method),
+			slog.String(logMethod, method),
 			slog.String(logRoute, route),
 			slog.Int(logStatus, status),
 			slog.Float64(logDuration, float64(d.Microseconds())/1000),

@@ -58,6 +58,8 @@ const (
 	schemeOwnerBearer = "ownerBearer"
 	schemeOwnerCookie = "ownerCookie"
 	schemeAPIKey      = "apiKey"
+	schemeNodeCred    = "nodeCredential"
+	schemeNode        = "nodeToken"
 )
 
 // openAPIJSON builds the document once.
@@ -201,6 +203,14 @@ func securitySchemes() openapi3.SecuritySchemes {
 			Type: "http", Scheme: "bearer", BearerFormat: "tlk_…",
 			Description: "An app API key; keys start with `tlk_`.",
 		}},
+		schemeNodeCred: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "tln_…",
+			Description: "A node credential from enrollment; used only to get node tokens.",
+		}},
+		schemeNode: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "JWT",
+			Description: "A short-lived node token from POST /agent/v1/token.",
+		}},
 	}
 }
 
@@ -210,6 +220,10 @@ func (sec security) requirements() *openapi3.SecurityRequirements {
 		return &openapi3.SecurityRequirements{{schemeOwnerBearer: []string{}}, {schemeOwnerCookie: []string{}}}
 	case secAPIKey:
 		return &openapi3.SecurityRequirements{{schemeAPIKey: []string{}}}
+	case secNodeCred:
+		return &openapi3.SecurityRequirements{{schemeNodeCred: []string{}}}
+	case secNode:
+		return &openapi3.SecurityRequirements{{schemeNode: []string{}}}
 	default:
 		return &openapi3.SecurityRequirements{}
 	}
@@ -247,6 +261,8 @@ func (op operation) errorStatuses() []int {
 		out = append(out, 401, 403)
 	case secAPIKey:
 		out = append(out, 401, 403, 429)
+	case secNodeCred, secNode:
+		out = append(out, 401)
 	}
 	out = append(out, op.errs...)
 	slices.Sort(out)

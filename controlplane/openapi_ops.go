@@ -12,10 +12,12 @@ import (
 type security int
 
 const (
-	secNone   security = iota // public
-	secOwner                  // an owner's sign-in token (bearer or cookie)
-	secAPIKey                 // an app API key
-	secAdmin                  // an owner's sign-in token with role admin
+	secNone     security = iota // public
+	secOwner                    // an owner's sign-in token (bearer or cookie)
+	secAPIKey                   // an app API key
+	secAdmin                    // an owner's sign-in token with role admin
+	secNodeCred                 // a node credential (tln_…)
+	secNode                     // a short-lived node token
 )
 
 // operation is one documented route. Path parameters come from the path;
@@ -75,6 +77,8 @@ var pathParamDesc = map[string]string{
 	"plan_id":   "The plan's ID.",
 	"owner_id":  "The owner's ID.",
 	"path":      "The file's path below /static/.",
+	"pool_id":   "The pool's ID.",
+	"node_id":   "The node's ID.",
 }
 
 // operations is the table of every route of the API. TestOpenAPIRoutes
@@ -236,5 +240,44 @@ func adminOperations() []operation {
 			summary: "Update an owner", body: api.OwnerUpdate{},
 			desc:    "Status, plan and legal hold; absent fields are left alone.",
 			replies: []reply{{status: 200, body: api.Owner{}}}},
+		{method: http.MethodGet, path: "/api/v1/admin/pools", id: "adminListPools", tag: "admin", sec: secAdmin,
+			summary: "List pools", replies: []reply{{status: 200, body: api.PoolList{}}}},
+		{method: http.MethodPost, path: "/api/v1/admin/pools", id: "adminCreatePool", tag: "admin", sec: secAdmin,
+			summary: "Create a shared pool", body: api.PoolInput{},
+			replies: []reply{{status: 201, body: api.Pool{}}}, errs: []int{409}},
+		{method: http.MethodPost, path: "/api/v1/admin/pools/{pool_id}/enrollment-tokens", id: "adminCreateEnrollmentToken", tag: "admin", sec: secAdmin,
+			summary: "Create a one-use enrollment token",
+			desc:    "The token lets one node join the pool before it expires; it is shown only here and stored as a hash.",
+			replies: []reply{{status: 201, body: api.EnrollmentToken{}}}},
+		{method: http.MethodGet, path: "/api/v1/admin/nodes", id: "adminListNodes", tag: "admin", sec: secAdmin,
+			summary: "List nodes with their last aggregate status and privacy posture",
+			replies: []reply{{status: 200, body: api.NodeList{}}}},
+		{method: http.MethodPut, path: "/api/v1/admin/nodes/{node_id}", id: "adminUpdateNode", tag: "admin", sec: secAdmin,
+			summary: "Enable or disable a node", body: api.NodeUpdate{},
+			desc:    "A disabled node is offered to no client and is sent an empty peer set.",
+			replies: []reply{{status: 200, body: api.Node{}}}},
+		{method: http.MethodDelete, path: "/api/v1/admin/nodes/{node_id}", id: "adminDeleteNode", tag: "admin", sec: secAdmin,
+			summary: "Remove a node", desc: "Its credential and tokens stop working at once.",
+			replies: []reply{{status: 204}}},
+		{method: http.MethodPost, path: "/agent/v1/enroll", id: "agentEnroll", tag: "agent", sec: secNone,
+			summary: "Enroll a node with a one-use token", body: api.EnrollRequest{},
+			desc:    "Returns the node credential, shown only here.",
+			replies: []reply{{status: 201, body: api.EnrollResponse{}}}, errs: []int{401, 409, 429}},
+		{method: http.MethodPost, path: "/agent/v1/token", id: "agentToken", tag: "agent", sec: secNodeCred,
+			summary: "Trade the node credential for a short-lived node token",
+			replies: []reply{{status: 200, body: api.NodeToken{}}}},
+		{method: http.MethodGet, path: "/agent/v1/peers", id: "agentPeers", tag: "agent", sec: secNode,
+			summary: "Long-poll for peer changes since a revision",
+			desc: "Answers within about 25 s: a delta (upserts, then removes, on top of revision `since`) or, when `since` is 0 or too old, " +
+				"a full snapshot. With `Accept: " + api.SnapshotMediaType + "` a full snapshot is streamed as fixed 52-byte records.",
+			query: []*openapi3.Parameter{openapi3.NewQueryParameter("since").WithRequired(true).
+				WithDescription("The revision the node has applied; 0 for a full snapshot.").
+				WithSchema(openapi3.NewInt64Schema().WithMin(0))},
+			replies: []reply{{status: 200, body: api.PeersResponse{},
+				media: map[string]*openapi3.Schema{api.SnapshotMediaType: binaryBody}}}},
+		{method: http.MethodPost, path: "/agent/v1/status", id: "agentStatus", tag: "agent", sec: secNode,
+			summary: "Report aggregate status and privacy posture", body: api.NodeStatus{},
+			desc:    "Aggregates only. resync=true asks the node for a full snapshot because its peer set hash differs.",
+			replies: []reply{{status: 200, body: api.StatusResponse{}}}},
 	}
 }

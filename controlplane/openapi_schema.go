@@ -28,15 +28,19 @@ import (
 // cannot do without. A type missing here is not a request body; a field
 // that does not exist fails the build (and so the tests).
 var requestRequired = map[reflect.Type][]string{
-	reflect.TypeFor[api.Credentials](): {"email", "password"},
-	reflect.TypeFor[api.Setup]():       {"token", "email", "password"},
-	reflect.TypeFor[api.PlanChange]():  {"plan"},
-	reflect.TypeFor[api.AppInput]():    {"name"},
-	reflect.TypeFor[api.APIKeyInput](): {"name"},
-	reflect.TypeFor[api.DeviceInput](): {"public_key"},
-	reflect.TypeFor[api.RotateInput](): {"public_key"},
-	reflect.TypeFor[api.PlanInput]():   {"slug", "name", "currency"},
-	reflect.TypeFor[api.OwnerUpdate](): nil,
+	reflect.TypeFor[api.Credentials]():   {"email", "password"},
+	reflect.TypeFor[api.Setup]():         {"token", "email", "password"},
+	reflect.TypeFor[api.PlanChange]():    {"plan"},
+	reflect.TypeFor[api.AppInput]():      {"name"},
+	reflect.TypeFor[api.APIKeyInput]():   {"name"},
+	reflect.TypeFor[api.DeviceInput]():   {"public_key"},
+	reflect.TypeFor[api.RotateInput]():   {"public_key"},
+	reflect.TypeFor[api.PlanInput]():     {"slug", "name", "currency"},
+	reflect.TypeFor[api.OwnerUpdate]():   nil,
+	reflect.TypeFor[api.PoolInput]():     {"name", "region", "country", "city"},
+	reflect.TypeFor[api.NodeUpdate]():    {"enabled"},
+	reflect.TypeFor[api.EnrollRequest](): {"token", "name", "public_key", "endpoint"},
+	reflect.TypeFor[api.NodeStatus]():    nil,
 }
 
 // isRequestType reports whether t is a request body type.

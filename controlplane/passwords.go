@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -30,6 +31,10 @@ const (
 	maxPasswordBytes = 256
 	saltLen          = 16
 	keyLen           = 32
+
+	// Bounds on the costs a stored hash may ask for.
+	maxArgon2Memory = 4 << 20 // KiB: 4 GiB
+	maxArgon2Time   = 64
 )
 
 // hasher hashes and verifies passwords, bounding how many argon2id
@@ -38,12 +43,19 @@ type hasher struct {
 	p     Argon2Params
 	slots chan struct{}
 	dummy string // hash of a random password, verified for unknown emails
+
+	// verifies counts argon2id verifications, so tests can prove that every
+	// login path runs exactly one without timing it.
+	verifies atomic.Int64
 }
 
 func newHasher(p Argon2Params, concurrent int) *hasher {
 	if concurrent < 1 {
 		concurrent = 1
 	}
+	// argon2.IDKey panics on zero passes or lanes.
+	p.Time = max(p.Time, 1)
+	p.Threads = max(p.Threads, 1)
 	h := &hasher{p: p, slots: make(chan struct{}, concurrent)}
 	var pw [24]byte
 	rand.Read(pw[:])
@@ -87,6 +99,7 @@ func (h *hasher) verify(ctx context.Context, password, encoded string) (bool, er
 		return false, err
 	}
 	defer h.release()
+	h.verifies.Add(1)
 	got := argon2.IDKey([]byte(norm.NFC.String(password)), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
@@ -109,12 +122,17 @@ func parsePHC(s string) (Argon2Params, []byte, []byte, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
 		return Argon2Params{}, nil, nil, errors.New("bad argon2 parameters")
 	}
+	// argon2.IDKey panics on zero passes or lanes; a stored hash must not
+	// be able to crash (or exhaust) the server.
+	if p.Time < 1 || p.Time > maxArgon2Time || p.Threads < 1 || p.Memory > maxArgon2Memory {
+		return Argon2Params{}, nil, nil, errors.New("argon2 parameters out of range")
+	}
 	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
-	if err != nil {
+	if err != nil || len(salt) < 8 || len(salt) > 64 {
 		return Argon2Params{}, nil, nil, errors.New("bad salt")
 	}
 	key, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil || len(key) == 0 {
+	if err != nil || len(key) < 16 || len(key) > 64 {
 		return Argon2Params{}, nil, nil, errors.New("bad key")
 	}
 	return p, salt, key, nil

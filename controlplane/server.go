@@ -46,6 +46,17 @@ type Options struct {
 	// KeyRate is each API key's sustained provisioning rate in requests per
 	// second (default 50, burst 4x); negative disables the limit.
 	KeyRate float64
+	// LongPoll is how long GET /agent/v1/peers waits for a change (25s).
+	LongPoll time.Duration
+	// NodeTokenTTL is the lifetime of a node token (10m).
+	NodeTokenTTL time.Duration
+	// EnrollmentTTL is how long an unused enrollment token works (24h).
+	EnrollmentTTL time.Duration
+	// TunnelMTU is the MTU nodes set on their WireGuard interface (1420).
+	TunnelMTU int
+	// RemovalRing bounds the removed device keys held in memory for node
+	// deltas (default 100,000); older removals cost nodes a full snapshot.
+	RemovalRing int
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -65,7 +76,13 @@ type Server struct {
 	metrics  *metrics
 	setup    *setupToken
 
-	loginIP, loginEmail, signupIP, keyLimit *limiter
+	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
+
+	hub    *hub
+	status nodeStatuses
+	hashes poolHashes
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // New builds a Server; it does not listen.
@@ -104,6 +121,21 @@ func New(opts Options) (*Server, error) {
 		loginEmail: newLimiter(12*time.Second, 5, time.Hour, opts.Now),
 		signupIP:   newLimiter(30*time.Second, 5, time.Hour, opts.Now),
 	}
+	if opts.LongPoll <= 0 {
+		opts.LongPoll = 25 * time.Second
+	}
+	if opts.NodeTokenTTL <= 0 {
+		opts.NodeTokenTTL = 10 * time.Minute
+	}
+	if opts.EnrollmentTTL <= 0 {
+		opts.EnrollmentTTL = 24 * time.Hour
+	}
+	if opts.TunnelMTU <= 0 {
+		opts.TunnelMTU = 1420
+	}
+	if opts.RemovalRing <= 0 {
+		opts.RemovalRing = 100_000
+	}
 	if opts.ClientDNS == nil {
 		opts.ClientDNS = DefaultClientDNS
 	}
@@ -114,6 +146,18 @@ func New(opts Options) (*Server, error) {
 		s.keyLimit = newLimiter(time.Duration(float64(time.Second)/opts.KeyRate), int(4*opts.KeyRate)+1, time.Hour, opts.Now)
 	}
 	s.opts = opts
+	s.enrollLimit = newLimiter(6*time.Second, 10, time.Hour, opts.Now)
+	rev, err := opts.Store.Revision(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("read sync revision: %w", err)
+	}
+	s.hub = newHub(rev, opts.RemovalRing, opts.Now, opts.Store.Revision)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop, s.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.hub.run(ctx, 500*time.Millisecond)
+	}()
 	s.metrics = newMetrics(opts.Store)
 	s.echo = s.newEcho()
 	return s, nil
@@ -175,13 +219,32 @@ func (s *Server) routes(e *echo.Echo) {
 	dev.POST("/:device_id/rotate", s.handleRotateDevice)
 	dev.GET("/:device_id/config", s.handleDeviceConfig)
 
+	agent := e.Group("/agent/v1")
+	agent.POST("/enroll", s.handleEnroll)
+	agent.POST("/token", s.handleNodeToken)
+	agent.GET("/peers", s.handlePeers, s.requireNode)
+	agent.POST("/status", s.handleNodeStatus, s.requireNode)
+
 	admin := v1.Group("/admin", s.requireOwner, s.requireAdmin)
 	admin.GET("/plans", s.handleAdminListPlans)
 	admin.POST("/plans", s.handleAdminCreatePlan)
 	admin.PUT("/plans/:plan_id", s.handleAdminUpdatePlan)
 	admin.DELETE("/plans/:plan_id", s.handleAdminDeletePlan)
+	admin.GET("/pools", s.handleAdminListPools)
+	admin.POST("/pools", s.handleAdminCreatePool)
+	admin.POST("/pools/:pool_id/enrollment-tokens", s.handleAdminEnrollmentToken)
+	admin.GET("/nodes", s.handleAdminListNodes)
+	admin.PUT("/nodes/:node_id", s.handleAdminUpdateNode)
+	admin.DELETE("/nodes/:node_id", s.handleAdminDeleteNode)
 	admin.GET("/owners", s.handleAdminListOwners)
 	admin.PUT("/owners/:owner_id", s.handleAdminUpdateOwner)
+}
+
+// Close stops the server's background work. It does not close the store.
+func (s *Server) Close() error {
+	s.stop()
+	<-s.done
+	return nil
 }
 
 // Handler is the server's http.Handler.

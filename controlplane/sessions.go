@@ -91,7 +91,7 @@ func (s *sessions) cookie(token string, exp time.Time, secure bool) *http.Cookie
 		Value:    token,
 		Path:     "/",
 		Expires:  exp,
-		MaxAge:   int(time.Until(exp).Seconds()),
+		MaxAge:   int(exp.Sub(s.now()).Seconds()),
 		HttpOnly: true,
 		Secure:   secure,
 		SameSite: http.SameSiteStrictMode,

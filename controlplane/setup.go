@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -35,6 +36,8 @@ func (s *Server) armSetup() string {
 	return tok
 }
 
+var errSetupSpent = apiError(http.StatusForbidden, api.CodeForbidden, "the setup link is not valid or was used")
+
 // spendSetup creates the operator account when tok is the armed token.
 func (s *Server) spendSetup(c echo.Context, tok, email, password string) (store.Owner, error) {
 	st := s.setup
@@ -45,9 +48,20 @@ func (s *Server) spendSetup(c echo.Context, tok, email, password string) (store.
 	defer st.mu.Unlock()
 	h := sha256.Sum256([]byte(tok))
 	if st.hash == nil || subtle.ConstantTimeCompare(h[:], st.hash) != 1 {
-		return store.Owner{}, apiError(http.StatusForbidden, api.CodeForbidden, "the setup link is not valid or was used")
+		return store.Owner{}, errSetupSpent
 	}
-	o, err := s.createAccount(c.Request().Context(), email, password, store.RoleAdmin)
+	// Another replica's link, or TRACELESS_ADMIN_* on a restart, may have
+	// created an operator since this token was armed: it is dead then.
+	ctx := c.Request().Context()
+	n, err := s.store.CountAdmins(ctx)
+	if err != nil {
+		return store.Owner{}, err
+	}
+	if n > 0 {
+		st.hash = nil
+		return store.Owner{}, errSetupSpent
+	}
+	o, err := s.createAccount(ctx, email, password, store.RoleAdmin)
 	if err != nil {
 		return store.Owner{}, err
 	}
@@ -96,17 +110,34 @@ func (s *Server) renderSetup(c echo.Context, status int, p setupPage) error {
 	return t.ExecuteTemplate(c.Response(), "setup.html", p)
 }
 
-func (s *Server) setupArmed() bool {
+// setupOpen reports whether a setup token is armed and no operator exists
+// yet (one may have been created through another replica).
+func (s *Server) setupOpen(ctx context.Context) (bool, error) {
 	if s.setup == nil {
-		return false
+		return false, nil
 	}
 	s.setup.mu.Lock()
 	defer s.setup.mu.Unlock()
-	return s.setup.hash != nil
+	if s.setup.hash == nil {
+		return false, nil
+	}
+	n, err := s.store.CountAdmins(ctx)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		s.setup.hash = nil
+		return false, nil
+	}
+	return true, nil
 }
 
 func (s *Server) handleSetupPage(c echo.Context) error {
-	if !s.setupArmed() {
+	open, err := s.setupOpen(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if !open {
 		return s.renderSetup(c, http.StatusGone, setupPage{Gone: true})
 	}
 	tok := c.QueryParam("token")
@@ -117,7 +148,11 @@ func (s *Server) handleSetupPage(c echo.Context) error {
 }
 
 func (s *Server) handleSetupForm(c echo.Context) error {
-	if !s.setupArmed() {
+	open, err := s.setupOpen(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if !open {
 		return s.renderSetup(c, http.StatusGone, setupPage{Gone: true})
 	}
 	c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, maxBodyBytes)
@@ -149,7 +184,7 @@ func (s *Server) handleStatic(c echo.Context) error {
 		return err
 	}
 	name := c.Param("*")
-	if _, err := fs.Stat(sub, name); err != nil {
+	if fi, err := fs.Stat(sub, name); err != nil || fi.IsDir() {
 		return errNotFound
 	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=3600")

@@ -15,6 +15,13 @@ type Change struct {
 	Revision int64
 	Upserted []Device
 	Removed  []string
+	// OwnerID owns the removed devices: nodes of shared pools and of this
+	// owner's dedicated pools are told to drop them, no other node.
+	OwnerID string
+	// Resync lists pools whose nodes must fetch a full snapshot because the
+	// devices they carry changed wholesale (a plan's pools, an owner's plan
+	// or status changed).
+	Resync []string
 }
 
 // Validate reports whether a can be stored.
@@ -32,9 +39,14 @@ func (s *Store) CreateApp(ctx context.Context, ownerID, name string) (App, error
 		return App{}, err
 	}
 	err := s.write(ctx, func(tx *gorm.DB) error {
+		q := `SELECT plans.max_apps FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`
+		if tx.Dialector.Name() == DriverPostgres {
+			// Serialise the owner's CreateApp calls, or parallel ones
+			// all pass the count below (SQLite's writer already does).
+			q += ` FOR NO KEY UPDATE OF owners`
+		}
 		var limit []int
-		if err := tx.Raw(`SELECT plans.max_apps FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`, ownerID).
-			Scan(&limit).Error; err != nil {
+		if err := tx.Raw(q, ownerID).Scan(&limit).Error; err != nil {
 			return err
 		}
 		if len(limit) == 0 {
@@ -110,6 +122,11 @@ func (s *Store) DeleteApp(ctx context.Context, ownerID, appID string) (Change, e
 // deleteDevicesWhere removes matching devices, keeps apps.device_count in
 // step, and bumps the revision when anything was removed.
 func deleteDevicesWhere(tx *gorm.DB, where string, args ...any) (Change, error) {
+	// Lock before reading, so that no registration or rotation changes the
+	// rows between the read of their keys and the delete.
+	if err := lockRevision(tx); err != nil {
+		return Change{}, err
+	}
 	var keys []string
 	if err := tx.Model(&Device{}).Where(where, args...).Pluck("public_key", &keys).Error; err != nil {
 		return Change{}, err
@@ -151,6 +168,15 @@ func bumpRevision(tx *gorm.DB) (int64, error) {
 		return 0, errors.New("sync_state row missing")
 	}
 	return rev, nil
+}
+
+// lockRevision takes the revision row's lock without bumping it. On SQLite
+// a write transaction already excludes every other writer.
+func lockRevision(tx *gorm.DB) error {
+	if tx.Dialector.Name() != DriverPostgres {
+		return nil
+	}
+	return tx.Exec(`SELECT revision FROM sync_state WHERE id = 1 FOR UPDATE`).Error
 }
 
 // Revision returns the current global sync revision.

@@ -333,7 +333,7 @@ func TestDeleteApp(t *testing.T) {
 		}
 		sort.Strings(wantRemoved)
 		sort.Strings(ch.Removed)
-		if diff := cmp.Diff(Change{Revision: rev + 1, Removed: wantRemoved}, ch); diff != "" {
+		if diff := cmp.Diff(Change{Revision: rev + 1, Removed: wantRemoved}, ch, ignoreChangeOwner); diff != "" {
 			t.Errorf("DeleteApp Change (-want +got):\n%s", diff)
 		}
 		if got := MustRevision(t, s); got != rev+1 {

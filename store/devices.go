@@ -227,6 +227,7 @@ func (s *Store) registerBatch(batch []*regRequest) {
 		if err != nil {
 			return err
 		}
+		admitted := 0
 		for i, req := range live {
 			d := req.d
 			d.Revision = rev
@@ -241,9 +242,16 @@ func (s *Store) registerBatch(batch []*regRequest) {
 				return err
 			}
 			results[i] = regResult{d: d}
+			admitted++
+		}
+		if admitted == 0 {
+			return errNothingAdmitted // a refusal is no change: keep the revision
 		}
 		return nil
 	})
+	if errors.Is(err, errNothingAdmitted) {
+		err = nil // results hold each refusal
+	}
 	err = translate(err)
 	if err != nil && len(live) > 1 {
 		for _, req := range live {
@@ -258,6 +266,10 @@ func (s *Store) registerBatch(batch []*regRequest) {
 		req.done <- results[i]
 	}
 }
+
+// errNothingAdmitted rolls back a batch in which every registration was
+// refused.
+var errNothingAdmitted = errors.New("no registration admitted")
 
 // isCheckFailure reports whether err is a per-device refusal rather than
 // a database failure.

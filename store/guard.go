@@ -63,7 +63,8 @@ var forbidden = []struct {
 
 // timeAllowed lists the only time columns that may exist.
 var timeAllowed = map[string]string{
-	"owners.created_at": "account registration date of an app owner",
+	"owners.created_at":            "account registration date of an app owner",
+	"enrollment_tokens.expires_at": "when an unused node enrollment token stops working",
 }
 
 // endUserTables hold data about end users' devices; they may have no time

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
@@ -457,3 +458,7 @@ func MustAllDevices(tb testing.TB, s *Store) []Device {
 	}
 	return out
 }
+
+// ignoreChangeOwner leaves Change.OwnerID (which nodes a removal concerns,
+// the sync layer's business) out of the device tests' comparisons.
+var ignoreChangeOwner = cmpopts.IgnoreFields(Change{}, "OwnerID")

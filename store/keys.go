@@ -27,11 +27,17 @@ func (s *Store) CreateAPIKey(ctx context.Context, ownerID, appID string, k APIKe
 		return APIKey{}, invalid("hash", "must be a hex SHA-256")
 	}
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		var n int64
-		if err := tx.Model(&App{}).Where("id = ? AND owner_id = ?", appID, ownerID).Count(&n).Error; err != nil {
+		q := `SELECT id FROM apps WHERE id = ? AND owner_id = ?`
+		if tx.Dialector.Name() == DriverPostgres {
+			// Serialise key creation per app, or parallel calls all pass
+			// the cap below (SQLite's writer already does).
+			q += ` FOR NO KEY UPDATE`
+		}
+		var ids []string
+		if err := tx.Raw(q, appID, ownerID).Scan(&ids).Error; err != nil {
 			return err
 		}
-		if n == 0 {
+		if len(ids) == 0 {
 			return ErrNotFound
 		}
 		var keys int64

@@ -27,6 +27,14 @@ func migrations() []*gormigrate.Migration {
 		{ID: "0003_app_device_count", Migrate: execAll([]string{
 			`ALTER TABLE apps ADD COLUMN device_count BIGINT NOT NULL DEFAULT 0`,
 		})},
+		{ID: "0004_enrollment_tokens", Migrate: execAll([]string{
+			`CREATE TABLE enrollment_tokens (
+				hash VARCHAR(64) NOT NULL PRIMARY KEY,
+				pool_id VARCHAR(36) NOT NULL REFERENCES pools (id) ON DELETE CASCADE,
+				expires_at {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX idx_enrollment_tokens_pool_id ON enrollment_tokens (pool_id)`,
+		})},
 	}
 }
 

@@ -143,6 +143,18 @@ func (Node) privacyDoc() tableDoc {
 	return tableDoc{Purpose: "operator and owner-dedicated infrastructure", Retention: "until the node is removed", Subject: SubjectInfrastructure}
 }
 
+// EnrollmentToken lets one node join a pool, once, before it expires. Only
+// the token's hash is stored; it is deleted when used.
+type EnrollmentToken struct {
+	Hash      string    `gorm:"primaryKey;size:64" purpose:"SHA-256 of the one-use token; the token is shown once"`
+	PoolID    string    `gorm:"size:36;not null;index" purpose:"the pool the node will join"`
+	ExpiresAt time.Time `gorm:"not null" purpose:"when the unused token stops working"`
+}
+
+func (EnrollmentToken) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "one-use tokens for enrolling nodes", Retention: "until used or expired (expired tokens are purged)", Subject: SubjectInfrastructure}
+}
+
 // Device is an end-user device: exactly the WireGuard peer configuration and
 // nothing else. It deliberately has no timestamps of any kind, and deletion
 // is a hard delete.
@@ -178,5 +190,5 @@ type documented interface{ privacyDoc() tableDoc }
 
 // Models lists every persisted model, in manifest order.
 func Models() []any {
-	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &Node{}, &Device{}, &SyncState{}}
+	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &Device{}, &SyncState{}}
 }

@@ -93,51 +93,67 @@ func (s *Store) ListOwners(ctx context.Context, after string, limit int) ([]Owne
 
 // SetOwnerPlan moves an owner to an active plan. Moving to a plan whose
 // limits are below the owner's current usage is refused with ErrPlanLimit.
-func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allowRetired bool) (Owner, error) {
+func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allowRetired bool) (Owner, Change, error) {
 	var o Owner
+	var ch Change
 	err := s.write(ctx, func(tx *gorm.DB) error {
 		var err error
-		o, err = setOwnerPlan(tx, ownerID, planSlug, allowRetired)
+		o, ch, err = setOwnerPlan(tx, ownerID, planSlug, allowRetired)
 		return err
 	})
 	if err != nil {
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
-	return o, nil
+	return o, ch, nil
 }
 
 // setOwnerPlan moves the owner to the plan with planSlug inside tx and
-// returns the updated owner.
-func setOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired bool) (Owner, error) {
+// returns the updated owner, and a Change asking the nodes of pools the
+// owner gained or lost to resync.
+func setOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired bool) (Owner, Change, error) {
 	var o Owner
 	if err := tx.Where("id = ?", ownerID).Take(&o).Error; err != nil {
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
 	var p Plan
 	if err := tx.Where("slug = ?", planSlug).Take(&p).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return Owner{}, invalid("plan", "no such plan")
+			return Owner{}, Change{}, invalid("plan", "no such plan")
 		}
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
 	if p.Retired && !allowRetired && p.ID != o.PlanID {
-		return Owner{}, invalid("plan", "this plan is retired")
+		return Owner{}, Change{}, invalid("plan", "this plan is retired")
 	}
 	var apps, devices int64
 	if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&apps).Error; err != nil {
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
 	if err := tx.Model(&Device{}).Joins("JOIN apps ON apps.id = devices.app_id").Where("apps.owner_id = ?", ownerID).Count(&devices).Error; err != nil {
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
 	if apps > int64(p.MaxApps) || devices > int64(p.MaxDevices) {
-		return Owner{}, ErrPlanLimit
+		return Owner{}, Change{}, ErrPlanLimit
+	}
+	before, err := planPools(tx, o.PlanID)
+	if err != nil {
+		return Owner{}, Change{}, err
+	}
+	after, err := planPools(tx, p.ID)
+	if err != nil {
+		return Owner{}, Change{}, err
 	}
 	o.PlanID = p.ID
 	if err := tx.Model(&Owner{}).Where("id = ?", ownerID).Update("plan_id", p.ID).Error; err != nil {
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
-	return o, nil
+	var ch Change
+	if devices > 0 {
+		if ch, err = resyncChange(tx, symDiff(before, after)); err != nil {
+			return Owner{}, Change{}, err
+		}
+	}
+	return o, ch, nil
 }
 
 // OwnerUpdate holds the fields an operator may change; nil leaves a field
@@ -151,17 +167,20 @@ type OwnerUpdate struct {
 
 // UpdateOwner applies an operator's change, all of it or (on an error)
 // none of it.
-func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owner, error) {
+func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owner, Change, error) {
 	var o Owner
+	var ch Change
 	err := s.write(ctx, func(tx *gorm.DB) error {
 		if u.PlanSlug != nil {
-			if _, err := setOwnerPlan(tx, id, *u.PlanSlug, true); err != nil {
+			var err error
+			if _, ch, err = setOwnerPlan(tx, id, *u.PlanSlug, true); err != nil {
 				return err
 			}
 		}
 		if err := tx.Where("id = ?", id).Take(&o).Error; err != nil {
 			return err
 		}
+		wasActive := o.Status == StatusActive
 		if u.Status != nil {
 			o.Status = *u.Status
 		}
@@ -173,13 +192,31 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owne
 		if err := o.Validate(); err != nil {
 			return err
 		}
-		return tx.Model(&Owner{}).Where("id = ?", id).
-			Updates(map[string]any{"status": o.Status, "legal_hold": o.LegalHold}).Error
+		if err := tx.Model(&Owner{}).Where("id = ?", id).
+			Updates(map[string]any{"status": o.Status, "legal_hold": o.LegalHold}).Error; err != nil {
+			return err
+		}
+		if wasActive == (o.Status == StatusActive) {
+			return nil
+		}
+		// Suspending takes the owner's devices off every node; reactivating
+		// puts them back.
+		pools, err := ownerPools(tx, id, o.PlanID)
+		if err != nil {
+			return err
+		}
+		for p := range pools {
+			ch.Resync = append(ch.Resync, p)
+		}
+		if len(ch.Resync) > 0 && ch.Revision == 0 {
+			ch.Revision, err = bumpRevision(tx)
+		}
+		return err
 	})
 	if err != nil {
-		return Owner{}, err
+		return Owner{}, Change{}, err
 	}
-	return o, nil
+	return o, ch, nil
 }
 
 // BumpTokenEpoch invalidates every sign-in token issued to the owner so far.

@@ -157,12 +157,18 @@ func (s *Store) CreatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools,
 	return p, nil
 }
 
-// UpdatePlan replaces a plan's fields and pools.
-func (s *Store) UpdatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools, error) {
+// UpdatePlan replaces a plan's fields and pools. When the pools change,
+// the returned Change asks the affected pools' nodes to resync.
+func (s *Store) UpdatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools, Change, error) {
 	if err := p.Validate(); err != nil {
-		return PlanWithPools{}, err
+		return PlanWithPools{}, Change{}, err
 	}
+	var ch Change
 	err := s.write(ctx, func(tx *gorm.DB) error {
+		before, err := planPools(tx, p.ID)
+		if err != nil {
+			return err
+		}
 		res := tx.Model(&Plan{}).Where("id = ?", p.ID).Select("*").Omit("id").Updates(&p.Plan)
 		if res.Error != nil {
 			return res.Error
@@ -173,12 +179,22 @@ func (s *Store) UpdatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools,
 		if err := tx.Where("plan_id = ?", p.ID).Delete(&PlanPool{}).Error; err != nil {
 			return err
 		}
-		return setPlanPools(tx, p.ID, p.PoolIDs)
+		if err := setPlanPools(tx, p.ID, p.PoolIDs); err != nil {
+			return err
+		}
+		after, err := planPools(tx, p.ID)
+		if err != nil {
+			return err
+		}
+		// Nodes of a pool the plan gained or lost carry a different set
+		// of devices now.
+		ch, err = resyncChange(tx, symDiff(before, after))
+		return err
 	})
 	if err != nil {
-		return PlanWithPools{}, err
+		return PlanWithPools{}, Change{}, err
 	}
-	return p, nil
+	return p, ch, nil
 }
 
 func setPlanPools(tx *gorm.DB, planID string, poolIDs []string) error {

@@ -8,13 +8,14 @@ type Server struct {
 	PoolName, Region, Country, City string
 }
 
-// serversQuery selects enabled nodes of the pools an owner may use: those
-// the owner's plan grants and the owner's own dedicated pools.
+// serversQuery selects enabled nodes of the pools an owner may use: the
+// shared pools the owner's plan grants and the owner's own dedicated pools
+// (another owner's dedicated pool never, even if a plan names it).
 const serversQuery = `SELECT nodes.id, nodes.pool_id, nodes.name, nodes.endpoint, nodes.public_key, nodes.enabled,
 		pools.name, pools.region, pools.country, pools.city
 	FROM nodes JOIN pools ON pools.id = nodes.pool_id
 	WHERE nodes.enabled = ? AND (
-		pools.id IN (SELECT plan_pools.pool_id FROM plan_pools JOIN owners ON owners.plan_id = plan_pools.plan_id WHERE owners.id = ?)
+		(pools.owner_id IS NULL AND pools.id IN (SELECT plan_pools.pool_id FROM plan_pools JOIN owners ON owners.plan_id = plan_pools.plan_id WHERE owners.id = ?))
 		OR pools.owner_id = ?)`
 
 // ListServers returns the servers the owner's devices may use, ordered by

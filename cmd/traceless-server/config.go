@@ -77,7 +77,7 @@ func ParseConfig(r io.Reader, format string, c *Config) error {
 	case "toml":
 		md, err := toml.Decode(string(b), c)
 		if err != nil {
-			return fmt.Errorf("toml: %w", err)
+			return err // "toml: line …"
 		}
 		if und := md.Undecoded(); len(und) > 0 {
 			return fmt.Errorf("unknown setting %q", und[0].String())
@@ -86,7 +86,7 @@ func ParseConfig(r io.Reader, format string, c *Config) error {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("yaml: %w", err)
+			return err // "yaml: line …"
 		}
 	}
 	return nil
@@ -97,6 +97,7 @@ type setting struct {
 	name, env, usage string
 	set              func(string) error
 	get              func() string
+	isBool           bool // a flag that may be given without a value
 }
 
 func (c *Config) settings() []setting {
@@ -124,9 +125,13 @@ func (c *Config) settings() []setting {
 		func() string { return time.Duration(c.SessionTTL).String() })
 	add("secure-cookies", "mark the session cookie Secure (set behind an HTTPS proxy)", func(v string) error {
 		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
 		c.SecureCookies = b
-		return err
+		return nil
 	}, func() string { return strconv.FormatBool(c.SecureCookies) })
+	out[len(out)-1].isBool = true
 	add("trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For keys rate limits", func(v string) error {
 		c.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
@@ -161,7 +166,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 // applied after the file and the environment by the flag package itself.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	for _, st := range c.settings() {
-		st := st
+		if st.isBool {
+			fs.BoolFunc(st.name, st.usage+" (env "+st.env+")", st.set)
+			continue
+		}
 		fs.Func(st.name, st.usage+" (env "+st.env+")", st.set)
 	}
 }

@@ -58,6 +58,7 @@ type Main struct {
 	stderr io.Writer
 
 	store *store.Store
+	srv   *controlplane.Server
 	http  *http.Server
 	ln    net.Listener
 	done  chan error
@@ -138,6 +139,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.srv = srv
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -191,6 +193,9 @@ func (m *Main) Close() error {
 		if err := <-m.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if m.srv != nil {
+		errs = append(errs, m.srv.Close())
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Checkpoint(context.Background()), m.store.Close())

@@ -1,0 +1,44 @@
+# Traceless. `make test` is the test command that README.md documents and
+# .ci/run calls; the other targets are conveniences.
+
+GO ?= go
+# cgo is required: the SQLite driver (mattn/go-sqlite3) and -race need it.
+export CGO_ENABLED := 1
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build test vet fmt-check bench run clean
+
+all: build
+
+# build compiles every command under cmd/ into bin/.
+build:
+	@mkdir -p bin
+	@for d in cmd/*/; do \
+		if [ -f "$$d/main.go" ]; then \
+			echo "$(GO) build -o bin/$$(basename $$d) ./$$d"; \
+			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$$(basename $$d) ./$$d || exit 1; \
+		fi; \
+	done
+
+# test is what CI runs: vet, then every test with the race detector.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# bench reproduces BENCHMARKS.md.
+bench:
+	$(GO) test ./controlplane -run '^$$' -bench . -benchmem -benchtime 3s -count 3
+
+# run starts the control plane on embedded SQLite in ./data.
+run:
+	$(GO) run ./cmd/traceless-server
+
+clean:
+	rm -rf bin

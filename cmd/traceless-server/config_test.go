@@ -1,0 +1,286 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.DB != "sqlite://./data/traceless.db" {
+		t.Errorf("defaults differ from the documented ones: %+v", c)
+	}
+}
+
+// fullConfig is what the config files below describe.
+func fullConfig(tb testing.TB) (Config, string, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, p := range []string{cert, key} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return Config{
+		Listen:         "0.0.0.0:9443",
+		DB:             "postgres://traceless@db.internal/traceless",
+		TLSCert:        cert,
+		TLSKey:         key,
+		PublicURL:      "https://vpn.example.com",
+		SessionKeyFile: "/var/lib/traceless/session.key",
+		SessionTTL:     Duration(90 * time.Minute),
+		SecureCookies:  true,
+		TrustedProxies: []string{"10.0.0.0/8", "fd00::/8"},
+		LogLevel:       "warn",
+		AdminEmail:     "ops@example.com",
+		AdminPassword:  "blue giraffe tangerine 42",
+	}, cert, key
+}
+
+func TestParseConfigFiles(t *testing.T) {
+	want, cert, key := fullConfig(t)
+	yamlDoc := `
+listen: 0.0.0.0:9443
+db: postgres://traceless@db.internal/traceless
+tls_cert: ` + cert + `
+tls_key: ` + key + `
+public_url: https://vpn.example.com
+session_key_file: /var/lib/traceless/session.key
+session_ttl: 1h30m
+secure_cookies: true
+trusted_proxies: [10.0.0.0/8, "fd00::/8"]
+log_level: warn
+admin_email: ops@example.com
+admin_password: blue giraffe tangerine 42
+`
+	tomlDoc := `
+listen = "0.0.0.0:9443"
+db = "postgres://traceless@db.internal/traceless"
+tls_cert = "` + cert + `"
+tls_key = "` + key + `"
+public_url = "https://vpn.example.com"
+session_key_file = "/var/lib/traceless/session.key"
+session_ttl = "1h30m"
+secure_cookies = true
+trusted_proxies = ["10.0.0.0/8", "fd00::/8"]
+log_level = "warn"
+admin_email = "ops@example.com"
+admin_password = "blue giraffe tangerine 42"
+`
+	for _, tc := range []struct{ format, doc string }{{"yaml", yamlDoc}, {"toml", tomlDoc}} {
+		t.Run(tc.format, func(t *testing.T) {
+			c := DefaultConfig()
+			if err := ParseConfig(strings.NewReader(tc.doc), tc.format, &c); err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			if diff := cmp.Diff(want, c); diff != "" {
+				t.Errorf("config mismatch (-want +got):\n%s", diff)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseConfigPartialKeepsDefaults(t *testing.T) {
+	for _, tc := range []struct{ format, doc string }{{"yaml", "listen: 127.0.0.1:9000\n"}, {"toml", `listen = "127.0.0.1:9000"`}, {"yaml", ""}, {"yaml", "# only a comment\n"}} {
+		c := DefaultConfig()
+		if err := ParseConfig(strings.NewReader(tc.doc), tc.format, &c); err != nil {
+			t.Fatalf("%s %q: %v", tc.format, tc.doc, err)
+		}
+		want := DefaultConfig()
+		if tc.doc != "" && !strings.HasPrefix(tc.doc, "#") {
+			want.Listen = "127.0.0.1:9000"
+		}
+		if diff := cmp.Diff(want, c); diff != "" {
+			t.Errorf("%s %q: (-want +got):\n%s", tc.format, tc.doc, diff)
+		}
+	}
+}
+
+func TestParseConfigRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, format, doc, want string
+	}{
+		{"yaml unknown key", "yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n", "listen_addr"},
+		{"yaml typo", "yaml", "sesion_ttl: 1h\n", "sesion_ttl"},
+		{"toml unknown key", "toml", "listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n", "listen_addr"},
+		{"toml unknown table", "toml", "[server]\nport = 1\n", "server"},
+		{"yaml bad duration", "yaml", "session_ttl: soon\n", "soon"},
+		{"toml bad duration", "toml", "session_ttl = \"soon\"\n", "soon"},
+		{"yaml wrong type", "yaml", "listen: 127.0.0.1:1\nsecure_cookies: maybe\n", "line 2"},
+		{"toml wrong type", "toml", "secure_cookies = \"maybe\"\n", "secure_cookies"},
+		{"yaml syntax", "yaml", "listen: [\n", "yaml"},
+		{"toml syntax", "toml", "listen = \n", "toml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			err := ParseConfig(strings.NewReader(tc.doc), tc.format, &c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseConfig = %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateNamesField(t *testing.T) {
+	_, cert, _ := fullConfig(t)
+	for _, tc := range []struct {
+		name  string
+		edit  func(c *Config)
+		field string
+	}{
+		{"listen without port", func(c *Config) { c.Listen = "127.0.0.1" }, "listen"},
+		{"listen empty", func(c *Config) { c.Listen = "" }, "listen"},
+		{"db scheme", func(c *Config) { c.DB = "mysql://x" }, "db"},
+		{"db bare path", func(c *Config) { c.DB = "./data/traceless.db" }, "db"},
+		{"tls cert without key", func(c *Config) { c.TLSCert = cert }, "tls_cert/tls_key"},
+		{"tls key without cert", func(c *Config) { c.TLSKey = cert }, "tls_cert/tls_key"},
+		{"tls cert missing", func(c *Config) { c.TLSCert, c.TLSKey = "/nonexistent/cert.pem", cert }, "tls_cert"},
+		{"tls key missing", func(c *Config) { c.TLSCert, c.TLSKey = cert, "/nonexistent/key.pem" }, "tls_key"},
+		{"public url scheme", func(c *Config) { c.PublicURL = "ftp://x" }, "public_url"},
+		{"public url host", func(c *Config) { c.PublicURL = "https://" }, "public_url"},
+		{"session key file", func(c *Config) { c.SessionKeyFile = "" }, "session_key_file"},
+		{"session ttl short", func(c *Config) { c.SessionTTL = Duration(time.Second) }, "session_ttl"},
+		{"session ttl long", func(c *Config) { c.SessionTTL = Duration(1000 * time.Hour) }, "session_ttl"},
+		{"session ttl zero", func(c *Config) { c.SessionTTL = 0 }, "session_ttl"},
+		{"trusted proxies address", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1"} }, "trusted_proxies"},
+		{"trusted proxies garbage", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy"} }, "trusted_proxies"},
+		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level"},
+		{"log level upper", func(c *Config) { c.LogLevel = "INFO" }, "log_level"},
+		{"admin email alone", func(c *Config) { c.AdminEmail = "ops@example.com" }, "admin_email/admin_password"},
+		{"admin password alone", func(c *Config) { c.AdminPassword = "secret secret" }, "admin_email/admin_password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted")
+			}
+			if !strings.HasPrefix(err.Error(), tc.field+":") {
+				t.Errorf("Validate = %q, want it to start with %q", err, tc.field+":")
+			}
+			if c.AdminPassword != "" && strings.Contains(err.Error(), c.AdminPassword) {
+				t.Errorf("error %q echoes the admin password", err)
+			}
+		})
+	}
+}
+
+// envMap is a getenv over a fixed map, so the tests ignore the real
+// environment.
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseFlagsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "traceless.yaml")
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:1001\nlog_level: warn\nsession_ttl: 2h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tomlFile := filepath.Join(dir, "traceless.toml")
+	if err := os.WriteFile(tomlFile, []byte("listen = \"127.0.0.1:1004\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		listen string
+		level  string
+		ttl    time.Duration
+	}{
+		{"defaults", nil, nil, "127.0.0.1:8080", "info", 12 * time.Hour},
+		{"file", []string{"--config", file}, nil, "127.0.0.1:1001", "warn", 2 * time.Hour},
+		{"file from env", nil, map[string]string{"TRACELESS_CONFIG": file}, "127.0.0.1:1001", "warn", 2 * time.Hour},
+		{"toml file", []string{"-config=" + tomlFile}, nil, "127.0.0.1:1004", "info", 12 * time.Hour},
+		{"env over file", []string{"--config", file}, map[string]string{"TRACELESS_LISTEN": "127.0.0.1:1002"}, "127.0.0.1:1002", "warn", 2 * time.Hour},
+		{"flag over env", []string{"--config", file, "--listen", "127.0.0.1:1003"}, map[string]string{"TRACELESS_LISTEN": "127.0.0.1:1002", "TRACELESS_LOG_LEVEL": "debug"},
+			"127.0.0.1:1003", "debug", 2 * time.Hour},
+		{"flag before --config", []string{"--listen=127.0.0.1:1003", "--config", file}, nil, "127.0.0.1:1003", "warn", 2 * time.Hour},
+		{"env ttl", nil, map[string]string{"TRACELESS_SESSION_TTL": "30m"}, "127.0.0.1:8080", "info", 30 * time.Minute},
+		{"flag ttl", []string{"--session-ttl", "45m"}, map[string]string{"TRACELESS_SESSION_TTL": "30m"}, "127.0.0.1:8080", "info", 45 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMain(&syncBuffer{}, &syncBuffer{})
+			if err := m.ParseFlags(tc.args, envMap(tc.env)); err != nil {
+				t.Fatalf("ParseFlags: %v", err)
+			}
+			got := [3]any{m.Config.Listen, m.Config.LogLevel, time.Duration(m.Config.SessionTTL)}
+			if diff := cmp.Diff([3]any{tc.listen, tc.level, tc.ttl}, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseFlagsSettings(t *testing.T) {
+	m := NewMain(&syncBuffer{}, &syncBuffer{})
+	err := m.ParseFlags([]string{"--secure-cookies", "--trusted-proxies", "10.0.0.0/8, 192.168.0.0/16 ,", "--public-url", "https://vpn.example.com/"},
+		envMap(map[string]string{"TRACELESS_ADMIN_EMAIL": "ops@example.com", "TRACELESS_ADMIN_PASSWORD": "blue giraffe tangerine 42", "TRACELESS_DB": "sqlite:///tmp/x.db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if !c.SecureCookies || c.AdminEmail != "ops@example.com" || c.AdminPassword == "" || c.DB != "sqlite:///tmp/x.db" {
+		t.Errorf("config = %+v", c)
+	}
+	if diff := cmp.Diff([]string{"10.0.0.0/8", "192.168.0.0/16"}, c.TrustedProxies); diff != "" {
+		t.Errorf("trusted proxies (-want +got):\n%s", diff)
+	}
+	if got := c.baseURL("127.0.0.1:1"); got != "https://vpn.example.com" {
+		t.Errorf("baseURL = %q", got)
+	}
+	m = NewMain(&syncBuffer{}, &syncBuffer{})
+	if err := m.ParseFlags([]string{"--secure-cookies=false"}, envMap(map[string]string{"TRACELESS_SECURE_COOKIES": "true"})); err != nil || m.Config.SecureCookies {
+		t.Errorf("--secure-cookies=false over env: %v, %v", m.Config.SecureCookies, err)
+	}
+}
+
+func TestParseFlagsRejects(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:1\nlisten_port: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown flag", []string{"--lisen", "x"}, nil, "lisen"},
+		{"extra argument", []string{"serve"}, nil, "serve"},
+		{"missing config file", []string{"--config", filepath.Join(dir, "nope.yaml")}, nil, "nope.yaml"},
+		{"unknown key in file", []string{"--config", bad}, nil, "listen_port"},
+		{"bad env value", nil, map[string]string{"TRACELESS_SESSION_TTL": "forever"}, "TRACELESS_SESSION_TTL"},
+		{"bad env bool", nil, map[string]string{"TRACELESS_SECURE_COOKIES": "yes please"}, "TRACELESS_SECURE_COOKIES"},
+		{"invalid after flags", []string{"--listen", "nowhere"}, nil, "listen"},
+		{"invalid from env", nil, map[string]string{"TRACELESS_LOG_LEVEL": "loud"}, "log_level"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMain(&syncBuffer{}, &syncBuffer{})
+			err := m.ParseFlags(tc.args, envMap(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseFlags = %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	m := NewMain(&syncBuffer{}, &syncBuffer{})
+	if err := m.ParseFlags([]string{"-h"}, envMap(nil)); err != flag.ErrHelp {
+		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}

@@ -1,0 +1,102 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+func poolView(p store.Pool) api.Pool {
+	return api.Pool{ID: p.ID, Name: p.Name, Region: p.Region, Country: p.Country, City: p.City, OwnerID: p.OwnerID}
+}
+
+func (s *Server) handleAdminListPools(c echo.Context) error {
+	pools, err := s.store.ListPools(c.Request().Context(), "")
+	if err != nil {
+		return err
+	}
+	out := api.PoolList{Pools: make([]api.Pool, len(pools))}
+	for i, p := range pools {
+		out.Pools[i] = poolView(p)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) handleAdminCreatePool(c echo.Context) error {
+	var in api.PoolInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	p, err := s.store.CreatePool(c.Request().Context(), store.Pool{Name: in.Name, Region: in.Region, Country: in.Country, City: in.City})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, poolView(p))
+}
+
+// handleAdminEnrollmentToken issues a one-use token that lets one node join
+// the pool before it expires. Only its hash is stored.
+func (s *Server) handleAdminEnrollmentToken(c echo.Context) error {
+	tok := randomSecret(enrollTokenPrefix)
+	exp := s.now().Add(s.opts.EnrollmentTTL).UTC()
+	poolID := c.Param("pool_id")
+	if err := s.store.CreateEnrollmentToken(c.Request().Context(), poolID, hashAPIKey(tok), exp); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, api.EnrollmentToken{Token: tok, ExpiresAt: exp, PoolID: poolID})
+}
+
+func (s *Server) nodeView(n store.NodeWithPool) api.Node {
+	v := api.Node{ID: n.ID, PoolID: n.PoolID, Pool: n.Pool.Name, Name: n.Name, Endpoint: n.Endpoint,
+		PublicKey: n.PublicKey, Enabled: n.Enabled, Online: s.nodeOnline(n.ID)}
+	if st, ok := s.status.get(n.ID); ok {
+		ns := st.NodeStatus
+		v.Status = &ns
+	}
+	return v
+}
+
+func (s *Server) handleAdminListNodes(c echo.Context) error {
+	nodes, err := s.store.ListNodes(c.Request().Context(), "")
+	if err != nil {
+		return err
+	}
+	out := api.NodeList{Nodes: make([]api.Node, len(nodes))}
+	for i, n := range nodes {
+		out.Nodes[i] = s.nodeView(n)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) handleAdminUpdateNode(c echo.Context) error {
+	var in api.NodeUpdate
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Enabled == nil {
+		return badRequest("enabled", "is required")
+	}
+	ctx := c.Request().Context()
+	n, ch, err := s.store.SetNodeEnabled(ctx, c.Param("node_id"), *in.Enabled)
+	if err != nil {
+		return err
+	}
+	s.publish(ch, "")
+	p, err := s.store.GetPool(ctx, n.PoolID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.nodeView(store.NodeWithPool{Node: n, Pool: p}))
+}
+
+func (s *Server) handleAdminDeleteNode(c echo.Context) error {
+	id := c.Param("node_id")
+	if err := s.store.DeleteNode(c.Request().Context(), id); err != nil {
+		return err
+	}
+	s.status.forget(id)
+	return c.NoContent(http.StatusNoContent)
+}
