@@ -46,22 +46,18 @@ func (s *Server) spendSetup(c echo.Context, tok, email, password string) (store.
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if n, err := s.store.CountAdmins(c.Request().Context()); err != nil {
+		return store.Owner{}, err
+	} else if n > 0 {
+		// An operator exists (another replica's link, or TRACELESS_ADMIN_*
+		// on a restart): the link has served its purpose.
+		st.hash = nil
+	}
 	h := sha256.Sum256([]byte(tok))
 	if st.hash == nil || subtle.ConstantTimeCompare(h[:], st.hash) != 1 {
 		return store.Owner{}, errSetupSpent
 	}
-	// Another replica's link, or TRACELESS_ADMIN_* on a restart, may have
-	// created an operator since this token was armed: it is dead then.
-	ctx := c.Request().Context()
-	n, err := s.store.CountAdmins(ctx)
-	if err != nil {
-		return store.Owner{}, err
-	}
-	if n > 0 {
-		st.hash = nil
-		return store.Owner{}, errSetupSpent
-	}
-	o, err := s.createAccount(ctx, email, password, store.RoleAdmin)
+	o, err := s.createAccount(c.Request().Context(), email, password, store.RoleAdmin)
 	if err != nil {
 		return store.Owner{}, err
 	}

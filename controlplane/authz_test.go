@@ -1,0 +1,361 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// The authorization matrix: every registered route, called with every kind
+// of credential, must answer exactly as its class says. A route added to
+// the server without a row here fails TestAuthzMatrixCoversRoutes.
+
+// authClass is who may call a route.
+type authClass int
+
+const (
+	classPublic   authClass = iota // anyone; credentials are ignored
+	classOwner                     // an owner's sign-in token
+	classAdmin                     // an operator's sign-in token
+	classAPIKey                    // an app API key
+	classNodeCred                  // a node credential
+	classNode                      // a node token
+)
+
+// credential kinds, the matrix's columns.
+const (
+	credNone       = "none"
+	credGarbage    = "garbage bearer"
+	credOwnerA     = "owner A"
+	credOwnerB     = "owner B"
+	credAdmin      = "operator"
+	credKeyA       = "key of app A"
+	credKeyB       = "key of app B"
+	credRevokedKey = "revoked key"
+	credExpired    = "expired session of A"
+	credOldEpoch   = "session of A after logout"
+	credSuspended  = "suspended owner C"
+	credNodeToken  = "node token"
+	credNodeCred   = "node credential"
+	credExpNode    = "expired node token"
+)
+
+var allCreds = []string{credNone, credGarbage, credRevokedKey, credExpired, credOldEpoch, credSuspended, credExpNode,
+	credNodeCred, credNodeToken, credKeyB, credOwnerB, credAdmin, credKeyA, credOwnerA}
+
+// authzWorld holds two owners' resources and one of every credential.
+type authzWorld struct {
+	*syncWorld
+	creds map[string]string
+	appA  string
+	devA  api.DeviceCreated
+	keyA  string // key ID
+	plan  string // a throwaway plan's ID
+	seq   int
+}
+
+func newAuthzWorld(t *testing.T) *authzWorld {
+	t.Helper()
+	sw := newSyncWorld(t, func(o *Options) { o.LongPoll = 50 * time.Millisecond })
+	h := sw.h
+	w := &authzWorld{syncWorld: sw, creds: map[string]string{}}
+	var apps api.AppList
+	h.Do(request{Method: "GET", Path: "/api/v1/apps", Token: sw.owner.Token}).MustStatus(t, 200).MustDecode(t, &apps)
+	w.appA = apps.Apps[0].ID
+	var keys api.APIKeyList
+	h.Do(request{Method: "GET", Path: "/api/v1/apps/" + w.appA + "/keys", Token: sw.owner.Token}).MustStatus(t, 200).MustDecode(t, &keys)
+	w.keyA = keys.Keys[0].ID
+	w.devA = sw.register(t)
+
+	b := h.MustOwner()
+	h.Do(request{Method: "PUT", Path: "/api/v1/me/plan", Token: b.Token, Body: api.PlanChange{Plan: "pro"}}).MustStatus(t, 200)
+	var appB api.App
+	h.Do(request{Method: "POST", Path: "/api/v1/apps", Token: b.Token, Body: api.AppInput{Name: "b"}}).MustStatus(t, 201).MustDecode(t, &appB)
+	var keyB, revoked api.APIKeyCreated
+	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + appB.ID + "/keys", Token: b.Token, Body: api.APIKeyInput{Name: "b"}}).MustStatus(t, 201).MustDecode(t, &keyB)
+	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + appB.ID + "/keys", Token: b.Token, Body: api.APIKeyInput{Name: "r"}}).MustStatus(t, 201).MustDecode(t, &revoked)
+	h.Do(request{Method: "DELETE", Path: "/api/v1/apps/" + appB.ID + "/keys/" + revoked.ID, Token: b.Token}).MustStatus(t, 204)
+
+	c := h.MustOwner()
+	h.Do(request{Method: "PUT", Path: "/api/v1/admin/owners/" + c.Owner.ID, Token: sw.admin, Body: map[string]string{"status": "suspended"}}).MustStatus(t, 200)
+
+	// A token of A issued a day ago has expired; one from before a logout
+	// carries an old epoch.
+	past := *h.srv.sessions
+	past.now = func() time.Time { return h.clock.Now().Add(-24 * time.Hour) }
+	expired, _, err := past.issue(sw.owner.Owner.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := h.MustLogin(sw.owner.Owner.Email, ownerPasswordFor(t, h, sw.owner.Owner.Email))
+	if err := h.store.BumpTokenEpoch(context.Background(), sw.owner.Owner.ID); err != nil {
+		t.Fatal(err)
+	}
+	fresh := h.MustLogin(sw.owner.Owner.Email, ownerPasswordFor(t, h, sw.owner.Owner.Email))
+	h.clock.Advance(11 * time.Minute) // the node token from newSyncWorld expires (10 min)
+	expNode := sw.nodeToken
+	var nt api.NodeToken
+	h.Do(request{Method: "POST", Path: "/agent/v1/token", Token: sw.node.Credential}).MustStatus(t, 200).MustDecode(t, &nt)
+	fresh = h.MustLogin(sw.owner.Owner.Email, ownerPasswordFor(t, h, sw.owner.Owner.Email))
+	admin := h.MustLogin(adminEmail, adminPassword)
+
+	p, err := h.store.CreatePlan(context.Background(), store.PlanWithPools{Plan: store.Plan{Slug: "spare", Name: "Spare", MaxApps: 1, MaxDevices: 1, Currency: "EUR"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.plan = p.ID
+
+	w.creds = map[string]string{
+		credNone: "", credGarbage: "not-a-token", credOwnerA: fresh.Token, credOwnerB: b.Token, credAdmin: admin.Token,
+		credKeyA: sw.key, credKeyB: keyB.Key, credRevokedKey: revoked.Key, credExpired: expired, credOldEpoch: stale.Token,
+		credSuspended: c.Token, credNodeToken: nt.Token, credNodeCred: sw.node.Credential, credExpNode: expNode,
+	}
+	return w
+}
+
+// ownerPasswordFor returns the password MustOwner gave the account.
+func ownerPasswordFor(t *testing.T, h *harness, email string) string {
+	t.Helper()
+	return testPassword
+}
+
+// route is one row: how to call the route on owner A's resources, its
+// class, whether its path names A's resources (so other owners get 404),
+// and the status of a successful call.
+type route struct {
+	class   authClass
+	scoped  bool
+	ok      int
+	request func(w *authzWorld) request
+	// fixed, when set, is the status every credential gets (routes whose
+	// answer does not depend on the caller).
+	fixed int
+}
+
+func authzRoutes() map[string]route {
+	get := func(path string) func(*authzWorld) request {
+		return func(*authzWorld) request { return request{Method: "GET", Path: path} }
+	}
+	return map[string]route{
+		"GET /healthz":              {class: classPublic, ok: 200, request: get("/healthz")},
+		"HEAD /healthz":             {class: classPublic, ok: 200, request: func(*authzWorld) request { return request{Method: "HEAD", Path: "/healthz"} }},
+		"GET /metrics":              {class: classPublic, ok: 200, request: get("/metrics")},
+		"GET /setup":                {class: classPublic, fixed: 410, request: get("/setup?token=x")},
+		"POST /setup":               {class: classPublic, fixed: 410, request: func(*authzWorld) request { return request{Method: "POST", Path: "/setup", Body: "token=x&email=a%40b.cd&password=y", ContentType: "application/x-www-form-urlencoded"} }},
+		"GET /static/*":             {class: classPublic, ok: 200, request: get("/static/style.css")},
+		"GET /api/v1/privacy":       {class: classPublic, ok: 200, request: get("/api/v1/privacy")},
+		"GET /api/v1/openapi.json":  {class: classPublic, ok: 200, request: get("/api/v1/openapi.json")},
+		"GET /api/v1/plans":         {class: classPublic, ok: 200, request: get("/api/v1/plans")},
+		"POST /api/v1/setup":        {class: classPublic, fixed: 403, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/setup", Body: api.Setup{Token: "x", Email: "a@b.cd", Password: "long enough pass"}} }},
+		"POST /api/v1/auth/signup": {class: classPublic, ok: 201, request: func(w *authzWorld) request {
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/auth/signup", Body: api.Credentials{Email: fmt.Sprintf("authz%d@example.com", w.seq), Password: "a fine signup pass"}}
+		}},
+		"POST /api/v1/auth/login": {class: classPublic, ok: 200, request: func(w *authzWorld) request {
+			// One account per cell: the per-email login limit is not under test.
+			w.seq++
+			email := fmt.Sprintf("login%d@example.com", w.seq)
+			if _, err := w.h.srv.createAccount(context.Background(), email, testPassword, store.RoleOwner); err != nil {
+				w.h.tb.Fatal(err)
+			}
+			return request{Method: "POST", Path: "/api/v1/auth/login", Body: api.Credentials{Email: email, Password: testPassword}}
+		}},
+		"POST /api/v1/auth/logout": {class: classOwner, ok: 204, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/auth/logout"} }},
+		"GET /api/v1/me":           {class: classOwner, ok: 200, request: get("/api/v1/me")},
+		"PUT /api/v1/me/plan": {class: classOwner, ok: 200, request: func(*authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/me/plan", Body: api.PlanChange{Plan: "pro"}}
+		}},
+		"POST /api/v1/apps": {class: classOwner, ok: 201, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/apps", Body: api.AppInput{Name: "another"}}
+		}},
+		"GET /api/v1/apps":         {class: classOwner, ok: 200, request: get("/api/v1/apps")},
+		"GET /api/v1/apps/:app_id": {class: classOwner, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/api/v1/apps/" + w.appA} }},
+		"PUT /api/v1/apps/:app_id": {class: classOwner, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/apps/" + w.appA, Body: api.AppInput{Name: "renamed"}}
+		}},
+		"DELETE /api/v1/apps/:app_id": {class: classOwner, scoped: true, ok: 204, request: func(w *authzWorld) request { return request{Method: "DELETE", Path: "/api/v1/apps/" + w.appA} }},
+		"POST /api/v1/apps/:app_id/keys": {class: classOwner, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/apps/" + w.appA + "/keys", Body: api.APIKeyInput{Name: "k2"}}
+		}},
+		"GET /api/v1/apps/:app_id/keys": {class: classOwner, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/api/v1/apps/" + w.appA + "/keys"} }},
+		"DELETE /api/v1/apps/:app_id/keys/:key_id": {class: classOwner, scoped: true, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/apps/" + w.appA + "/keys/" + w.keyA}
+		}},
+		"GET /api/v1/servers": {class: classAPIKey, ok: 200, request: get("/api/v1/servers")},
+		"POST /api/v1/devices": {class: classAPIKey, ok: 201, request: func(w *authzWorld) request {
+			var b [32]byte
+			for i := range b {
+				b[i] = byte(w.seq + i + 1)
+			}
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/devices", Body: api.DeviceInput{PublicKey: newWGKeyFrom(b)}}
+		}},
+		"GET /api/v1/devices":            {class: classAPIKey, ok: 200, request: get("/api/v1/devices")},
+		"GET /api/v1/devices/:device_id": {class: classAPIKey, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/api/v1/devices/" + w.devA.ID} }},
+		"DELETE /api/v1/devices/:device_id": {class: classAPIKey, scoped: true, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/devices/" + w.devA.ID}
+		}},
+		"POST /api/v1/devices/:device_id/rotate": {class: classAPIKey, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			var b [32]byte
+			b[0], b[1] = 0xee, byte(w.seq+1)
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/devices/" + w.devA.ID + "/rotate", Body: api.RotateInput{PublicKey: newWGKeyFrom(b)}}
+		}},
+		"GET /api/v1/devices/:device_id/config": {class: classAPIKey, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/api/v1/devices/" + w.devA.ID + "/config?server=" + w.node.NodeID}
+		}},
+		"POST /agent/v1/enroll": {class: classPublic, ok: 201, request: func(w *authzWorld) request {
+			tok := randomSecret(enrollTokenPrefix)
+			if err := w.h.store.CreateEnrollmentToken(context.Background(), w.pool.ID, hashAPIKey(tok), w.h.clock.Now().Add(time.Hour)); err != nil {
+				w.h.tb.Fatal(err)
+			}
+			var b [32]byte
+			b[0], b[1] = 0xaa, byte(w.seq+1)
+			w.seq++
+			return request{Method: "POST", Path: "/agent/v1/enroll", Body: api.EnrollRequest{Token: tok, Name: "n", PublicKey: newWGKeyFrom(b), Endpoint: "203.0.113.50:51820"}}
+		}},
+		"POST /agent/v1/token":  {class: classNodeCred, ok: 200, request: func(*authzWorld) request { return request{Method: "POST", Path: "/agent/v1/token"} }},
+		"GET /agent/v1/peers":   {class: classNode, ok: 200, request: get("/agent/v1/peers?since=0")},
+		"POST /agent/v1/status": {class: classNode, ok: 200, request: func(*authzWorld) request { return request{Method: "POST", Path: "/agent/v1/status", Body: api.NodeStatus{Version: "t"}} }},
+		"GET /api/v1/admin/plans": {class: classAdmin, ok: 200, request: get("/api/v1/admin/plans")},
+		"POST /api/v1/admin/plans": {class: classAdmin, ok: 201, request: func(w *authzWorld) request {
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/admin/plans", Body: api.PlanInput{Slug: fmt.Sprintf("p%d", w.seq), Name: "P", Currency: "EUR"}}
+		}},
+		"PUT /api/v1/admin/plans/:plan_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/admin/plans/" + w.plan, Body: api.PlanInput{Slug: "spare", Name: "Spare 2", Currency: "EUR"}}
+		}},
+		"DELETE /api/v1/admin/plans/:plan_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request { return request{Method: "DELETE", Path: "/api/v1/admin/plans/" + w.plan} }},
+		"GET /api/v1/admin/pools":             {class: classAdmin, ok: 200, request: get("/api/v1/admin/pools")},
+		"POST /api/v1/admin/pools": {class: classAdmin, ok: 201, request: func(w *authzWorld) request {
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/admin/pools", Body: api.PoolInput{Name: fmt.Sprintf("pool %d", w.seq), Region: "r", Country: "FR", City: "Paris"}}
+		}},
+		"POST /api/v1/admin/pools/:pool_id/enrollment-tokens": {class: classAdmin, ok: 201, request: func(w *authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/admin/pools/" + w.pool.ID + "/enrollment-tokens"}
+		}},
+		"GET /api/v1/admin/nodes": {class: classAdmin, ok: 200, request: get("/api/v1/admin/nodes")},
+		"PUT /api/v1/admin/nodes/:node_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/admin/nodes/" + w.node.NodeID, Body: api.NodeUpdate{Enabled: new(bool)}}
+		}},
+		"DELETE /api/v1/admin/nodes/:node_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request { return request{Method: "DELETE", Path: "/api/v1/admin/nodes/" + w.node.NodeID} }},
+		"GET /api/v1/admin/owners":            {class: classAdmin, ok: 200, request: get("/api/v1/admin/owners")},
+		"PUT /api/v1/admin/owners/:owner_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/admin/owners/" + w.owner.Owner.ID, Body: map[string]string{"status": "active"}}
+		}},
+	}
+}
+
+func newWGKeyFrom(b [32]byte) string { return base64.StdEncoding.EncodeToString(b[:]) }
+
+// expect is the status route r must answer to credential cred.
+func (r route) expect(cred string) int {
+	if r.fixed != 0 {
+		return r.fixed
+	}
+	switch r.class {
+	case classPublic:
+		return r.ok
+	case classOwner:
+		switch cred {
+		case credOwnerA:
+			return r.ok
+		case credOwnerB, credAdmin:
+			if r.scoped {
+				return 404
+			}
+			return r.ok
+		case credSuspended:
+			return 403
+		}
+	case classAdmin:
+		switch cred {
+		case credAdmin:
+			return r.ok
+		case credOwnerA, credOwnerB:
+			return 403
+		case credSuspended:
+			return 403
+		}
+	case classAPIKey:
+		switch cred {
+		case credKeyA:
+			return r.ok
+		case credKeyB:
+			if r.scoped {
+				return 404
+			}
+			return r.ok
+		}
+	case classNodeCred:
+		if cred == credNodeCred {
+			return r.ok
+		}
+	case classNode:
+		if cred == credNodeToken {
+			return r.ok
+		}
+	}
+	return 401
+}
+
+// TestAuthzMatrix calls every route with every credential on a fresh
+// installation per route. Successful calls run last so that a delete does
+// not turn the other cells into 404s.
+func TestAuthzMatrix(t *testing.T) {
+	for name, r := range authzRoutes() {
+		t.Run(name, func(t *testing.T) {
+			w := newAuthzWorld(t)
+			creds := append([]string(nil), allCreds...)
+			sort.SliceStable(creds, func(i, j int) bool {
+				return r.expect(creds[i]) >= 400 && r.expect(creds[j]) < 400
+			})
+			for _, cred := range creds {
+				q := r.request(w)
+				q.Token = w.creds[cred]
+				res := w.h.Serve(q) // a fresh client address, so rate limits stay out of it
+				if want := r.expect(cred); res.Status != want {
+					t.Errorf("%s with %s: status %d, want %d; body %.200s", name, cred, res.Status, want, res.Body)
+					continue
+				}
+				if res.Status >= 400 && q.Method != "HEAD" && !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+					e := res.MustError(t)
+					if e.Code == "" {
+						t.Errorf("%s with %s: error without a code", name, cred)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAuthzMatrixCoversRoutes fails when a registered route has no row.
+func TestAuthzMatrixCoversRoutes(t *testing.T) {
+	h := newHarness(t)
+	rows := authzRoutes()
+	seen := map[string]bool{}
+	for _, r := range h.srv.echo.Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		key := r.Method + " " + r.Path
+		seen[key] = true
+		if _, ok := rows[key]; !ok {
+			t.Errorf("route %s has no row in the authorization matrix (authzRoutes in authz_test.go)", key)
+		}
+	}
+	for key := range rows {
+		if !seen[key] {
+			t.Errorf("matrix row %s names no registered route", key)
+		}
+	}
+}
