@@ -146,16 +146,20 @@ func authzRoutes() map[string]route {
 		return func(*authzWorld) request { return request{Method: "GET", Path: path} }
 	}
 	return map[string]route{
-		"GET /healthz":              {class: classPublic, ok: 200, request: get("/healthz")},
-		"HEAD /healthz":             {class: classPublic, ok: 200, request: func(*authzWorld) request { return request{Method: "HEAD", Path: "/healthz"} }},
-		"GET /metrics":              {class: classPublic, ok: 200, request: get("/metrics")},
-		"GET /setup":                {class: classPublic, fixed: 410, request: get("/setup?token=x")},
-		"POST /setup":               {class: classPublic, fixed: 410, request: func(*authzWorld) request { return request{Method: "POST", Path: "/setup", Body: "token=x&email=a%40b.cd&password=y", ContentType: "application/x-www-form-urlencoded"} }},
-		"GET /static/*":             {class: classPublic, ok: 200, request: get("/static/style.css")},
-		"GET /api/v1/privacy":       {class: classPublic, ok: 200, request: get("/api/v1/privacy")},
-		"GET /api/v1/openapi.json":  {class: classPublic, ok: 200, request: get("/api/v1/openapi.json")},
-		"GET /api/v1/plans":         {class: classPublic, ok: 200, request: get("/api/v1/plans")},
-		"POST /api/v1/setup":        {class: classPublic, fixed: 403, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/setup", Body: api.Setup{Token: "x", Email: "a@b.cd", Password: "long enough pass"}} }},
+		"GET /healthz":  {class: classPublic, ok: 200, request: get("/healthz")},
+		"HEAD /healthz": {class: classPublic, ok: 200, request: func(*authzWorld) request { return request{Method: "HEAD", Path: "/healthz"} }},
+		"GET /metrics":  {class: classPublic, ok: 200, request: get("/metrics")},
+		"GET /setup":    {class: classPublic, fixed: 410, request: get("/setup?token=x")},
+		"POST /setup": {class: classPublic, fixed: 410, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/setup", Body: "token=x&email=a%40b.cd&password=y", ContentType: "application/x-www-form-urlencoded"}
+		}},
+		"GET /static/*":            {class: classPublic, ok: 200, request: get("/static/style.css")},
+		"GET /api/v1/privacy":      {class: classPublic, ok: 200, request: get("/api/v1/privacy")},
+		"GET /api/v1/openapi.json": {class: classPublic, ok: 200, request: get("/api/v1/openapi.json")},
+		"GET /api/v1/plans":        {class: classPublic, ok: 200, request: get("/api/v1/plans")},
+		"POST /api/v1/setup": {class: classPublic, fixed: 403, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/setup", Body: api.Setup{Token: "x", Email: "a@b.cd", Password: "long enough pass"}}
+		}},
 		"POST /api/v1/auth/signup": {class: classPublic, ok: 201, request: func(w *authzWorld) request {
 			w.seq++
 			return request{Method: "POST", Path: "/api/v1/auth/signup", Body: api.Credentials{Email: fmt.Sprintf("authz%d@example.com", w.seq), Password: "a fine signup pass"}}
@@ -223,9 +227,11 @@ func authzRoutes() map[string]route {
 			w.seq++
 			return request{Method: "POST", Path: "/agent/v1/enroll", Body: api.EnrollRequest{Token: tok, Name: "n", PublicKey: newWGKeyFrom(b), Endpoint: "203.0.113.50:51820"}}
 		}},
-		"POST /agent/v1/token":  {class: classNodeCred, ok: 200, request: func(*authzWorld) request { return request{Method: "POST", Path: "/agent/v1/token"} }},
-		"GET /agent/v1/peers":   {class: classNode, ok: 200, request: get("/agent/v1/peers?since=0")},
-		"POST /agent/v1/status": {class: classNode, ok: 200, request: func(*authzWorld) request { return request{Method: "POST", Path: "/agent/v1/status", Body: api.NodeStatus{Version: "t"}} }},
+		"POST /agent/v1/token": {class: classNodeCred, ok: 200, request: func(*authzWorld) request { return request{Method: "POST", Path: "/agent/v1/token"} }},
+		"GET /agent/v1/peers":  {class: classNode, ok: 200, request: get("/agent/v1/peers?since=0")},
+		"POST /agent/v1/status": {class: classNode, ok: 200, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/agent/v1/status", Body: api.NodeStatus{Version: "t"}}
+		}},
 		"GET /api/v1/admin/plans": {class: classAdmin, ok: 200, request: get("/api/v1/admin/plans")},
 		"POST /api/v1/admin/plans": {class: classAdmin, ok: 201, request: func(w *authzWorld) request {
 			w.seq++
@@ -247,8 +253,10 @@ func authzRoutes() map[string]route {
 		"PUT /api/v1/admin/nodes/:node_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
 			return request{Method: "PUT", Path: "/api/v1/admin/nodes/" + w.node.NodeID, Body: api.NodeUpdate{Enabled: new(bool)}}
 		}},
-		"DELETE /api/v1/admin/nodes/:node_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request { return request{Method: "DELETE", Path: "/api/v1/admin/nodes/" + w.node.NodeID} }},
-		"GET /api/v1/admin/owners":            {class: classAdmin, ok: 200, request: get("/api/v1/admin/owners")},
+		"DELETE /api/v1/admin/nodes/:node_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/admin/nodes/" + w.node.NodeID}
+		}},
+		"GET /api/v1/admin/owners": {class: classAdmin, ok: 200, request: get("/api/v1/admin/owners")},
 		"PUT /api/v1/admin/owners/:owner_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
 			return request{Method: "PUT", Path: "/api/v1/admin/owners/" + w.owner.Owner.ID, Body: map[string]string{"status": "active"}}
 		}},

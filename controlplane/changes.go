@@ -1,6 +1,10 @@
 package controlplane
 
 import (
+	"context"
+	"encoding/json"
+	"time"
+
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -9,6 +13,9 @@ import (
 // that owner's devices learn the removed keys. Every store call that
 // returns a Change must be followed by publish; a change that is never
 // published stalls sync for gapGrace and then costs nodes a full snapshot.
+//
+// With PostgreSQL the change is also announced to the other replicas, so
+// nodes polling any replica see writes made on any other.
 func (s *Server) publish(ch store.Change, ownerID string) {
 	if ch.Revision == 0 {
 		return
@@ -18,4 +25,48 @@ func (s *Server) publish(ch store.Change, ownerID string) {
 	}
 	s.hub.publish(ch)
 	s.metrics.deviceChanges.Add(float64(len(ch.Upserted) + len(ch.Removed)))
+	if s.store.Shared() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.store.Notify(ctx, encodeAnnouncement(ch)); err != nil {
+			// Other replicas will treat the revision as lost after gapGrace
+			// and answer with full snapshots; nothing is missed.
+			s.log.Warn("announce change", logError, err.Error())
+		}
+	}
+}
+
+// announcement is a change as replicas tell each other of it. It carries
+// the removed keys because removals live only in memory.
+type announcement struct {
+	Rev     int64    `json:"r"`
+	Owner   string   `json:"o,omitempty"`
+	Removed []string `json:"d,omitempty"`
+	Resync  []string `json:"s,omitempty"`
+	// All means the removals did not fit: every node resyncs across Rev.
+	All bool `json:"a,omitempty"`
+}
+
+func encodeAnnouncement(ch store.Change) string {
+	a := announcement{Rev: ch.Revision, Owner: ch.OwnerID, Removed: ch.Removed, Resync: ch.Resync}
+	b, _ := json.Marshal(a)
+	if len(b) > store.MaxNotifyPayload {
+		b, _ = json.Marshal(announcement{Rev: ch.Revision, All: true})
+	}
+	return string(b)
+}
+
+// listen feeds other replicas' announcements into the hub.
+func (s *Server) listen(ctx context.Context) {
+	s.store.Listen(ctx, func() {}, func(payload string) {
+		var a announcement
+		if err := json.Unmarshal([]byte(payload), &a); err != nil || a.Rev <= 0 {
+			return
+		}
+		if a.All {
+			s.hub.publishLost(a.Rev)
+			return
+		}
+		s.hub.publish(store.Change{Revision: a.Rev, OwnerID: a.Owner, Removed: a.Removed, Resync: a.Resync})
+	})
 }

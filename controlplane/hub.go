@@ -37,6 +37,7 @@ type event struct {
 	ownerID string   // owner of the removed devices
 	removed []string // public keys to drop
 	resync  []string // pools whose nodes must take a full snapshot
+	all     bool     // every node must take a full snapshot
 }
 
 // gapGrace is how long a missing revision may stay unpublished (a commit
@@ -75,7 +76,7 @@ func (h *hub) advanceLocked() {
 		delete(h.gapSeen, h.cur+1)
 		h.cur++
 		moved = true
-		if len(e.removed) > 0 || len(e.resync) > 0 {
+		if len(e.removed) > 0 || len(e.resync) > 0 || e.all {
 			h.ring = append(h.ring, e)
 			h.ringN += len(e.removed) + 1
 		}
@@ -89,6 +90,18 @@ func (h *hub) advanceLocked() {
 		close(h.wake)
 		h.wake = make(chan struct{})
 	}
+}
+
+// publishLost records a revision whose removals are unknown here (another
+// replica's change too large to announce): nodes resync across it.
+func (h *hub) publishLost(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if rev <= h.cur {
+		return
+	}
+	h.pending[rev] = event{rev: rev, all: true}
+	h.advanceLocked()
 }
 
 // skipGaps declares revisions that stayed unpublished past gapGrace lost:
@@ -151,6 +164,11 @@ func (h *hub) since(since int64, pool, owner string) delta {
 	for _, e := range h.ring {
 		if e.rev <= since {
 			continue
+		}
+		if e.all {
+			d.full = true
+			d.removed = nil
+			return d
 		}
 		for _, p := range e.resync {
 			if p == pool {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -154,10 +155,11 @@ func New(opts Options) (*Server, error) {
 	s.hub = newHub(rev, opts.RemovalRing, opts.Now, opts.Store.Revision)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.done = cancel, make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.hub.run(ctx, 500*time.Millisecond)
-	}()
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); s.hub.run(ctx, 500*time.Millisecond) }()
+	go func() { defer bg.Done(); s.listen(ctx) }()
+	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
 	s.echo = s.newEcho()
 	return s, nil

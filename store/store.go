@@ -88,6 +88,7 @@ type Store struct {
 	w, r   *gorm.DB
 	driver string
 	path   string // SQLite file path
+	dsn    string // PostgreSQL DSN, for the LISTEN connection
 
 	tunnel4, tunnel6 netip.Prefix
 	reg              registrar
@@ -105,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// statements, and preparing them dominates SQLite's cost otherwise.
 		PrepareStmt: true,
 	}
-	s := &Store{driver: cfg.Driver, tunnel4: cfg.TunnelIPv4, tunnel6: cfg.TunnelIPv6}
+	s := &Store{driver: cfg.Driver, dsn: cfg.DSN, tunnel4: cfg.TunnelIPv4, tunnel6: cfg.TunnelIPv6}
 	if !s.tunnel4.IsValid() {
 		s.tunnel4 = DefaultTunnelIPv4
 	}

@@ -1,0 +1,138 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/internal/testpg"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// TestReplicasShareChanges runs two control-plane replicas on one
+// PostgreSQL database: a node polls replica A while devices are registered
+// and deleted through replica B, and sees each change well before the
+// gap fallback (gapGrace) would have forced a full snapshot.
+func TestReplicasShareChanges(t *testing.T) {
+	dsn := testpg.Database(t)
+	ctx := context.Background()
+	key := make([]byte, 32)
+	rand.Read(key)
+	replica := func() (*Server, *httptest.Server) {
+		st, err := store.Open(ctx, store.Config{Driver: store.DriverPostgres, DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		srv, err := New(Options{Store: st, SessionKey: key, Argon2: cheapArgon2, LongPoll: 5 * time.Second, KeyRate: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		ts := httptest.NewServer(srv.Handler())
+		t.Cleanup(ts.Close)
+		return srv, ts
+	}
+	a, tsA := replica()
+	_, tsB := replica()
+	if _, err := a.Bootstrap(ctx, adminEmail, adminPassword, tsA.URL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // both listeners connected
+
+	c := &http.Client{Timeout: 10 * time.Second}
+	call := func(base, method, path, token string, in, out any) int {
+		t.Helper()
+		res, err := c.Do(jsonRequest(t, method, base+path, token, in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if out != nil && res.StatusCode < 300 {
+			json.NewDecoder(res.Body).Decode(out)
+		}
+		return res.StatusCode
+	}
+	var admin, owner api.AuthResponse
+	call(tsA.URL, "POST", "/api/v1/auth/login", "", api.Credentials{Email: adminEmail, Password: adminPassword}, &admin)
+	var pool api.Pool
+	call(tsA.URL, "POST", "/api/v1/admin/pools", admin.Token, api.PoolInput{Name: "p", Region: "r", Country: "DE", City: "Berlin"}, &pool)
+	pro, err := a.store.GetPlanBySlug(ctx, "pro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(tsA.URL, "PUT", "/api/v1/admin/plans/"+pro.ID, admin.Token, api.PlanInput{Slug: "pro", Name: pro.Name, MaxApps: pro.MaxApps,
+		MaxDevices: pro.MaxDevices, Currency: pro.Currency, PriceCents: pro.PriceCents, Pools: []string{pool.ID}}, nil)
+	call(tsB.URL, "POST", "/api/v1/auth/signup", "", api.Credentials{Email: "replica@example.com", Password: testPassword}, &owner)
+	call(tsB.URL, "PUT", "/api/v1/me/plan", owner.Token, api.PlanChange{Plan: "pro"}, nil)
+	var app api.App
+	call(tsB.URL, "POST", "/api/v1/apps", owner.Token, api.AppInput{Name: "a"}, &app)
+	var k api.APIKeyCreated
+	call(tsB.URL, "POST", "/api/v1/apps/"+app.ID+"/keys", owner.Token, api.APIKeyInput{Name: "k"}, &k)
+	var et api.EnrollmentToken
+	call(tsA.URL, "POST", "/api/v1/admin/pools/"+pool.ID+"/enrollment-tokens", admin.Token, nil, &et)
+	var er api.EnrollResponse
+	call(tsA.URL, "POST", "/agent/v1/enroll", "", api.EnrollRequest{Token: et.Token, Name: "n", PublicKey: newWGKey(t), Endpoint: "203.0.113.1:51820"}, &er)
+	var nt api.NodeToken
+	call(tsA.URL, "POST", "/agent/v1/token", er.Credential, nil, &nt)
+
+	var snap api.PeersResponse
+	call(tsA.URL, "GET", "/agent/v1/peers?since=0", nt.Token, nil, &snap)
+	poll := func(since int64) (api.PeersResponse, time.Duration) {
+		start := time.Now()
+		var pr api.PeersResponse
+		call(tsA.URL, "GET", fmt.Sprintf("/agent/v1/peers?since=%d", since), nt.Token, nil, &pr)
+		return pr, time.Since(start)
+	}
+	done := make(chan struct{})
+	var got api.PeersResponse
+	var took time.Duration
+	go func() { got, took = poll(snap.Revision); close(done) }()
+	time.Sleep(100 * time.Millisecond)
+	var d api.DeviceCreated
+	if st := call(tsB.URL, "POST", "/api/v1/devices", k.Key, api.DeviceInput{PublicKey: newWGKey(t)}, &d); st != 201 {
+		t.Fatalf("register on replica B: %d", st)
+	}
+	<-done
+	if got.Full || len(got.Upserts) != 1 || got.Upserts[0].PublicKey != d.PublicKey {
+		t.Fatalf("replica A answered %+v after %v; want the upsert as a delta", got, took)
+	}
+	if took > gapGrace {
+		t.Errorf("replica A took %v to see replica B's write; want well under %v", took, gapGrace)
+	}
+	if st := call(tsB.URL, "DELETE", "/api/v1/devices/"+d.ID, k.Key, nil, nil); st != 204 {
+		t.Fatalf("delete on replica B: %d", st)
+	}
+	del, took := poll(got.Revision)
+	if del.Full || len(del.Removes) != 1 || del.Removes[0] != d.PublicKey {
+		t.Errorf("replica A answered %+v after %v; want the removal as a delta", del, took)
+	}
+}
+
+func jsonRequest(tb testing.TB, method, url, token string, in any) *http.Request {
+	tb.Helper()
+	var body []byte
+	if in != nil {
+		body, _ = json.Marshal(in)
+	}
+	req, err := http.NewRequest(method, url, bytesReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// syncChannel is the PostgreSQL channel on which replicas tell each other
+// of committed changes.
+const syncChannel = "traceless_sync"
+
+// MaxNotifyPayload is the largest payload Notify sends; PostgreSQL's limit
+// is 8000 bytes.
+const MaxNotifyPayload = 7900
+
+// Shared reports whether other control-plane replicas may write to the same
+// database (PostgreSQL), so changes must be announced with Notify.
+func (s *Store) Shared() bool { return s.driver == DriverPostgres }
+
+// Notify announces payload to every replica listening (itself included).
+// It is a no-op on SQLite, which has one writer process.
+func (s *Store) Notify(ctx context.Context, payload string) error {
+	if !s.Shared() {
+		return nil
+	}
+	if len(payload) > MaxNotifyPayload {
+		return fmt.Errorf("notify: payload of %d bytes is over the limit", len(payload))
+	}
+	return translate(s.w.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, syncChannel, payload).Error)
+}
+
+// Listen calls fn with every payload announced by Notify until ctx ends,
+// reconnecting after errors. connected is called each time the listener
+// (re)connects: announcements made while it was away are lost, and the
+// caller must treat that as a gap. It returns at once on SQLite.
+func (s *Store) Listen(ctx context.Context, connected func(), fn func(payload string)) {
+	if !s.Shared() {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, connected, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err // the caller learns of the gap through connected
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, connected func(), fn func(string)) error {
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+syncChannel); err != nil {
+		return err
+	}
+	connected()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
+}
