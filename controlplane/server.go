@@ -147,6 +147,7 @@ func New(opts Options) (*Server, error) {
 		s.keyLimit = newLimiter(time.Duration(float64(time.Second)/opts.KeyRate), int(4*opts.KeyRate)+1, time.Hour, opts.Now)
 	}
 	s.opts = opts
+	s.setup = &setupToken{}
 	s.enrollLimit = newLimiter(6*time.Second, 10, time.Hour, opts.Now)
 	rev, err := opts.Store.Revision(context.Background())
 	if err != nil {
@@ -279,11 +280,7 @@ func (s *Server) Bootstrap(ctx context.Context, adminEmail, adminPassword, baseU
 	if adminEmail != "" || adminPassword != "" {
 		o, err := s.createAccount(ctx, adminEmail, adminPassword, store.RoleAdmin)
 		if err != nil {
-			var ae interface{ Error() string }
-			if errors.As(err, &ae) {
-				return "", fmt.Errorf("create operator account: %v", ae.Error())
-			}
-			return "", err
+			return "", fmt.Errorf("create operator account: %w", err)
 		}
 		return fmt.Sprintf("Created the operator account %s. Sign in at %s/api/v1/auth/login (or `traceless login --server %s`).", o.Email, baseURL, baseURL), nil
 	}

@@ -32,7 +32,9 @@ func (s *Server) armSetup() string {
 	rand.Read(b[:])
 	tok := base64.RawURLEncoding.EncodeToString(b[:])
 	h := sha256.Sum256([]byte(tok))
-	s.setup = &setupToken{hash: h[:]}
+	s.setup.mu.Lock()
+	s.setup.hash = h[:]
+	s.setup.mu.Unlock()
 	return tok
 }
 
