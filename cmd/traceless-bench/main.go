@@ -6,6 +6,7 @@
 //
 //	traceless-bench register --devices 100000 --clients 32 --duration 20s
 //	traceless-bench memory --devices 1000000
+//	traceless-bench snapshot --devices 1000000
 package main
 
 import (
@@ -30,6 +31,8 @@ func main() {
 		err = runRegister(ctx, os.Args[2:])
 	case "memory":
 		err = runMemory(ctx, os.Args[2:])
+	case "snapshot":
+		err = runSnapshot(ctx, os.Args[2:])
 	default:
 		usage()
 		os.Exit(2)
@@ -49,5 +52,7 @@ func usage() {
       device registration over HTTP with N devices already present, C concurrent
       clients, against GET /healthz over the same server as the baseline
   traceless-bench memory [--devices N]
-      server memory with 0 and then N devices in the store`)
+      server memory with 0 and then N devices in the store
+  traceless-bench snapshot [--devices N]
+      a node's full snapshot of an N-device pool: bytes and time, binary vs JSON`)
 }
