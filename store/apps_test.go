@@ -389,13 +389,3 @@ func TestDeleteApp(t *testing.T) {
 		}
 	})
 }
-
-// MustAllDevicesOf returns the app's device rows ordered by ID.
-func MustAllDevicesOf(tb testing.TB, s *Store, appID string) []Device {
-	tb.Helper()
-	var out []Device
-	if err := s.w.Where("app_id = ?", appID).Order("id").Find(&out).Error; err != nil {
-		tb.Fatalf("read devices: %v", err)
-	}
-	return out
-}

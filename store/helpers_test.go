@@ -459,6 +459,16 @@ func MustAllDevices(tb testing.TB, s *Store) []Device {
 	return out
 }
 
+// MustAllDevicesOf returns the app's device rows ordered by ID.
+func MustAllDevicesOf(tb testing.TB, s *Store, appID string) []Device {
+	tb.Helper()
+	var out []Device
+	if err := s.w.Where("app_id = ?", appID).Order("id").Find(&out).Error; err != nil {
+		tb.Fatalf("read devices: %v", err)
+	}
+	return out
+}
+
 // ignoreChangeOwner leaves Change.OwnerID (which nodes a removal concerns,
 // the sync layer's business) out of the device tests' comparisons.
 var ignoreChangeOwner = cmpopts.IgnoreFields(Change{}, "OwnerID")

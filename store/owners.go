@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Validate reports whether o can be stored. Email syntax is checked by the
@@ -111,8 +112,18 @@ func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allo
 // returns the updated owner, and a Change asking the nodes of pools the
 // owner gained or lost to resync.
 func setOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired bool) (Owner, Change, error) {
+	// On PostgreSQL, take the locks CreateApp (owner row) and device
+	// writers (revision row) take, so the usage counted below cannot grow
+	// before the new plan is committed.
+	if err := lockRevision(tx); err != nil {
+		return Owner{}, Change{}, err
+	}
+	q := tx.Where("id = ?", ownerID)
+	if tx.Dialector.Name() == DriverPostgres {
+		q = q.Clauses(clause.Locking{Strength: "NO KEY UPDATE"})
+	}
 	var o Owner
-	if err := tx.Where("id = ?", ownerID).Take(&o).Error; err != nil {
+	if err := q.Take(&o).Error; err != nil {
 		return Owner{}, Change{}, err
 	}
 	var p Plan
