@@ -73,11 +73,9 @@ func runMemory(ctx context.Context, args []string) error {
 	work()
 	empty := measureMem()
 	fmt.Printf("empty store:       %v\n", empty)
-	t0 := time.Now()
 	if err := b.seed(ctx, *devices); err != nil {
 		return err
 	}
-	fmt.Printf("seeded %d devices in %v\n", *devices, time.Since(t0).Round(time.Second))
 	work()
 	full := measureMem()
 	fmt.Printf("%d devices: %v\n", *devices, full)

@@ -97,11 +97,9 @@ func runRegister(ctx context.Context, args []string) error {
 		return err
 	}
 	defer b.close()
-	t0 := time.Now()
 	if err := b.seed(ctx, *devices); err != nil {
 		return err
 	}
-	fmt.Printf("seeded %d devices in %v\n", *devices, time.Since(t0).Round(time.Millisecond))
 	fmt.Printf("%d clients, %v per phase, loopback HTTP/1.1 keep-alive, server and clients on the same machine\n\n", *clients, *duration)
 
 	health := load(ctx, "baseline GET /healthz", *clients, *duration, func(ctx context.Context) *http.Request {

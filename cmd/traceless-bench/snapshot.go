@@ -118,11 +118,9 @@ func runSnapshot(ctx context.Context, args []string) error {
 		return err
 	}
 	defer b.close()
-	t0 := time.Now()
 	if err := b.seed(ctx, *devices); err != nil {
 		return err
 	}
-	fmt.Printf("seeded %d devices in %v\n", *devices, time.Since(t0).Round(time.Second))
 	tok, err := b.enrollNode(ctx)
 	if err != nil {
 		return err
