@@ -182,6 +182,7 @@ func (s *Server) newEcho() *echo.Echo {
 // matrix read the registered routes back, so a new route without a test
 // row fails.
 func (s *Server) routes(e *echo.Echo) {
+	s.dashboardRoutes(e)
 	e.GET("/healthz", s.handleHealth)
 	e.HEAD("/healthz", s.handleHealth)
 	e.GET("/metrics", s.handleMetrics)
