@@ -175,6 +175,8 @@ func authzRoutes() map[string]route {
 		}},
 		"POST /api/v1/auth/logout": {class: classOwner, ok: 204, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/auth/logout"} }},
 		"GET /api/v1/me":           {class: classOwner, ok: 200, request: get("/api/v1/me")},
+		"GET /api/v1/me/export":    {class: classOwner, ok: 200, request: get("/api/v1/me/export")},
+		"DELETE /api/v1/me":        {class: classOwner, ok: 204, request: func(*authzWorld) request { return request{Method: "DELETE", Path: "/api/v1/me"} }},
 		"PUT /api/v1/me/plan": {class: classOwner, ok: 200, request: func(*authzWorld) request {
 			return request{Method: "PUT", Path: "/api/v1/me/plan", Body: api.PlanChange{Plan: "pro"}}
 		}},
@@ -257,6 +259,9 @@ func authzRoutes() map[string]route {
 			return request{Method: "DELETE", Path: "/api/v1/admin/nodes/" + w.node.NodeID}
 		}},
 		"GET /api/v1/admin/owners": {class: classAdmin, ok: 200, request: get("/api/v1/admin/owners")},
+		"DELETE /api/v1/admin/owners/:owner_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/admin/owners/" + w.owner.Owner.ID}
+		}},
 		"PUT /api/v1/admin/owners/:owner_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
 			return request{Method: "PUT", Path: "/api/v1/admin/owners/" + w.owner.Owner.ID, Body: map[string]string{"status": "active"}}
 		}},

@@ -202,6 +202,8 @@ func (s *Server) routes(e *echo.Echo) {
 
 	me := v1.Group("/me", s.requireOwner)
 	me.GET("", s.handleMe)
+	me.DELETE("", s.handleDeleteMe)
+	me.GET("/export", s.handleExportMe)
 	me.PUT("/plan", s.handleChangePlan)
 
 	apps := v1.Group("/apps", s.requireOwner)
@@ -242,6 +244,7 @@ func (s *Server) routes(e *echo.Echo) {
 	admin.DELETE("/nodes/:node_id", s.handleAdminDeleteNode)
 	admin.GET("/owners", s.handleAdminListOwners)
 	admin.PUT("/owners/:owner_id", s.handleAdminUpdateOwner)
+	admin.DELETE("/owners/:owner_id", s.handleAdminDeleteOwner)
 }
 
 // Close stops the server's background work. It does not close the store.

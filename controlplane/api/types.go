@@ -118,3 +118,11 @@ type Setup struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 }
+
+// Export is everything stored about an owner: for each table that holds
+// the owner's rows, those rows with exactly the columns the privacy
+// manifest lists. Credential hashes are named but withheld.
+type Export struct {
+	GeneratedAt time.Time                   `json:"generated_at"`
+	Tables      map[string][]map[string]any `json:"tables"`
+}
