@@ -55,12 +55,14 @@ var allCreds = []string{credNone, credGarbage, credRevokedKey, credExpired, cred
 // authzWorld holds two owners' resources and one of every credential.
 type authzWorld struct {
 	*syncWorld
-	creds map[string]string
-	appA  string
-	devA  api.DeviceCreated
-	keyA  string // key ID
-	plan  string // a throwaway plan's ID
-	seq   int
+	creds   map[string]string
+	appA    string
+	devA    api.DeviceCreated
+	keyA    string // key ID
+	plan    string // a throwaway plan's ID
+	ownPool string // owner A's dedicated pool
+	ownNode string // a node in it
+	seq     int
 }
 
 func newAuthzWorld(t *testing.T) *authzWorld {
@@ -107,12 +109,19 @@ func newAuthzWorld(t *testing.T) *authzWorld {
 	h.Do(request{Method: "POST", Path: "/agent/v1/token", Token: sw.node.Credential}).MustStatus(t, 200).MustDecode(t, &nt)
 	fresh = h.MustLogin(sw.owner.Owner.Email, ownerPasswordFor(t, h, sw.owner.Owner.Email))
 	admin := h.MustLogin(adminEmail, adminPassword)
+	h.Do(request{Method: "PUT", Path: "/api/v1/me/plan", Token: admin.Token, Body: api.PlanChange{Plan: "pro"}}).MustStatus(t, 200)
 
 	p, err := h.store.CreatePlan(context.Background(), store.PlanWithPools{Plan: store.Plan{Slug: "spare", Name: "Spare", MaxApps: 1, MaxDevices: 1, Currency: "EUR"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.plan = p.ID
+	var own api.Pool
+	h.Do(request{Method: "POST", Path: "/api/v1/pools", Token: fresh.Token, Body: api.PoolInput{Name: "mine", Region: "home", Country: "NL", City: "Delft"}}).
+		MustStatus(t, 201).MustDecode(t, &own)
+	w.ownPool = own.ID
+	ownNode, _ := sw.enroll(t, own.ID, "own-node")
+	w.ownNode = ownNode.NodeID
 
 	w.creds = map[string]string{
 		credNone: "", credGarbage: "not-a-token", credOwnerA: fresh.Token, credOwnerB: b.Token, credAdmin: admin.Token,
@@ -195,6 +204,24 @@ func authzRoutes() map[string]route {
 		"GET /api/v1/apps/:app_id/keys": {class: classOwner, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/api/v1/apps/" + w.appA + "/keys"} }},
 		"DELETE /api/v1/apps/:app_id/keys/:key_id": {class: classOwner, scoped: true, ok: 204, request: func(w *authzWorld) request {
 			return request{Method: "DELETE", Path: "/api/v1/apps/" + w.appA + "/keys/" + w.keyA}
+		}},
+		"GET /api/v1/pools": {class: classOwner, ok: 200, request: get("/api/v1/pools")},
+		"POST /api/v1/pools": {class: classOwner, ok: 201, request: func(w *authzWorld) request {
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/pools", Body: api.PoolInput{Name: fmt.Sprintf("own %d", w.seq), Region: "home", Country: "NL", City: "Delft"}}
+		}},
+		"DELETE /api/v1/pools/:pool_id": {class: classOwner, scoped: true, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/pools/" + w.ownPool}
+		}},
+		"POST /api/v1/pools/:pool_id/enrollment-tokens": {class: classOwner, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/pools/" + w.ownPool + "/enrollment-tokens"}
+		}},
+		"GET /api/v1/nodes": {class: classOwner, ok: 200, request: get("/api/v1/nodes")},
+		"DELETE /api/v1/nodes/:node_id": {class: classOwner, scoped: true, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/nodes/" + w.ownNode}
+		}},
+		"DELETE /api/v1/admin/pools/:pool_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/admin/pools/" + w.ownPool}
 		}},
 		"GET /api/v1/servers": {class: classAPIKey, ok: 200, request: get("/api/v1/servers")},
 		"POST /api/v1/devices": {class: classAPIKey, ok: 201, request: func(w *authzWorld) request {

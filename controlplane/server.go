@@ -216,6 +216,15 @@ func (s *Server) routes(e *echo.Echo) {
 	apps.GET("/:app_id/keys", s.handleListKeys)
 	apps.DELETE("/:app_id/keys/:key_id", s.handleDeleteKey)
 
+	pools := v1.Group("/pools", s.requireOwner)
+	pools.GET("", s.handleListOwnPools)
+	pools.POST("", s.handleCreateOwnPool)
+	pools.DELETE("/:pool_id", s.handleDeleteOwnPool)
+	pools.POST("/:pool_id/enrollment-tokens", s.handleOwnEnrollmentToken)
+	nodes := v1.Group("/nodes", s.requireOwner)
+	nodes.GET("", s.handleListOwnNodes)
+	nodes.DELETE("/:node_id", s.handleDeleteOwnNode)
+
 	v1.GET("/servers", s.handleListServers, s.requireAPIKey)
 	dev := v1.Group("/devices", s.requireAPIKey)
 	dev.POST("", s.handleRegisterDevice)
@@ -238,6 +247,7 @@ func (s *Server) routes(e *echo.Echo) {
 	admin.DELETE("/plans/:plan_id", s.handleAdminDeletePlan)
 	admin.GET("/pools", s.handleAdminListPools)
 	admin.POST("/pools", s.handleAdminCreatePool)
+	admin.DELETE("/pools/:pool_id", s.handleAdminDeletePool)
 	admin.POST("/pools/:pool_id/enrollment-tokens", s.handleAdminEnrollmentToken)
 	admin.GET("/nodes", s.handleAdminListNodes)
 	admin.PUT("/nodes/:node_id", s.handleAdminUpdateNode)

@@ -282,6 +282,7 @@ func TestSyncDedicatedPoolSeesOnlyItsOwner(t *testing.T) {
 	// Another owner with a dedicated pool (created through the store: the
 	// owner-facing pool API is not part of this test).
 	other := w.h.MustOwner()
+	w.h.Do(request{Method: "PUT", Path: "/api/v1/me/plan", Token: other.Token, Body: api.PlanChange{Plan: "pro"}}).MustStatus(t, http.StatusOK)
 	ownerID := other.Owner.ID
 	dp, err := w.h.store.CreatePool(context.Background(), store.Pool{Name: "own", Region: "home", Country: "NL", City: "Delft", OwnerID: &ownerID})
 	if err != nil {

@@ -35,6 +35,14 @@ func migrations() []*gormigrate.Migration {
 			)`,
 			`CREATE INDEX idx_enrollment_tokens_pool_id ON enrollment_tokens (pool_id)`,
 		})},
+		{ID: "0005_pool_names_per_owner", Migrate: execAll([]string{
+			// Shared pool names are unique among shared pools; a dedicated
+			// pool's name only among its owner's, so one owner cannot probe
+			// another's pool names.
+			`DROP INDEX idx_pools_name`,
+			`CREATE UNIQUE INDEX idx_pools_shared_name ON pools (name) WHERE owner_id IS NULL`,
+			`CREATE UNIQUE INDEX idx_pools_owner_name ON pools (owner_id, name) WHERE owner_id IS NOT NULL`,
+		})},
 	}
 }
 

@@ -117,7 +117,7 @@ func (APIKey) privacyDoc() tableDoc {
 // pools and set for an owner's dedicated pool.
 type Pool struct {
 	ID      string  `gorm:"primaryKey;size:36" purpose:"random identifier"`
-	Name    string  `gorm:"size:100;not null;uniqueIndex" purpose:"display name"`
+	Name    string  `gorm:"size:100;not null" purpose:"display name, unique among shared pools or among one owner's pools"`
 	Region  string  `gorm:"size:64;not null" purpose:"region shown to clients choosing a server"`
 	Country string  `gorm:"size:2;not null" purpose:"ISO 3166 country code of the servers"`
 	City    string  `gorm:"size:100;not null" purpose:"city of the servers"`

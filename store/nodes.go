@@ -135,6 +135,9 @@ func (s *Store) EnrollNode(ctx context.Context, tokenHash string, n Node, now ti
 			return ErrConflict
 		}
 		n.PoolID = t.PoolID
+		if err := checkOwnNodeLimit(tx, t.PoolID); err != nil {
+			return err
+		}
 		return tx.Create(&n).Error
 	})
 	if err != nil {
@@ -220,6 +223,97 @@ func (s *Store) SetNodeEnabled(ctx context.Context, id string, enabled bool) (No
 func (s *Store) DeleteNode(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("id = ?", id).Delete(&Node{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// checkOwnNodeLimit returns ErrPlanLimit when pool is an owner's dedicated
+// pool and the owner already runs as many nodes as the plan allows.
+func checkOwnNodeLimit(tx *gorm.DB, poolID string) error {
+	var q struct {
+		OwnerID     *string
+		MaxOwnNodes int64
+		Nodes       int64
+	}
+	err := tx.Raw(`SELECT pools.owner_id AS owner_id,
+			COALESCE((SELECT plans.max_own_nodes FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = pools.owner_id), 0) AS max_own_nodes,
+			(SELECT COUNT(*) FROM nodes JOIN pools p2 ON p2.id = nodes.pool_id WHERE p2.owner_id = pools.owner_id) AS nodes
+		FROM pools WHERE pools.id = ?`, poolID).Scan(&q).Error
+	switch {
+	case err != nil:
+		return err
+	case q.OwnerID == nil:
+		return nil // a shared pool: the operator's own infrastructure
+	case q.Nodes >= q.MaxOwnNodes:
+		return ErrPlanLimit
+	}
+	return nil
+}
+
+// CreateOwnerPool creates a dedicated pool for the owner, whose plan must
+// allow own nodes.
+func (s *Store) CreateOwnerPool(ctx context.Context, ownerID string, p Pool) (Pool, error) {
+	p.ID = uuid.NewString()
+	p.OwnerID = &ownerID
+	if err := p.Validate(); err != nil {
+		return Pool{}, err
+	}
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var max []int64
+		if err := tx.Raw(`SELECT plans.max_own_nodes FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`, ownerID).
+			Scan(&max).Error; err != nil {
+			return err
+		}
+		if len(max) == 0 {
+			return ErrNotFound
+		}
+		if max[0] == 0 {
+			return ErrPlanLimit
+		}
+		return tx.Create(&p).Error
+	})
+	if err != nil {
+		return Pool{}, err
+	}
+	return p, nil
+}
+
+// GetOwnerPool returns one of the owner's dedicated pools.
+func (s *Store) GetOwnerPool(ctx context.Context, ownerID, poolID string) (Pool, error) {
+	var p Pool
+	err := s.read(ctx).Where("id = ? AND owner_id = ?", poolID, ownerID).Take(&p).Error
+	return p, translate(err)
+}
+
+// DeletePool removes a pool with its nodes; ownerID scopes the deletion to
+// that owner's dedicated pools ("" for an operator, any pool).
+func (s *Store) DeletePool(ctx context.Context, ownerID, poolID string) error {
+	return s.write(ctx, func(tx *gorm.DB) error {
+		q := tx.Where("id = ?", poolID)
+		if ownerID != "" {
+			q = q.Where("owner_id = ?", ownerID)
+		}
+		res := q.Delete(&Pool{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// DeleteOwnerNode removes a node of one of the owner's dedicated pools.
+func (s *Store) DeleteOwnerNode(ctx context.Context, ownerID, nodeID string) error {
+	return s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("id = ? AND pool_id IN (SELECT id FROM pools WHERE owner_id = ?)", nodeID, ownerID).Delete(&Node{})
 		if res.Error != nil {
 			return res.Error
 		}
