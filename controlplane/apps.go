@@ -13,7 +13,9 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-func appView(a store.App) api.App { return api.App{ID: a.ID, Name: a.Name, DeviceCount: a.DeviceCount} }
+func appView(a store.App) api.App {
+	return api.App{ID: a.ID, Name: a.Name, DeviceCount: a.DeviceCount, RotationDays: a.RotationDays}
+}
 
 func (s *Server) handleCreateApp(c echo.Context) error {
 	var in api.AppInput
@@ -47,16 +49,29 @@ func (s *Server) handleGetApp(c echo.Context) error {
 	return c.JSON(http.StatusOK, appView(a))
 }
 
-func (s *Server) handleRenameApp(c echo.Context) error {
-	var in api.AppInput
+// handleUpdateApp renames an app or sets its key rotation policy.
+func (s *Server) handleUpdateApp(c echo.Context) error {
+	var in api.AppUpdate
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	a, err := s.store.RenameApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"), in.Name)
+	a, err := s.store.UpdateApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"),
+		store.AppUpdate{Name: in.Name, RotationDays: in.RotationDays})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, appView(a))
+}
+
+// handleAppPolicy tells a device, by its app's API key, the rotation
+// policy to follow.
+func (s *Server) handleAppPolicy(c echo.Context) error {
+	ka := currentKey(c)
+	a, err := s.store.GetApp(c.Request().Context(), ka.OwnerID, ka.AppID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.AppPolicy{RotationDays: a.RotationDays})
 }
 
 // handleDeleteApp hard-deletes the app, its keys and its devices; the

@@ -166,6 +166,11 @@ func authzRoutes() map[string]route {
 		"GET /api/v1/privacy":      {class: classPublic, ok: 200, request: get("/api/v1/privacy")},
 		"GET /api/v1/openapi.json": {class: classPublic, ok: 200, request: get("/api/v1/openapi.json")},
 		"GET /api/v1/plans":        {class: classPublic, ok: 200, request: get("/api/v1/plans")},
+		"GET /api/v1/policy":       {class: classPublic, ok: 200, request: get("/api/v1/policy")},
+		"PUT /api/v1/me/policy": {class: classOwner, ok: 200, request: func(*authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/me/policy", Body: api.PolicyAccept{Version: "1"}}
+		}},
+		"GET /api/v1/app": {class: classAPIKey, ok: 200, request: get("/api/v1/app")},
 		"POST /api/v1/setup": {class: classPublic, fixed: 403, request: func(*authzWorld) request {
 			return request{Method: "POST", Path: "/api/v1/setup", Body: api.Setup{Token: "x", Email: "a@b.cd", Password: "long enough pass"}}
 		}},

@@ -32,6 +32,8 @@ var requestRequired = map[reflect.Type][]string{
 	reflect.TypeFor[api.Setup]():         {"token", "email", "password"},
 	reflect.TypeFor[api.PlanChange]():    {"plan"},
 	reflect.TypeFor[api.AppInput]():      {"name"},
+	reflect.TypeFor[api.AppUpdate]():     nil,
+	reflect.TypeFor[api.PolicyAccept]():  {"version"},
 	reflect.TypeFor[api.APIKeyInput]():   {"name"},
 	reflect.TypeFor[api.DeviceInput]():   {"public_key"},
 	reflect.TypeFor[api.RotateInput]():   {"public_key"},

@@ -58,6 +58,11 @@ type Options struct {
 	// RemovalRing bounds the removed device keys held in memory for node
 	// deltas (default 100,000); older removals cost nodes a full snapshot.
 	RemovalRing int
+	// Policies are the privacy policy's versions (DefaultPolicies when
+	// empty); PolicyNotice is how long before taking effect a new version
+	// is announced to owners (30 days).
+	Policies     []PolicyVersion
+	PolicyNotice time.Duration
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -137,6 +142,15 @@ func New(opts Options) (*Server, error) {
 	if opts.RemovalRing <= 0 {
 		opts.RemovalRing = 100_000
 	}
+	if len(opts.Policies) == 0 {
+		opts.Policies = DefaultPolicies
+	}
+	if err := validatePolicies(opts.Policies); err != nil {
+		return nil, err
+	}
+	if opts.PolicyNotice <= 0 {
+		opts.PolicyNotice = 30 * 24 * time.Hour
+	}
 	if opts.ClientDNS == nil {
 		opts.ClientDNS = DefaultClientDNS
 	}
@@ -194,6 +208,7 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/privacy", s.handlePrivacy)
 	v1.GET("/openapi.json", s.handleOpenAPI)
 	v1.GET("/plans", s.handleListPlans)
+	v1.GET("/policy", s.handlePolicy)
 	v1.POST("/setup", s.handleSetup)
 
 	v1.POST("/auth/signup", s.handleSignup)
@@ -205,12 +220,13 @@ func (s *Server) routes(e *echo.Echo) {
 	me.DELETE("", s.handleDeleteMe)
 	me.GET("/export", s.handleExportMe)
 	me.PUT("/plan", s.handleChangePlan)
+	me.PUT("/policy", s.handleAcceptPolicy)
 
 	apps := v1.Group("/apps", s.requireOwner)
 	apps.POST("", s.handleCreateApp)
 	apps.GET("", s.handleListApps)
 	apps.GET("/:app_id", s.handleGetApp)
-	apps.PUT("/:app_id", s.handleRenameApp)
+	apps.PUT("/:app_id", s.handleUpdateApp)
 	apps.DELETE("/:app_id", s.handleDeleteApp)
 	apps.POST("/:app_id/keys", s.handleCreateKey)
 	apps.GET("/:app_id/keys", s.handleListKeys)
@@ -226,6 +242,7 @@ func (s *Server) routes(e *echo.Echo) {
 	nodes.DELETE("/:node_id", s.handleDeleteOwnNode)
 
 	v1.GET("/servers", s.handleListServers, s.requireAPIKey)
+	v1.GET("/app", s.handleAppPolicy, s.requireAPIKey)
 	dev := v1.Group("/devices", s.requireAPIKey)
 	dev.POST("", s.handleRegisterDevice)
 	dev.GET("", s.handleListDevices)

@@ -24,10 +24,16 @@ type Change struct {
 	Resync []string
 }
 
+// MaxRotationDays bounds an app's rotation policy.
+const MaxRotationDays = 365
+
 // Validate reports whether a can be stored.
 func (a *App) Validate() error {
 	if !validText(a.Name, 100) {
 		return invalid("name", "must be 1-100 printable characters")
+	}
+	if a.RotationDays < 0 || a.RotationDays > MaxRotationDays {
+		return invalid("rotation_days", "must be 0 (no policy) to %d", MaxRotationDays)
 	}
 	return nil
 }
@@ -83,19 +89,32 @@ func (s *Store) GetApp(ctx context.Context, ownerID, appID string) (App, error) 
 
 // RenameApp changes an app's name.
 func (s *Store) RenameApp(ctx context.Context, ownerID, appID, name string) (App, error) {
-	a := App{Name: name}
-	if err := a.Validate(); err != nil {
-		return App{}, err
-	}
+	return s.UpdateApp(ctx, ownerID, appID, AppUpdate{Name: &name})
+}
+
+// AppUpdate changes an app; nil fields stay as they are.
+type AppUpdate struct {
+	Name         *string
+	RotationDays *int
+}
+
+// UpdateApp renames an app or sets its rotation policy.
+func (s *Store) UpdateApp(ctx context.Context, ownerID, appID string, u AppUpdate) (App, error) {
+	var a App
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&App{}).Where("id = ? AND owner_id = ?", appID, ownerID).Update("name", name)
-		if res.Error != nil {
-			return res.Error
+		if err := tx.Where("id = ? AND owner_id = ?", appID, ownerID).Take(&a).Error; err != nil {
+			return err
 		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
+		if u.Name != nil {
+			a.Name = *u.Name
 		}
-		return tx.Where("id = ?", appID).Take(&a).Error
+		if u.RotationDays != nil {
+			a.RotationDays = *u.RotationDays
+		}
+		if err := a.Validate(); err != nil {
+			return err
+		}
+		return tx.Model(&App{}).Where("id = ?", appID).Updates(map[string]any{"name": a.Name, "rotation_days": a.RotationDays}).Error
 	})
 	return a, err
 }

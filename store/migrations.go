@@ -43,6 +43,9 @@ func migrations() []*gormigrate.Migration {
 			`CREATE UNIQUE INDEX idx_pools_shared_name ON pools (name) WHERE owner_id IS NULL`,
 			`CREATE UNIQUE INDEX idx_pools_owner_name ON pools (owner_id, name) WHERE owner_id IS NOT NULL`,
 		})},
+		{ID: "0006_app_rotation_days", Migrate: execAll([]string{
+			`ALTER TABLE apps ADD COLUMN rotation_days INTEGER NOT NULL DEFAULT 0`,
+		})},
 	}
 }
 

@@ -89,6 +89,10 @@ type App struct {
 	// DeviceCount is kept in the same transaction as every device insert and
 	// delete, so plan limits are checked in constant time.
 	DeviceCount int64 `gorm:"not null;default:0" purpose:"number of registered devices, for plan limits and the dashboard"`
+	// RotationDays asks the app's devices to rotate their key (and so their
+	// addresses) every N days; 0 sets no policy. Devices keep the time of
+	// their last rotation themselves: the server has no device timestamps.
+	RotationDays int `gorm:"not null;default:0" purpose:"the owner's key rotation policy for the app's devices, in days (0: none)"`
 }
 
 func (App) privacyDoc() tableDoc {

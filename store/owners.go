@@ -230,6 +230,23 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owne
 	return o, ch, nil
 }
 
+// SetAcceptedPolicy records the privacy policy version the owner accepted.
+func (s *Store) SetAcceptedPolicy(ctx context.Context, ownerID, version string) error {
+	if !validText(version, 32) {
+		return invalid("version", "must be 1-32 printable characters")
+	}
+	return s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Owner{}).Where("id = ?", ownerID).Update("accepted_policy_version", version)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
 // BumpTokenEpoch invalidates every sign-in token issued to the owner so far.
 func (s *Store) BumpTokenEpoch(ctx context.Context, id string) error {
 	return s.write(ctx, func(tx *gorm.DB) error {

@@ -5,6 +5,23 @@ type App struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	DeviceCount int64  `json:"device_count"`
+	// RotationDays asks the app's devices to rotate their key (and with it
+	// their tunnel addresses) every N days; 0 means no policy.
+	RotationDays int `json:"rotation_days"`
+}
+
+// AppUpdate renames an app or sets its rotation policy; absent fields are
+// left as they are.
+type AppUpdate struct {
+	Name         *string `json:"name,omitempty"`
+	RotationDays *int    `json:"rotation_days,omitempty"`
+}
+
+// AppPolicy is what a device's API key may read about its app: the key
+// rotation policy to follow. The device remembers when it last rotated;
+// the server keeps no device-level time.
+type AppPolicy struct {
+	RotationDays int `json:"rotation_days"`
 }
 
 // AppInput creates or renames an app.

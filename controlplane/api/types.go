@@ -126,3 +126,25 @@ type Export struct {
 	GeneratedAt time.Time                   `json:"generated_at"`
 	Tables      map[string][]map[string]any `json:"tables"`
 }
+
+// Policy is one version of the privacy policy.
+type Policy struct {
+	Version     string    `json:"version"`
+	EffectiveAt time.Time `json:"effective_at"`
+	// AnnouncedAt is when owners are first told of the version: the notice
+	// period before it takes effect.
+	AnnouncedAt time.Time `json:"announced_at"`
+	Text        string    `json:"text"`
+}
+
+// PolicyStatus answers GET /api/v1/policy: the version in effect and, once
+// announced, the next one.
+type PolicyStatus struct {
+	Current  Policy  `json:"current"`
+	Upcoming *Policy `json:"upcoming"`
+}
+
+// PolicyAccept is the body of PUT /api/v1/me/policy.
+type PolicyAccept struct {
+	Version string `json:"version"`
+}
