@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,6 +38,20 @@ type Config struct {
 	// start of an empty database. Prefer the environment for the password.
 	AdminEmail    string `yaml:"admin_email" toml:"admin_email"`
 	AdminPassword string `yaml:"admin_password" toml:"admin_password"`
+	// TunnelIPv4 and TunnelIPv6 are the networks device addresses come
+	// from; changing them after devices exist strands those devices.
+	TunnelIPv4 string `yaml:"tunnel_ipv4" toml:"tunnel_ipv4"`
+	TunnelIPv6 string `yaml:"tunnel_ipv6" toml:"tunnel_ipv6"`
+	TunnelMTU  int    `yaml:"tunnel_mtu" toml:"tunnel_mtu"`
+	// ClientDNS are the resolvers written into client configs.
+	ClientDNS []string `yaml:"client_dns" toml:"client_dns"`
+	// KeyRate is each API key's provisioning rate per second (0: default,
+	// negative: unlimited).
+	KeyRate float64 `yaml:"key_rate" toml:"key_rate"`
+	// PolicyFile holds the privacy policy's versions (YAML); PolicyNotice is
+	// how long before taking effect a new version is announced.
+	PolicyFile   string   `yaml:"policy_file" toml:"policy_file"`
+	PolicyNotice Duration `yaml:"policy_notice" toml:"policy_notice"`
 }
 
 // Duration is a time.Duration written as "12h" in config files.
@@ -63,6 +78,11 @@ func DefaultConfig() Config {
 		SessionKeyFile: "./data/session.key",
 		SessionTTL:     Duration(12 * time.Hour),
 		LogLevel:       "info",
+		TunnelIPv4:     "10.64.0.0/10",
+		TunnelIPv6:     "fd74:6c73:7670:1::/64",
+		TunnelMTU:      1420,
+		ClientDNS:      []string{"9.9.9.9", "2620:fe::fe"},
+		PolicyNotice:   Duration(30 * 24 * time.Hour),
 	}
 }
 
@@ -147,6 +167,33 @@ func (c *Config) settings() []setting {
 	add("admin-email", "operator email created on first start of an empty database", s, g)
 	s, g = str(&c.AdminPassword)
 	add("admin-password", "operator password for --admin-email (prefer the environment)", s, g)
+	s, g = str(&c.TunnelIPv4)
+	add("tunnel-ipv4", "IPv4 network device tunnel addresses come from", s, g)
+	s, g = str(&c.TunnelIPv6)
+	add("tunnel-ipv6", "IPv6 network (a ULA /64) device tunnel addresses come from", s, g)
+	add("tunnel-mtu", "MTU nodes set on their WireGuard interface", func(v string) error {
+		n, err := strconv.Atoi(v)
+		c.TunnelMTU = n
+		return err
+	}, func() string { return strconv.Itoa(c.TunnelMTU) })
+	add("client-dns", "comma-separated resolvers written into client configs", func(v string) error {
+		c.ClientDNS = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.ClientDNS = append(c.ClientDNS, p)
+			}
+		}
+		return nil
+	}, func() string { return strings.Join(c.ClientDNS, ",") })
+	add("key-rate", "provisioning requests per second per API key (negative: unlimited)", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		c.KeyRate = f
+		return err
+	}, func() string { return strconv.FormatFloat(c.KeyRate, 'g', -1, 64) })
+	s, g = str(&c.PolicyFile)
+	add("policy-file", "YAML file of privacy policy versions (default: the built-in policy)", s, g)
+	add("policy-notice", "how long before taking effect a new policy version is announced", func(v string) error { return c.PolicyNotice.UnmarshalText([]byte(v)) },
+		func() string { return time.Duration(c.PolicyNotice).String() })
 	return out
 }
 
@@ -214,6 +261,28 @@ func (c *Config) Validate() error {
 	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return errors.New("admin_email/admin_password: set both or neither")
+	}
+	if p, err := netip.ParsePrefix(c.TunnelIPv4); err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+		return fmt.Errorf("tunnel_ipv4: %q is not an IPv4 network of /30 or wider", c.TunnelIPv4)
+	}
+	if p, err := netip.ParsePrefix(c.TunnelIPv6); err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 120 {
+		return fmt.Errorf("tunnel_ipv6: %q is not an IPv6 network of /120 or wider", c.TunnelIPv6)
+	}
+	if c.TunnelMTU < 1280 || c.TunnelMTU > 9000 {
+		return fmt.Errorf("tunnel_mtu: %d is outside 1280..9000", c.TunnelMTU)
+	}
+	for _, d := range c.ClientDNS {
+		if _, err := netip.ParseAddr(d); err != nil {
+			return fmt.Errorf("client_dns: %q is not an IP address", d)
+		}
+	}
+	if c.PolicyFile != "" {
+		if _, err := os.Stat(c.PolicyFile); err != nil {
+			return fmt.Errorf("policy_file: %w", err)
+		}
+	}
+	if d := time.Duration(c.PolicyNotice); d < 0 || d > 365*24*time.Hour {
+		return fmt.Errorf("policy_notice: %s is outside 0..8760h", d)
 	}
 	return nil
 }

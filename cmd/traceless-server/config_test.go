@@ -44,6 +44,12 @@ func fullConfig(tb testing.TB) (Config, string, string) {
 		LogLevel:       "warn",
 		AdminEmail:     "ops@example.com",
 		AdminPassword:  "blue giraffe tangerine 42",
+		TunnelIPv4:     "10.64.0.0/10",
+		TunnelIPv6:     "fd74:6c73:7670:1::/64",
+		TunnelMTU:      1380,
+		ClientDNS:      []string{"10.64.0.1"},
+		KeyRate:        20,
+		PolicyNotice:   Duration(14 * 24 * time.Hour),
 	}, cert, key
 }
 
@@ -62,6 +68,10 @@ trusted_proxies: [10.0.0.0/8, "fd00::/8"]
 log_level: warn
 admin_email: ops@example.com
 admin_password: blue giraffe tangerine 42
+tunnel_mtu: 1380
+client_dns: [10.64.0.1]
+key_rate: 20
+policy_notice: 336h
 `
 	tomlDoc := `
 listen = "0.0.0.0:9443"
@@ -76,6 +86,10 @@ trusted_proxies = ["10.0.0.0/8", "fd00::/8"]
 log_level = "warn"
 admin_email = "ops@example.com"
 admin_password = "blue giraffe tangerine 42"
+tunnel_mtu = 1380
+client_dns = ["10.64.0.1"]
+key_rate = 20
+policy_notice = "336h"
 `
 	for _, tc := range []struct{ format, doc string }{{"yaml", yamlDoc}, {"toml", tomlDoc}} {
 		t.Run(tc.format, func(t *testing.T) {
@@ -159,6 +173,13 @@ func TestValidateNamesField(t *testing.T) {
 		{"trusted proxies garbage", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy"} }, "trusted_proxies"},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "log_level"},
 		{"log level upper", func(c *Config) { c.LogLevel = "INFO" }, "log_level"},
+		{"tunnel ipv4 is v6", func(c *Config) { c.TunnelIPv4 = "fd00::/64" }, "tunnel_ipv4"},
+		{"tunnel ipv4 too small", func(c *Config) { c.TunnelIPv4 = "10.0.0.0/31" }, "tunnel_ipv4"},
+		{"tunnel ipv6 is v4", func(c *Config) { c.TunnelIPv6 = "10.64.0.0/10" }, "tunnel_ipv6"},
+		{"tunnel mtu", func(c *Config) { c.TunnelMTU = 576 }, "tunnel_mtu"},
+		{"client dns", func(c *Config) { c.ClientDNS = []string{"dns.example"} }, "client_dns"},
+		{"policy file missing", func(c *Config) { c.PolicyFile = "/nonexistent/policy.yaml" }, "policy_file"},
+		{"policy notice", func(c *Config) { c.PolicyNotice = Duration(-time.Hour) }, "policy_notice"},
 		{"admin email alone", func(c *Config) { c.AdminEmail = "ops@example.com" }, "admin_email/admin_password"},
 		{"admin password alone", func(c *Config) { c.AdminPassword = "secret secret" }, "admin_email/admin_password"},
 	} {

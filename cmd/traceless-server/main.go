@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -122,6 +123,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("db: %w", err)
 	}
+	dbCfg.TunnelIPv4, dbCfg.TunnelIPv6 = netip.MustParsePrefix(c.TunnelIPv4), netip.MustParsePrefix(c.TunnelIPv6)
+	var policies []controlplane.PolicyVersion
+	if c.PolicyFile != "" {
+		f, err := os.Open(c.PolicyFile)
+		if err != nil {
+			return fmt.Errorf("policy_file: %w", err)
+		}
+		policies, err = controlplane.LoadPolicies(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	st, err := store.Open(ctx, dbCfg)
 	if err != nil {
 		return err
@@ -135,6 +149,8 @@ func (m *Main) Run(ctx context.Context) error {
 	srv, err := controlplane.New(controlplane.Options{
 		Store: st, Logger: logger, SessionKey: key, SessionTTL: time.Duration(c.SessionTTL),
 		SecureCookies: c.SecureCookies || c.TLSCert != "", TrustedProxies: nets, Version: version,
+		ClientDNS: c.ClientDNS, KeyRate: c.KeyRate, TunnelMTU: c.TunnelMTU,
+		Policies: policies, PolicyNotice: time.Duration(c.PolicyNotice),
 	})
 	if err != nil {
 		return err
