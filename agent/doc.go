@@ -1,0 +1,38 @@
+// Package agent is the Traceless node daemon: it enrolls the node, keeps
+// the WireGuard peers of its interface in step with the control plane,
+// scrubs what the device learns about idle clients, checks the host's
+// privacy posture, and reports aggregates only.
+//
+// The pieces, one file each: Agent and Options (agent.go); the protocol
+// client (control.go); the sync loop (sync.go); the desired peer set and
+// its hash (peers.go); the pure reconcile (reconcile.go); the device lock
+// every change goes through (device.go); the scrubber (scrub.go, the only
+// code that reads a peer's endpoint, handshake time or counters); posture
+// checks (posture.go); interface setup and nftables (setup.go,
+// firewall.go); the credential file (credential.go); metrics
+// (metrics.go); log attribute keys (log.go).
+//
+// # State
+//
+// The agent's only state on disk is the credential file (--credential-file,
+// JSON, mode 0600): node ID, node credential, the node's WireGuard private
+// key and the last tunnel configuration. Peers live in the device and in
+// memory; after a restart they come from the control plane again. A
+// kernel interface outlives the agent with its peers, so a restart breaks
+// no tunnel; a userspace device lives in the agent process and is
+// re-created, then filled by the first (full) sync.
+//
+// # Failure
+//
+// The agent never wipes the device on an error. It keeps the current
+// peers while the control plane is down (retrying with exponential
+// backoff and jitter, failing over between URLs), while the device
+// refuses a change (fetching a full snapshot next), and while the
+// credential is refused (retrying every few minutes). Only the control
+// plane's answer removes peers.
+//
+// Only cmd/traceless-agent and tests import this package. It imports
+// controlplane/api, agent/wg, wgctrl, netlink, nftables and Prometheus —
+// never the store, gorm or echo (TestDeps at the repository root checks
+// this).
+package agent

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the agent's Prometheus metrics: aggregates only, with no
+// label that could name a peer.
+type metrics struct {
+	reg        *prometheus.Registry
+	peers      prometheus.Gauge
+	revision   prometheus.Gauge
+	syncErrors prometheus.Counter
+	scrubbed   prometheus.Counter
+	postureOK  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		peers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "traceless_agent_peers", Help: "Peers in the desired set applied to the interface.",
+		}),
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "traceless_agent_applied_revision", Help: "Control-plane revision last applied.",
+		}),
+		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "traceless_agent_sync_errors_total", Help: "Failed sync attempts (control plane or device).",
+		}),
+		scrubbed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "traceless_agent_scrubbed_total", Help: "Idle peers re-created so the device forgot their endpoint, handshake time and counters.",
+		}),
+		postureOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "traceless_agent_posture_ok", Help: "1 when every privacy posture check holds, else 0.",
+		}),
+	}
+	m.reg.MustRegister(m.peers, m.revision, m.syncErrors, m.scrubbed, m.postureOK)
+	return m
+}
+
+// MetricsHandler serves the agent's metrics in the Prometheus text
+// format. Serve it on a local address only.
+func (a *Agent) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})
+}

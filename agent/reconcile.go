@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"slices"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// batchSize is the most peer entries one ConfigureDevice call carries:
+// big enough that applying 60,000 peers takes 60 calls, small enough that
+// one call neither holds the device long nor builds a huge message.
+const batchSize = 1000
+
+// reconcile returns the configs that make current's peers exactly
+// desired, in batches of at most size peer entries: peers the device has
+// and desired lacks are removed, peers whose allowed IPs differ get them
+// replaced (which keeps their session), missing peers are added. It never
+// sets ReplacePeers, which would drop every session on a live device, and
+// it never touches the device's own fields. A device already in step
+// yields no config. A desired peer with the device's own public key is
+// left out: devices ignore such a peer, so it could never converge.
+//
+// The order is deterministic: removes and updates in the device's peer
+// order, then additions by key.
+func reconcile(desired peerSet, current *wgtypes.Device, size int) []wgtypes.Config {
+	var removes, updates []wgtypes.PeerConfig
+	present := 0
+	for i := range current.Peers {
+		p := &current.Peers[i]
+		spec, ok := desired[p.PublicKey]
+		if !ok {
+			removes = append(removes, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
+			continue
+		}
+		present++
+		if !sameAllowed(spec.allowed, p.AllowedIPs) {
+			updates = append(updates, setPeer(p.PublicKey, spec))
+		}
+	}
+	var adds []wgtypes.Key
+	if present < len(desired) {
+		onDevice := make(map[wgtypes.Key]struct{}, len(current.Peers))
+		for i := range current.Peers {
+			onDevice[current.Peers[i].PublicKey] = struct{}{}
+		}
+		for k := range desired {
+			if _, ok := onDevice[k]; !ok && k != current.PublicKey {
+				adds = append(adds, k)
+			}
+		}
+		slices.SortFunc(adds, func(a, b wgtypes.Key) int { return bytes.Compare(a[:], b[:]) })
+	}
+	changes := make([]wgtypes.PeerConfig, 0, len(removes)+len(updates)+len(adds))
+	changes = append(append(changes, removes...), updates...)
+	for _, k := range adds {
+		changes = append(changes, setPeer(k, desired[k]))
+	}
+	return batch(changes, size)
+}
+
+// batch splits peer configs into configs of at most size peers each.
+func batch(changes []wgtypes.PeerConfig, size int) []wgtypes.Config {
+	if len(changes) == 0 {
+		return nil
+	}
+	out := make([]wgtypes.Config, 0, (len(changes)+size-1)/size)
+	for len(changes) > 0 {
+		n := min(size, len(changes))
+		out = append(out, wgtypes.Config{Peers: changes[:n:n]})
+		changes = changes[n:]
+	}
+	return out
+}
+
+// sameAllowed reports whether a device's allowed IPs are exactly want
+// (sorted, masked), in any order.
+func sameAllowed(want []netip.Prefix, have []net.IPNet) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	var buf [4]netip.Prefix
+	got := buf[:0]
+	for _, n := range have {
+		a, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			return false
+		}
+		ones, _ := n.Mask.Size()
+		got = append(got, netip.PrefixFrom(a.Unmap(), ones).Masked())
+	}
+	slices.SortFunc(got, comparePrefixes)
+	return slices.Equal(want, got)
+}
+
+// configCounts counts what configs do: peers set (added or updated) and
+// removed. Logs carry these numbers, never the peers.
+func configCounts(cfgs []wgtypes.Config) (set, removed int) {
+	for _, c := range cfgs {
+		for _, p := range c.Peers {
+			if p.Remove {
+				removed++
+			} else {
+				set++
+			}
+		}
+	}
+	return set, removed
+}

@@ -1,0 +1,201 @@
+// Command traceless-agent runs the Traceless node agent: it keeps the
+// WireGuard peers of a VPN server in step with the control plane and holds
+// nothing about what clients do.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/traceless-vpn/traceless/agent"
+	"github.com/traceless-vpn/traceless/agent/wg"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain(os.Stdout, os.Stderr)
+	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "traceless-agent:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "traceless-agent:", err)
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "traceless-agent:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program: parsed config, the agent and the metrics listener.
+type Main struct {
+	Config Config
+	stdout io.Writer
+	stderr io.Writer
+
+	// openInterface opens the WireGuard interface; tests swap in the fake
+	// backend.
+	openInterface func(wg.Config) (*wg.Interface, error)
+	// host is the machine the agent inspects and changes; zero is the
+	// real one.
+	host agent.Host
+
+	agent   *agent.Agent
+	cancel  context.CancelFunc
+	done    chan error
+	metrics *http.Server
+	ln      net.Listener
+	mdone   chan error
+}
+
+// NewMain returns a Main with default settings.
+func NewMain(stdout, stderr io.Writer) *Main {
+	return &Main{Config: DefaultConfig(), stdout: stdout, stderr: stderr, openInterface: wg.Open}
+}
+
+// ParseFlags loads the config file, then the environment, then flags.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	fs := flag.NewFlagSet("traceless-agent", flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	configPath := fs.String("config", getenv("TRACELESS_AGENT_CONFIG"), "config file, YAML (.yaml/.yml) or TOML (.toml) (env TRACELESS_AGENT_CONFIG)")
+	// A first pass finds --config; the file is applied before the
+	// environment and the flags, which then override it.
+	pre := flag.NewFlagSet("", flag.ContinueOnError)
+	pre.SetOutput(io.Discard)
+	prePath := pre.String("config", *configPath, "")
+	scratch := DefaultConfig()
+	scratch.RegisterFlags(pre)
+	_ = pre.Parse(args)
+	if *prePath != "" {
+		f, err := os.Open(*prePath)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		format := "yaml"
+		if strings.EqualFold(filepath.Ext(*prePath), ".toml") {
+			format = "toml"
+		}
+		err = ParseConfig(f, format, &m.Config)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("config %s: %w", *prePath, err)
+		}
+	}
+	if err := m.Config.ApplyEnv(getenv); err != nil {
+		return err
+	}
+	m.Config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return m.Config.Validate()
+}
+
+// Run starts the agent: hardening and posture, enrollment or the
+// credential, the interface. It returns once the agent syncs in the
+// background (and the metrics listener is up), or with the reason it
+// cannot start. Close stops it.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: level}))
+	name := c.Name
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	a, err := agent.New(agent.Options{
+		Servers: c.Servers, EnrollToken: c.EnrollToken, CredentialFile: c.CredentialFile, Name: name,
+		NodeEndpoint: c.Endpoint, ListenPort: c.ListenPort, MTU: c.MTU, NATEgress: c.NATEgress,
+		Harden: c.Harden, RequirePosture: c.RequirePosture,
+		ScrubAfter: time.Duration(c.ScrubAfter), ScrubTick: time.Duration(c.ScrubInterval), Version: version,
+		Open: func() (*wg.Interface, error) {
+			return m.openInterface(wg.Config{Name: c.Interface, Backend: c.Backend, MTU: c.MTU})
+		},
+		Host: m.host, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	if err := a.Start(ctx); err != nil {
+		cancel()
+		return err
+	}
+	if c.MetricsListen != "" {
+		ln, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			cancel()
+			a.Close()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.MetricsHandler())
+		m.ln, m.mdone = ln, make(chan error, 1)
+		m.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+		go func() { m.mdone <- m.metrics.Serve(ln) }()
+		logger.Info("metrics listening", slog.String("addr", ln.Addr().String()))
+	}
+	m.agent, m.cancel, m.done = a, cancel, make(chan error, 1)
+	go func() { m.done <- a.Run(ctx) }()
+	return nil
+}
+
+// MetricsAddr is the metrics listener's address, or "".
+func (m *Main) MetricsAddr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Close stops syncing and releases the interface: a kernel interface
+// stays up with its peers, so clients keep their tunnels while the agent
+// restarts; a userspace device goes away with the process.
+func (m *Main) Close() error {
+	var errs []error
+	if m.cancel != nil {
+		m.cancel()
+		errs = append(errs, <-m.done)
+		m.cancel = nil
+	}
+	if m.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errs = append(errs, m.metrics.Shutdown(ctx))
+		if err := <-m.mdone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.metrics = nil
+	}
+	if m.agent != nil {
+		errs = append(errs, m.agent.Close())
+		m.agent = nil
+	}
+	return errors.Join(errs...)
+}
