@@ -35,14 +35,14 @@ type Config struct {
 	Endpoint string `yaml:"endpoint" toml:"endpoint"`
 	Backend  string `yaml:"backend" toml:"backend"`
 	// MTU applies when the control plane's tunnel sets none.
-	MTU           int      `yaml:"mtu" toml:"mtu"`
-	ScrubAfter    Duration `yaml:"scrub_after" toml:"scrub_after"`
+	MTU        int      `yaml:"mtu" toml:"mtu"`
+	ScrubAfter Duration `yaml:"scrub_after" toml:"scrub_after"`
 	// AllowShortScrub permits scrub_after below 130 s, which cuts active
 	// sessions (they re-handshake every 120 s); for tests, or for nodes
 	// whose operators accept that.
-	AllowShortScrub bool `yaml:"allow_short_scrub" toml:"allow_short_scrub"`
-	ScrubInterval Duration `yaml:"scrub_interval" toml:"scrub_interval"`
-	NATEgress     string   `yaml:"nat_egress" toml:"nat_egress"`
+	AllowShortScrub bool     `yaml:"allow_short_scrub" toml:"allow_short_scrub"`
+	ScrubInterval   Duration `yaml:"scrub_interval" toml:"scrub_interval"`
+	NATEgress       string   `yaml:"nat_egress" toml:"nat_egress"`
 	// MetricsListen is the local Prometheus listener; "" turns it off.
 	MetricsListen  string `yaml:"metrics_listen" toml:"metrics_listen"`
 	Harden         bool   `yaml:"harden" toml:"harden"`
