@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -49,8 +50,8 @@ func (s *Server) handleEnroll(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if !s.enrollLimit.allow(clientKey(c)) {
-		return errRateLimited
+	if err := checkRate(c, s.enrollLimit, clientKey(c)); err != nil {
+		return err
 	}
 	if !strings.HasPrefix(in.Token, enrollTokenPrefix) || len(in.Token) > 100 {
 		return apiError(http.StatusUnauthorized, api.CodeUnauthorized, "the enrollment token is not valid, was used, or expired")
@@ -64,7 +65,7 @@ func (s *Server) handleEnroll(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("node enrolled", "pool", n.PoolID)
+	s.log.Info("node enrolled")
 	return c.JSON(http.StatusCreated, api.EnrollResponse{NodeID: n.ID, Credential: cred, Tunnel: s.tunnel()})
 }
 
@@ -152,11 +153,8 @@ func (s *Server) handlePeers(c echo.Context) error {
 		}
 		var ups []api.Peer
 		if d.cur > since && n.Enabled {
-			err := s.store.PoolPeers(ctx, n.PoolID, since, d.cur, func(r store.PeerRow) error {
-				ups = append(ups, api.DevicePeer(r.PublicKey, r.IPv4, r.IPv6))
-				return nil
-			})
-			if err != nil {
+			var err error
+			if ups, err = s.poolDelta(ctx, n.PoolID, since, d.cur); err != nil {
 				return err
 			}
 		}
@@ -175,6 +173,25 @@ func (s *Server) handlePeers(c echo.Context) error {
 			return nil
 		}
 	}
+}
+
+// poolDelta returns the upserts of pool in (since, upto]. A change wakes
+// every node of a pool at once and they ask the same question, so
+// identical queries in flight are run once and shared.
+func (s *Server) poolDelta(ctx context.Context, pool string, since, upto int64) ([]api.Peer, error) {
+	key := pool + "/" + strconv.FormatInt(since, 10) + "/" + strconv.FormatInt(upto, 10)
+	v, err, _ := s.deltas.Do(key, func() (any, error) {
+		var ups []api.Peer
+		err := s.store.PoolPeers(context.WithoutCancel(ctx), pool, since, upto, func(r store.PeerRow) error {
+			ups = append(ups, api.DevicePeer(r.PublicKey, r.IPv4, r.IPv6))
+			return nil
+		})
+		return ups, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]api.Peer), nil
 }
 
 // writeSnapshot streams a node's complete peer set at revision rev, as

@@ -88,8 +88,8 @@ func (s *Server) handleSignup(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if !s.signupIP.allow(clientKey(c)) {
-		return errRateLimited
+	if err := checkRate(c, s.signupIP, clientKey(c)); err != nil {
+		return err
 	}
 	o, err := s.createAccount(c.Request().Context(), in.Email, in.Password, store.RoleOwner)
 	if err != nil {
@@ -108,8 +108,11 @@ func (s *Server) handleLogin(c echo.Context) error {
 		return err
 	}
 	email := strings.ToLower(strings.TrimSpace(in.Email))
-	if !s.loginIP.allow(clientKey(c)) || !s.loginEmail.allow("email:"+email) {
-		return errRateLimited
+	if err := checkRate(c, s.loginIP, clientKey(c)); err != nil {
+		return err
+	}
+	if err := checkRate(c, s.loginEmail, "email:"+email); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	if len(in.Password) > maxPasswordBytes || len(email) > 254 {

@@ -32,8 +32,10 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 		if ka.OwnerStatus != store.StatusActive {
 			return apiError(http.StatusForbidden, api.CodeForbidden, "the app owner's account is suspended")
 		}
-		if s.keyLimit != nil && !s.keyLimit.allow("key:"+ka.KeyID) {
-			return errRateLimited
+		if s.keyLimit != nil {
+			if err := checkRate(c, s.keyLimit, "key:"+ka.KeyID); err != nil {
+				return err
+			}
 		}
 		c.Set(ctxKey, ka)
 		return next(c)

@@ -179,12 +179,20 @@ var errorResponseTable = map[int]errorResponse{
 // schema and an example.
 func errorResponses(errBody *openapi3.SchemaRef) openapi3.ResponseBodies {
 	out := openapi3.ResponseBodies{}
-	for _, e := range errorResponseTable {
+	for status, e := range errorResponseTable {
 		mt := openapi3.NewMediaType().WithSchemaRef(errBody)
 		mt.Example = api.ErrorBody{Error: e.example}
-		out[e.name] = &openapi3.ResponseRef{Value: openapi3.NewResponse().
+		resp := openapi3.NewResponse().
 			WithDescription(e.desc).
-			WithContent(openapi3.Content{echo.MIMEApplicationJSON: mt})}
+			WithContent(openapi3.Content{echo.MIMEApplicationJSON: mt})
+		if status == http.StatusTooManyRequests {
+			resp.Headers = openapi3.Headers{echo.HeaderRetryAfter: &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+				Description: "Whole seconds (at least 1) after which the same request is allowed again.",
+				Required:    true,
+				Schema:      openapi3.NewIntegerSchema().WithMin(1).NewRef(),
+			}}}}
+		}
+		out[e.name] = &openapi3.ResponseRef{Value: resp}
 	}
 	return out
 }

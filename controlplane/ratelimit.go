@@ -4,9 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
 )
 
@@ -40,6 +42,15 @@ func (l *limiter) reset() {
 
 // allow reports whether one more event for key is allowed now.
 func (l *limiter) allow(key string) bool {
+	ok, _ := l.take(key)
+	return ok
+}
+
+// take reports whether one more event for key is allowed now and, when it
+// is not, how long until it would be: the time the bucket needs to refill
+// one token, or the time to the next salt rotation (which forgets every
+// bucket) when that comes first. A refused event takes no token.
+func (l *limiter) take(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -55,7 +66,35 @@ func (l *limiter) allow(key string) bool {
 		b = rate.NewLimiter(l.limit, l.burst)
 		l.buckets[k] = b
 	}
-	return b.AllowN(now, 1)
+	if b.AllowN(now, 1) {
+		return true, 0
+	}
+	wait := l.born.Add(l.rotate).Sub(now)
+	if l.limit > 0 {
+		need := 1 - b.TokensAt(now)
+		wait = min(wait, time.Duration(need/float64(l.limit)*float64(time.Second)))
+	}
+	return false, wait
+}
+
+// retryAfter is the Retry-After value for a wait: whole seconds, rounded
+// up, at least 1.
+func retryAfter(wait time.Duration) string {
+	return strconv.FormatInt(max(int64((wait+time.Second-1)/time.Second), 1), 10)
+}
+
+// checkRate spends one event of key from l: nil when allowed, otherwise
+// 429 rate_limited with a Retry-After header saying when to try again.
+func checkRate(c echo.Context, l *limiter, key string) error {
+	if l == nil {
+		return nil // the limit is turned off
+	}
+	ok, wait := l.take(key)
+	if ok {
+		return nil
+	}
+	c.Response().Header().Set(echo.HeaderRetryAfter, retryAfter(wait))
+	return errRateLimited
 }
 
 // size reports how many keys are tracked (tests and metrics).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -58,6 +59,10 @@ type Options struct {
 	// RemovalRing bounds the removed device keys held in memory for node
 	// deltas (default 100,000); older removals cost nodes a full snapshot.
 	RemovalRing int
+	// EnrollBurst is how many node enrollments one client address may make
+	// at once before being held to one every 6 s (default 10; raise it to
+	// enroll a fleet from behind one address; negative turns it off).
+	EnrollBurst int
 	// Policies are the privacy policy's versions (DefaultPolicies when
 	// empty); PolicyNotice is how long before taking effect a new version
 	// is announced to owners (30 days).
@@ -85,6 +90,7 @@ type Server struct {
 	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
 
 	hub    *hub
+	deltas singleflight.Group // identical node delta queries in flight
 	status nodeStatuses
 	hashes poolHashes
 	stop   context.CancelFunc
@@ -162,7 +168,12 @@ func New(opts Options) (*Server, error) {
 	}
 	s.opts = opts
 	s.setup = &setupToken{}
-	s.enrollLimit = newLimiter(6*time.Second, 10, time.Hour, opts.Now)
+	if opts.EnrollBurst == 0 {
+		opts.EnrollBurst = 10
+	}
+	if opts.EnrollBurst > 0 {
+		s.enrollLimit = newLimiter(6*time.Second, opts.EnrollBurst, time.Hour, opts.Now)
+	}
 	rev, err := opts.Store.Revision(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("read sync revision: %w", err)

@@ -44,8 +44,9 @@ func newBench(ctx context.Context) (*bench, error) {
 		Store: b.st,
 		// Password hashing is measured by the auth benchmarks; keep it out
 		// of the provisioning figures.
-		Argon2:  controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1},
-		KeyRate: -1,
+		Argon2:      controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1},
+		KeyRate:     -1,
+		EnrollBurst: -1, // every agent of a benchmark enrolls from 127.0.0.1
 	})
 	if err != nil {
 		return nil, err

@@ -33,6 +33,8 @@ func main() {
 		err = runMemory(ctx, os.Args[2:])
 	case "snapshot":
 		err = runSnapshot(ctx, os.Args[2:])
+	case "propagation":
+		err = runPropagation(ctx, os.Args[2:])
 	default:
 		usage()
 		os.Exit(2)
@@ -54,5 +56,7 @@ func usage() {
   traceless-bench memory [--devices N]
       server memory with 0 and then N devices in the store
   traceless-bench snapshot [--devices N]
-      a node's full snapshot of an N-device pool: bytes and time, binary vs JSON`)
+      a node's full snapshot of an N-device pool: bytes and time, binary vs JSON
+  traceless-bench propagation [--agents N] [--registrations R]
+      from a registration's response to the peer applied on all N agents`)
 }
