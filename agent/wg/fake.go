@@ -43,6 +43,7 @@ type Fake struct {
 type fakeDevice struct {
 	typ     wgtypes.DeviceType
 	priv    wgtypes.Key
+	pub     wgtypes.Key // derived from priv when it is set, as a device reports it
 	port    int
 	fwmark  int
 	peers   map[wgtypes.Key]*fakePeer
@@ -142,6 +143,19 @@ func (f *Fake) SetTraffic(name string, key wgtypes.Key, t Traffic) error {
 	return nil
 }
 
+// HasPeer reports whether the named device holds a peer with key, without
+// copying the device (benchmarks poll it).
+func (f *Fake) HasPeer(name string, key wgtypes.Key) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := f.devices[name]
+	if d == nil {
+		return false
+	}
+	_, ok := d.peers[key]
+	return ok
+}
+
 // Device returns a copy of the named device.
 func (f *Fake) Device(name string) (*wgtypes.Device, error) {
 	f.mu.Lock()
@@ -158,9 +172,7 @@ func (f *Fake) Device(name string) (*wgtypes.Device, error) {
 		FirewallMark: d.fwmark,
 		Peers:        make([]wgtypes.Peer, 0, len(d.peers)),
 	}
-	if d.priv != (wgtypes.Key{}) {
-		out.PublicKey = d.priv.PublicKey()
-	}
+	out.PublicKey = d.pub
 	for k, p := range d.peers {
 		wp := wgtypes.Peer{
 			PublicKey:                   k,
@@ -213,6 +225,10 @@ func (f *Fake) ConfigureDevice(name string, cfg wgtypes.Config) error {
 	}
 	if cfg.PrivateKey != nil {
 		d.priv = *cfg.PrivateKey
+		d.pub = wgtypes.Key{}
+		if d.priv != (wgtypes.Key{}) {
+			d.pub = d.priv.PublicKey()
+		}
 		if d.priv != (wgtypes.Key{}) {
 			d.remove(d.priv.PublicKey())
 		}

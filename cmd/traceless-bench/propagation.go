@@ -51,18 +51,7 @@ type fakeNode struct {
 	dev *wg.Fake
 }
 
-func (n *fakeNode) has(pub wgtypes.Key) bool {
-	d, err := n.dev.Device("tl0")
-	if err != nil {
-		return false
-	}
-	for _, p := range d.Peers {
-		if p.PublicKey == pub {
-			return true
-		}
-	}
-	return false
-}
+func (n *fakeNode) has(pub wgtypes.Key) bool { return n.dev.HasPeer("tl0", pub) }
 
 // runPropagation measures the time from a registration's response to the
 // peer being applied on every one of N agents.
@@ -151,7 +140,7 @@ func runPropagation(ctx context.Context, args []string) error {
 			}
 			pending = kept
 			if len(pending) > 0 {
-				time.Sleep(200 * time.Microsecond)
+				time.Sleep(500 * time.Microsecond)
 			}
 		}
 		prop = append(prop, time.Since(answered))
