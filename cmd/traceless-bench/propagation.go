@@ -182,6 +182,24 @@ func (b *bench) sharedPool(ctx context.Context) (string, string, error) {
 	return admin.Token, pool.ID, nil
 }
 
+// sharedPoolExisting returns an operator token and the pool made by
+// enrollNode or sharedPool.
+func (b *bench) sharedPoolExisting(ctx context.Context) (string, string, error) {
+	c := &http.Client{Timeout: 30 * time.Second}
+	var admin api.AuthResponse
+	if err := call(ctx, c, "POST", b.url+"/api/v1/auth/login", "", api.Credentials{Email: "op@bench.invalid", Password: "load test operator pass"}, &admin); err != nil {
+		return "", "", err
+	}
+	var pools api.PoolList
+	if err := call(ctx, c, "GET", b.url+"/api/v1/admin/pools", admin.Token, nil, &pools); err != nil {
+		return "", "", err
+	}
+	if len(pools.Pools) == 0 {
+		return "", "", errors.New("no pool yet")
+	}
+	return admin.Token, pools.Pools[0].ID, nil
+}
+
 // waitOnline waits until n nodes report themselves online.
 func (b *bench) waitOnline(ctx context.Context, admin string, n int) error {
 	c := &http.Client{Timeout: 30 * time.Second}

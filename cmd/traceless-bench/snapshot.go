@@ -3,13 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"time"
 
+	"github.com/traceless-vpn/traceless/agent"
+	"github.com/traceless-vpn/traceless/agent/wg"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 )
 
@@ -146,5 +150,54 @@ func runSnapshot(ctx context.Context, args []string) error {
 			name, float64(n)/(1<<20), float64(n)/float64(peers), d.Seconds(), float64(peers)/d.Seconds(),
 			float64(after.TotalAlloc-before.TotalAlloc)/(1<<20))
 	}
+	return applySnapshot(ctx, b, *devices)
+}
+
+// applySnapshot enrolls one agent on the fake WireGuard backend and times
+// its first sync — fetching and applying the whole pool — and the memory
+// the agent holds for it.
+func applySnapshot(ctx context.Context, b *bench, devices int) error {
+	admin, pool, err := b.sharedPoolExisting(ctx)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	var et api.EnrollmentToken
+	if err := call(ctx, c, "POST", b.url+"/api/v1/admin/pools/"+pool+"/enrollment-tokens", admin, nil, &et); err != nil {
+		return err
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	dev := wg.NewFake()
+	links := wg.NewFakeLinks(true)
+	a, err := agent.New(agent.Options{
+		Servers: []string{b.url}, EnrollToken: et.Token, CredentialFile: filepath.Join(b.dir, "snapshot-agent", "credential.json"),
+		Name: "snapshot", NodeEndpoint: "192.0.2.1:51820", ListenPort: 51820,
+		Open: func() (*wg.Interface, error) { return wg.NewFakeInterface("tl0", dev, links), nil },
+		Host: benchHost(),
+	})
+	if err != nil {
+		return err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { defer close(done); a.Run(actx) }()
+	defer func() { cancel(); <-done }()
+	for dev.PeerCount("tl0") < devices {
+		if time.Since(start) > 30*time.Minute {
+			return errors.New("the agent did not apply the snapshot within 30 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	fmt.Printf("agent first sync: enrolled, fetched and applied %d peers in %.1f s (%.0f peers/s) to the fake device\n",
+		devices, took.Seconds(), float64(devices)/took.Seconds())
+	fmt.Printf("agent memory for the set: %.1f MiB of heap (%.0f bytes/peer; the fake device's own copy included)\n",
+		float64(after.HeapInuse-before.HeapInuse)/(1<<20), float64(after.HeapInuse-before.HeapInuse)/float64(devices))
 	return nil
 }
