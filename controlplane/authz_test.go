@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -23,12 +24,14 @@ import (
 type authClass int
 
 const (
-	classPublic   authClass = iota // anyone; credentials are ignored
-	classOwner                     // an owner's sign-in token
-	classAdmin                     // an operator's sign-in token
-	classAPIKey                    // an app API key
-	classNodeCred                  // a node credential
-	classNode                      // a node token
+	classPublic    authClass = iota // anyone; credentials are ignored
+	classOwner                      // an owner's sign-in token
+	classAdmin                      // an operator's sign-in token
+	classAPIKey                     // an app API key
+	classNodeCred                   // a node credential
+	classNode                       // a node token
+	classPage                       // a dashboard page of an owner (session cookie)
+	classAdminPage                  // a dashboard page of an operator (session cookie)
 )
 
 // credential kinds, the matrix's columns.
@@ -148,6 +151,13 @@ type route struct {
 	// fixed, when set, is the status every credential gets (routes whose
 	// answer does not depend on the caller).
 	fixed int
+	// page marks a dashboard route: the credential travels in the session
+	// cookie instead of a bearer header, and a POST carries the form token
+	// that matches it (dashboard_session.go).
+	page bool
+	// override, when set, replaces the class's expectation for some
+	// credentials.
+	override map[string]int
 }
 
 func authzRoutes() map[string]route {
@@ -225,6 +235,14 @@ func authzRoutes() map[string]route {
 		"DELETE /api/v1/nodes/:node_id": {class: classOwner, scoped: true, ok: 204, request: func(w *authzWorld) request {
 			return request{Method: "DELETE", Path: "/api/v1/nodes/" + w.ownNode}
 		}},
+		// Alerts (alerts.go): every owner has settings of their own.
+		"GET /api/v1/alerts/settings": {class: classOwner, ok: 200, request: get("/api/v1/alerts/settings")},
+		"PUT /api/v1/alerts/settings": {class: classOwner, ok: 200, request: func(*authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/alerts/settings", Body: api.AlertSettingsInput{History: new(true), RetentionDays: new(7)}}
+		}},
+		"POST /api/v1/alerts/test":      {class: classOwner, ok: 202, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/alerts/test"} }},
+		"GET /api/v1/alerts/history":    {class: classOwner, ok: 200, request: get("/api/v1/alerts/history")},
+		"DELETE /api/v1/alerts/history": {class: classOwner, ok: 204, request: func(*authzWorld) request { return request{Method: "DELETE", Path: "/api/v1/alerts/history"} }},
 		"DELETE /api/v1/admin/pools/:pool_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request {
 			return request{Method: "DELETE", Path: "/api/v1/admin/pools/" + w.ownPool}
 		}},
@@ -297,7 +315,95 @@ func authzRoutes() map[string]route {
 		"PUT /api/v1/admin/owners/:owner_id": {class: classAdmin, ok: 200, request: func(w *authzWorld) request {
 			return request{Method: "PUT", Path: "/api/v1/admin/owners/" + w.owner.Owner.ID, Body: map[string]string{"status": "active"}}
 		}},
+		// The dashboard (dashboard.go). Anonymous visitors of a signed-in
+		// page are redirected to /login (303); successful posts redirect too.
+		"GET /":        {class: classPublic, page: true, fixed: 303, request: get("/")},
+		"GET /login":   {class: classPublic, page: true, ok: 200, request: get("/login")},
+		"GET /signup":  {class: classPublic, page: true, ok: 200, request: get("/signup")},
+		"GET /privacy": {class: classPublic, page: true, ok: 200, request: get("/privacy")},
+		"POST /login": {class: classPublic, page: true, ok: 303, request: func(w *authzWorld) request {
+			w.seq++
+			email := fmt.Sprintf("pagelogin%d@example.com", w.seq)
+			if _, err := w.h.srv.createAccount(context.Background(), email, testPassword, store.RoleOwner); err != nil {
+				w.h.tb.Fatal(err)
+			}
+			return form("/login", url.Values{"email": {email}, "password": {testPassword}})
+		}},
+		"POST /signup": {class: classPublic, page: true, ok: 303, request: func(w *authzWorld) request {
+			w.seq++
+			return form("/signup", url.Values{"email": {fmt.Sprintf("pagesignup%d@example.com", w.seq)}, "password": {"a fine signup pass"}})
+		}},
+		"POST /logout":      {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/logout", nil) }},
+		"GET /apps":         {class: classPage, page: true, ok: 200, request: get("/apps")},
+		"POST /apps":        {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/apps", url.Values{"name": {"another"}}) }},
+		"GET /apps/:app_id": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/apps/" + w.appA} }},
+		"POST /apps/:app_id/rename": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/rename", url.Values{"name": {"renamed"}})
+		}},
+		"GET /apps/:app_id/delete":  {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/apps/" + w.appA + "/delete"} }},
+		"POST /apps/:app_id/delete": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request { return form("/apps/"+w.appA+"/delete", nil) }},
+		"POST /apps/:app_id/keys": {class: classPage, page: true, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/keys", url.Values{"name": {"k2"}})
+		}},
+		"GET /apps/:app_id/keys/:key_id/revoke": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/apps/" + w.appA + "/keys/" + w.keyA + "/revoke"}
+		}},
+		"POST /apps/:app_id/keys/:key_id/revoke": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/keys/"+w.keyA+"/revoke", nil)
+		}},
+		"GET /apps/:app_id/devices": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/apps/" + w.appA + "/devices"} }},
+		"GET /apps/:app_id/devices/:device_id": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/apps/" + w.appA + "/devices/" + w.devA.ID}
+		}},
+		"GET /apps/:app_id/devices/:device_id/config": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/apps/" + w.appA + "/devices/" + w.devA.ID + "/config?server=" + w.node.NodeID}
+		}},
+		"GET /servers":        {class: classPage, page: true, ok: 200, request: get("/servers")},
+		"GET /plan":           {class: classPage, page: true, ok: 200, request: get("/plan")},
+		"POST /plan":          {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/plan", url.Values{"plan": {"business"}}) }},
+		"GET /account":        {class: classPage, page: true, ok: 200, request: get("/account")},
+		"GET /account/export": {class: classPage, page: true, ok: 200, request: get("/account/export")},
+		"GET /account/delete": {class: classPage, page: true, ok: 200, request: get("/account/delete")},
+		// The confirmation is A's email, so others' accounts stay (400).
+		"POST /account/delete": {class: classPage, page: true, ok: 303, override: map[string]int{credOwnerB: 400, credAdmin: 400}, request: func(w *authzWorld) request {
+			return form("/account/delete", url.Values{"confirm": {w.owner.Owner.Email}})
+		}},
+		"GET /admin":       {class: classAdminPage, page: true, ok: 303, request: get("/admin")},
+		"GET /admin/plans": {class: classAdminPage, page: true, ok: 200, request: get("/admin/plans")},
+		"POST /admin/plans": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			w.seq++
+			return form("/admin/plans", url.Values{"slug": {fmt.Sprintf("pg%d", w.seq)}, "name": {"P"}, "max_apps": {"1"}, "max_devices": {"1"}, "max_own_nodes": {"0"}, "price": {"0"}, "currency": {"EUR"}})
+		}},
+		"GET /admin/plans/:plan_id": {class: classAdminPage, page: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/admin/plans/" + w.plan} }},
+		"POST /admin/plans/:plan_id": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/plans/"+w.plan, url.Values{"slug": {"spare"}, "name": {"Spare 2"}, "max_apps": {"1"}, "max_devices": {"1"}, "max_own_nodes": {"0"}, "price": {"0"}, "currency": {"EUR"}})
+		}},
+		"POST /admin/plans/:plan_id/retire": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/plans/"+w.plan+"/retire", url.Values{"retired": {"true"}})
+		}},
+		"GET /admin/pools": {class: classAdminPage, page: true, ok: 200, request: get("/admin/pools")},
+		"POST /admin/pools": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			w.seq++
+			return form("/admin/pools", url.Values{"name": {fmt.Sprintf("page pool %d", w.seq)}, "region": {"r"}, "country": {"FR"}, "city": {"Paris"}})
+		}},
+		"POST /admin/pools/:pool_id/enrollment-tokens": {class: classAdminPage, page: true, ok: 201, request: func(w *authzWorld) request {
+			return form("/admin/pools/"+w.pool.ID+"/enrollment-tokens", nil)
+		}},
+		"GET /admin/nodes":            {class: classAdminPage, page: true, ok: 200, request: get("/admin/nodes")},
+		"GET /admin/owners":           {class: classAdminPage, page: true, ok: 200, request: get("/admin/owners")},
+		"GET /admin/owners/:owner_id": {class: classAdminPage, page: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/admin/owners/" + w.owner.Owner.ID} }},
+		"POST /admin/owners/:owner_id": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/owners/"+w.owner.Owner.ID, url.Values{"status": {"active"}, "plan": {"business"}})
+		}},
+		"POST /admin/owners/:owner_id/legal-hold": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/owners/"+w.owner.Owner.ID+"/legal-hold", url.Values{"action": {"set"}, "reason": {"audit"}})
+		}},
 	}
+}
+
+// form is a dashboard form post (the matrix adds the CSRF token).
+func form(path string, v url.Values) request {
+	return request{Method: "POST", Path: path, Body: v.Encode(), ContentType: "application/x-www-form-urlencoded"}
 }
 
 func newWGKeyFrom(b [32]byte) string { return base64.StdEncoding.EncodeToString(b[:]) }
@@ -306,6 +412,9 @@ func newWGKeyFrom(b [32]byte) string { return base64.StdEncoding.EncodeToString(
 func (r route) expect(cred string) int {
 	if r.fixed != 0 {
 		return r.fixed
+	}
+	if st, ok := r.override[cred]; ok {
+		return st
 	}
 	switch r.class {
 	case classPublic:
@@ -349,8 +458,62 @@ func (r route) expect(cred string) int {
 		if cred == credNodeToken {
 			return r.ok
 		}
+	case classPage, classAdminPage:
+		// Pages redirect visitors without a valid session to /login.
+		switch cred {
+		case credOwnerA:
+			if r.class == classAdminPage {
+				return 403
+			}
+			return r.ok
+		case credOwnerB, credAdmin:
+			if r.class == classAdminPage {
+				if cred == credAdmin {
+					return r.ok
+				}
+				return 403
+			}
+			if r.scoped {
+				return 404
+			}
+			return r.ok
+		case credSuspended:
+			return 403
+		}
+		return 303
 	}
 	return 401
+}
+
+// pageCSRFCookie is the anonymous form cookie the matrix sends with page
+// requests.
+const pageCSRFCookie = "matrixmatrixmatrixmatrixmatrixmatrixmatrix0"
+
+// asPage moves the credential of q into the dashboard's session cookie and,
+// for a POST, adds the form token that the credential's session (or, for a
+// credential that is no session, the anonymous cookie) expects.
+func (w *authzWorld) asPage(q request, cred string) request {
+	tok := q.Token
+	q.Token = ""
+	q.Header = map[string]string{"Cookie": csrfCookie + "=" + pageCSRFCookie}
+	if tok != "" {
+		q.Header["Cookie"] += "; " + sessionCookie + "=" + tok
+	}
+	if q.Method != "POST" {
+		return q
+	}
+	binding := "a:" + pageCSRFCookie
+	switch cred {
+	case credOwnerA, credOwnerB, credAdmin, credSuspended:
+		binding = "s:" + tok
+	}
+	body, _ := q.Body.(string)
+	if body != "" {
+		body += "&"
+	}
+	q.Body = body + csrfField + "=" + w.h.srv.csrfToken(binding)
+	q.ContentType = "application/x-www-form-urlencoded"
+	return q
 }
 
 // TestAuthzMatrix calls every route with every credential on a fresh
@@ -367,6 +530,9 @@ func TestAuthzMatrix(t *testing.T) {
 			for _, cred := range creds {
 				q := r.request(w)
 				q.Token = w.creds[cred]
+				if r.page {
+					q = w.asPage(q, cred)
+				}
 				res := w.h.Serve(q) // a fresh client address, so rate limits stay out of it
 				if want := r.expect(cred); res.Status != want {
 					t.Errorf("%s with %s: status %d, want %d; body %.200s", name, cred, res.Status, want, res.Body)

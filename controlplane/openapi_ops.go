@@ -87,6 +87,7 @@ func operations() []operation {
 	ops := publicOperations()
 	ops = append(ops, ownerOperations()...)
 	ops = append(ops, provisioningOperations()...)
+	ops = append(ops, alertOperations()...)
 	return append(ops, adminOperations()...)
 }
 

@@ -43,6 +43,9 @@ var requestRequired = map[reflect.Type][]string{
 	reflect.TypeFor[api.NodeUpdate]():    {"enabled"},
 	reflect.TypeFor[api.EnrollRequest](): {"token", "name", "public_key", "endpoint"},
 	reflect.TypeFor[api.NodeStatus]():    nil,
+
+	// Alerts.
+	reflect.TypeFor[api.AlertSettingsInput](): nil,
 }
 
 // isRequestType reports whether t is a request body type.

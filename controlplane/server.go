@@ -68,6 +68,9 @@ type Options struct {
 	// is announced to owners (30 days).
 	Policies     []PolicyVersion
 	PolicyNotice time.Duration
+	// Alerts configures node health alerts: SMTP for email, check and
+	// retry intervals (see AlertOptions).
+	Alerts AlertOptions
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -92,6 +95,7 @@ type Server struct {
 	hub    *hub
 	deltas singleflight.Group // identical node delta queries in flight
 	status nodeStatuses
+	alerts *alerter
 	hashes poolHashes
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -182,9 +186,11 @@ func New(opts Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.done = cancel, make(chan struct{})
 	var bg sync.WaitGroup
-	bg.Add(2)
+	s.alerts = newAlerter(ctx, s, opts.Alerts)
+	bg.Add(3)
 	go func() { defer bg.Done(); s.hub.run(ctx, 500*time.Millisecond) }()
 	go func() { defer bg.Done(); s.listen(ctx) }()
+	go func() { defer bg.Done(); s.alerts.run(ctx) }()
 	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
 	s.echo = s.newEcho()
@@ -267,6 +273,13 @@ func (s *Server) routes(e *echo.Echo) {
 	agent.POST("/token", s.handleNodeToken)
 	agent.GET("/peers", s.handlePeers, s.requireNode)
 	agent.POST("/status", s.handleNodeStatus, s.requireNode)
+
+	alerts := v1.Group("/alerts", s.requireOwner)
+	alerts.GET("/settings", s.handleGetAlertSettings)
+	alerts.PUT("/settings", s.handlePutAlertSettings)
+	alerts.POST("/test", s.handleAlertTest)
+	alerts.GET("/history", s.handleListAlertHistory)
+	alerts.DELETE("/history", s.handleDeleteAlertHistory)
 
 	admin := v1.Group("/admin", s.requireOwner, s.requireAdmin)
 	admin.GET("/plans", s.handleAdminListPlans)

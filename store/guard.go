@@ -56,7 +56,8 @@ var forbidden = []struct {
 	{re: regexp.MustCompile(`last_?(seen|used|login|active|activity|connect)|seen_at|used_at|login_at|conn(ect|ection)`), what: "an activity time"},
 	{re: regexp.MustCompile(`user_?agent|(^|_)ua($|_)`), what: "a user agent"},
 	{re: regexp.MustCompile(`session`), what: "a session"},
-	{re: regexp.MustCompile(`dns|quer(y|ies)|visit|url|domain|host`), what: "browsing data"},
+	{re: regexp.MustCompile(`dns|quer(y|ies)|visit|url|domain|host`), what: "browsing data",
+		allow: map[string]string{"alert_settings.webhook_url": "the owner's own alert receiver, not an address anyone visited"}},
 	{re: regexp.MustCompile(`(^|_)(geo|geoip|location|latitude|longitude|lat|lon|lng)($|_)`), what: "a location"},
 	{re: regexp.MustCompile(`deleted`), what: "a soft delete"},
 }
@@ -65,6 +66,8 @@ var forbidden = []struct {
 var timeAllowed = map[string]string{
 	"owners.created_at":            "account registration date of an app owner",
 	"enrollment_tokens.expires_at": "when an unused node enrollment token stops working",
+	"alert_history.occurred_at":    "when a node or pool changed status, kept only for owners who opted in",
+	"alert_history.expires_at":     "when the retention job deletes an opt-in history entry",
 }
 
 // endUserTables hold data about end users' devices; they may have no time

@@ -54,7 +54,7 @@ func TestReadSchemaTypes(t *testing.T) {
 				t.Errorf("%s.%s has no type", c.Table, c.Name)
 			}
 		}
-		want := []string{"api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owners", "plan_pools", "plans", "pools", "schema_migrations", "sync_state"}
+		want := []string{"alert_history", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owners", "plan_pools", "plans", "pools", "schema_migrations", "sync_state"}
 		if diff := cmp.Diff(want, tables); diff != "" {
 			t.Errorf("tables (-want +got):\n%s", diff)
 		}

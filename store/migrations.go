@@ -46,6 +46,35 @@ func migrations() []*gormigrate.Migration {
 		{ID: "0006_app_rotation_days", Migrate: execAll([]string{
 			`ALTER TABLE apps ADD COLUMN rotation_days INTEGER NOT NULL DEFAULT 0`,
 		})},
+		{ID: "0007_alerts", Migrate: execAll([]string{
+			// Alert settings and the opt-in monitoring history go with the
+			// owner (ON DELETE CASCADE). History rows name nodes and pools
+			// without a foreign key, so they outlive a removed node until
+			// their retention ends.
+			`CREATE TABLE alert_settings (
+				owner_id VARCHAR(36) NOT NULL PRIMARY KEY REFERENCES owners (id) ON DELETE CASCADE,
+				webhook_url VARCHAR(2048) NOT NULL DEFAULT '',
+				webhook_secret VARCHAR(64) NOT NULL DEFAULT '',
+				email VARCHAR(254) NOT NULL DEFAULT '',
+				events VARCHAR(300) NOT NULL DEFAULT '',
+				keep_history BOOLEAN NOT NULL DEFAULT FALSE,
+				retention_days INTEGER NOT NULL DEFAULT 30
+			)`,
+			`CREATE TABLE alert_history (
+				id VARCHAR(36) NOT NULL PRIMARY KEY,
+				owner_id VARCHAR(36) NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
+				kind VARCHAR(32) NOT NULL,
+				pool_id VARCHAR(36) NOT NULL,
+				pool_name VARCHAR(100) NOT NULL,
+				node_id VARCHAR(36) NOT NULL DEFAULT '',
+				node_name VARCHAR(100) NOT NULL DEFAULT '',
+				detail VARCHAR(300) NOT NULL DEFAULT '',
+				occurred_at {{ts}} NOT NULL,
+				expires_at {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX idx_alert_history_owner ON alert_history (owner_id, occurred_at)`,
+			`CREATE INDEX idx_alert_history_expires_at ON alert_history (expires_at)`,
+		})},
 	}
 }
 

@@ -194,5 +194,6 @@ type documented interface{ privacyDoc() tableDoc }
 
 // Models lists every persisted model, in manifest order.
 func Models() []any {
-	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &Device{}, &SyncState{}}
+	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &Device{}, &SyncState{},
+		&AlertSettings{}, &AlertHistory{}}
 }

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +23,16 @@ type result struct {
 	ok, fails int64
 	elapsed   time.Duration
 	lat       []time.Duration
+	cpu       time.Duration // user+system CPU of the whole process (server and clients)
+}
+
+// cpuTime is this process's user plus system CPU time so far, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (r result) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
@@ -33,8 +45,17 @@ func (r result) pct(p float64) time.Duration {
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%-28s %8d ok %5d failed  %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms",
-		r.name, r.ok, r.fails, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), ms(r.pct(0.999)))
+	return fmt.Sprintf("%-28s %8d ok %5d failed  %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  CPU %5.3f ms/req",
+		r.name, r.ok, r.fails, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), ms(r.pct(0.999)), r.cpuPerReq())
+}
+
+// cpuPerReq is the process's CPU milliseconds per successful request: the
+// figure that does not depend on what else shares the machine.
+func (r result) cpuPerReq() float64 {
+	if r.ok == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / 1000 / float64(r.ok)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -47,7 +68,7 @@ func load(ctx context.Context, name string, clients int, duration time.Duration,
 	var ok, fails atomic.Int64
 	lats := make([][]time.Duration, clients)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -75,7 +96,7 @@ func load(ctx context.Context, name string, clients int, duration time.Duration,
 		}(i)
 	}
 	wg.Wait()
-	r := result{name: name, ok: ok.Load(), fails: fails.Load(), elapsed: time.Since(start)}
+	r := result{name: name, ok: ok.Load(), fails: fails.Load(), elapsed: time.Since(start), cpu: cpuTime() - cpu0}
 	for _, l := range lats {
 		r.lat = append(r.lat, l...)
 	}
@@ -129,5 +150,7 @@ func runRegister(ctx context.Context, args []string) error {
 	fmt.Println(reg)
 	fmt.Printf("\nregistration throughput = %.2f x the /healthz baseline; %d devices in the store at the end\n",
 		reg.rate()/health.rate(), *devices+int(reg.ok))
+	fmt.Printf("CPU per registration = %.2f x CPU per /healthz; %d cores sustain at most %.0f registrations/s on this CPU\n",
+		reg.cpuPerReq()/health.cpuPerReq(), runtime.NumCPU(), float64(runtime.NumCPU())*1000/reg.cpuPerReq())
 	return nil
 }

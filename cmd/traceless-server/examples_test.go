@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
+
+	"github.com/traceless-vpn/traceless/controlplane"
 )
 
 // configsDir holds the example configs, the systemd unit and the compose file.
@@ -113,6 +115,48 @@ func TestExampleEnvNames(t *testing.T) {
 		if seen == 0 {
 			t.Errorf("%s sets no TRACELESS_* variable", name)
 		}
+	}
+}
+
+// TestREADMEListsSettings checks that README.md's configuration table
+// names every setting's file key, flag and environment variable.
+func TestREADMEListsSettings(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	c := DefaultConfig()
+	for _, st := range c.settings() {
+		key := strings.ReplaceAll(st.name, "-", "_")
+		for _, want := range []string{"`" + key + "`", "`--" + st.name + "`", "`" + st.env + "`"} {
+			if !strings.Contains(readme, want) {
+				t.Errorf("README.md does not mention %s (setting %s)", want, st.name)
+			}
+		}
+	}
+}
+
+// TestExamplePolicy checks that configs/privacy-policy.example.yaml loads
+// as a policy file and passes Validate as policy_file.
+func TestExamplePolicy(t *testing.T) {
+	path := filepath.Join(configsDir, "privacy-policy.example.yaml")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	vs, err := controlplane.LoadPolicies(f)
+	if err != nil {
+		t.Fatalf("LoadPolicies(%s): %v", path, err)
+	}
+	if len(vs) == 0 {
+		t.Fatalf("%s has no versions", path)
+	}
+	c := DefaultConfig()
+	c.PolicyFile = path
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate with policy_file %s: %v", path, err)
 	}
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +14,11 @@ import (
 	"github.com/traceless-vpn/traceless/controlplane/client"
 )
 
-// accountCommands are login, logout, signup, me, plans and plan.
+// accountCommands are login, logout, signup, me, account, plans, plan and
+// policy.
 func (a *cli) accountCommands() []*cobra.Command {
 	cmds := []*cobra.Command{a.loginCommand(false), a.loginCommand(true), a.logoutCommand(), a.meCommand(),
-		a.plansCommand(), a.planCommand()}
+		a.accountCommand(), a.plansCommand(), a.planCommand(), a.policyCommand()}
 	for _, c := range cmds {
 		c.GroupID = "owner"
 	}
@@ -233,5 +236,108 @@ func (a *cli) planCommand() *cobra.Command {
 			return a.emit(o, func(t *table) { t.row("Your plan is now " + o.Plan + ".") })
 		}),
 	})
+	return cmd
+}
+
+func (a *cli) accountCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "account",
+		Short: "Export or delete your account",
+		Long: `Export everything the control plane stores about your account, or delete
+the account for good.`,
+	}
+	cmd.AddCommand(a.accountExportCommand(), a.accountDeleteCommand())
+	return cmd
+}
+
+// exportResult is the JSON output of 'account export --out'.
+type exportResult struct {
+	File   string `json:"file"`
+	Tables int    `json:"tables"`
+}
+
+func (a *cli) accountExportCommand() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Export everything stored about your account, as JSON",
+		Long: `Export everything the control plane stores about your account: for each
+table that holds your rows, those rows with the columns the privacy
+manifest lists (credential hashes are named but withheld). The JSON goes
+to stdout, or with --out to a new or replaced file of mode 0600.`,
+		Args: args(),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			ex, err := c.ExportMe(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(ex, "", "  ")
+			if err != nil {
+				return err
+			}
+			b = append(b, '\n')
+			if out == "" {
+				_, err := a.stdout.Write(b)
+				return err
+			}
+			if err := writeOutputFile(out, b); err != nil {
+				return fmt.Errorf("write %s: %w", out, err)
+			}
+			a.note("The export holds your account's data: keep the file private.")
+			res := exportResult{File: out, Tables: len(ex.Tables)}
+			return a.emit(res, func(t *table) { t.row(fmt.Sprintf("Wrote %s (%d tables).", out, res.Tables)) })
+		}),
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the export to this file (mode 0600) instead of stdout")
+	return cmd
+}
+
+func (a *cli) accountDeleteCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete your account and everything of it, for good",
+		Long: `Delete your account for good, with all its apps, API keys, devices and
+dedicated pools and nodes; the devices leave every node at once. There is
+no undo: run 'traceless account export' first to keep a copy.
+
+Asks you to type your email on a terminal unless --yes is given. An
+account under legal hold cannot be deleted; the error gives the reason.`,
+		Args: args(),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			tok, err := a.sessionToken()
+			if err != nil {
+				return err
+			}
+			c, err := a.ownerClient()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			me, err := c.Me(ctx)
+			if err != nil {
+				return err
+			}
+			if !yes {
+				q := fmt.Sprintf("Delete the account %s with all its apps, keys, devices and pools, for good?\nType the email to confirm: ", me.Email)
+				if err := a.confirm("deleting the account", q, me.Email); err != nil {
+					return err
+				}
+			}
+			if err := c.DeleteMe(ctx); err != nil {
+				if client.IsCode(err, api.CodeLegalHold) {
+					a.note("Nothing was deleted: the account is under legal hold until an operator releases it.")
+				}
+				return err
+			}
+			if s, ok, _ := loadSession(); ok && sameServer(s.Server, a.server) && s.Token == tok {
+				if err := removeSession(); err != nil {
+					return err
+				}
+			}
+			return a.done("Deleted the account %s and everything of it.", me.Email)
+		}),
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

@@ -14,7 +14,7 @@ import (
 func (a *cli) adminCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "admin",
-		Short:   "Operator commands: plans and owner accounts",
+		Short:   "Operator commands: plans, pools, nodes and owner accounts",
 		GroupID: "operator",
 		Long:    "Operator commands. They need a session of an account with the admin role.",
 	}
@@ -22,8 +22,8 @@ func (a *cli) adminCommand() *cobra.Command {
 	plans.AddCommand(a.adminPlansListCommand(), a.adminPlanCommand(false), a.adminPlanCommand(true),
 		a.adminPlansDeleteCommand())
 	owners := &cobra.Command{Use: "owners", Short: "Manage owner accounts"}
-	owners.AddCommand(a.adminOwnersListCommand(), a.adminOwnersUpdateCommand())
-	cmd.AddCommand(plans, owners)
+	owners.AddCommand(a.adminOwnersListCommand(), a.adminOwnersUpdateCommand(), a.adminOwnersDeleteCommand())
+	cmd.AddCommand(plans, a.poolsCommand(adminScope), a.nodesCommand(adminScope), owners)
 	return cmd
 }
 
@@ -229,5 +229,36 @@ legal hold keeps the account from being deleted; set it with
 	f.StringVar(&plan, "plan", "", "slug of the plan to move the owner to")
 	f.StringVar(&hold, "legal-hold", "", "place a legal hold, with its reason")
 	f.BoolVar(&release, "release-hold", false, "release the legal hold")
+	return cmd
+}
+
+func (a *cli) adminOwnersDeleteCommand() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete OWNER",
+		Short: "Delete an owner account and everything of it (OWNER is an ID or email)",
+		Long: `Delete an owner account for good, with all its apps, API keys, devices and
+dedicated pools and nodes. An account under legal hold cannot be deleted;
+the error gives the reason. Asks for confirmation on a terminal unless
+--yes is given.`,
+		Args: args("OWNER"),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+			id, err := findOwner(ctx, c, argv[0])
+			if err != nil {
+				return err
+			}
+			if !yes {
+				q := fmt.Sprintf("Delete the account %s with all its apps, keys, devices and pools, for good? [y/N] ", argv[0])
+				if err := a.confirm("deleting an account", q, "y", "yes"); err != nil {
+					return err
+				}
+			}
+			if err := c.DeleteOwner(ctx, id); err != nil {
+				return err
+			}
+			return a.done("Deleted the account %s.", argv[0])
+		}),
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

@@ -101,8 +101,48 @@ func (a *cli) appsCommand() *cobra.Command {
 				return a.emit(app, func(t *table) { appTable(t, app) })
 			}),
 		},
+		a.appsUpdateCommand(),
 		a.appsDeleteCommand(),
 	)
+	return cmd
+}
+
+func (a *cli) appsUpdateCommand() *cobra.Command {
+	var name string
+	var days int
+	cmd := &cobra.Command{
+		Use:   "update APP",
+		Short: "Rename an app or set its key rotation policy",
+		Long: `Change an app's name (--name) or its key rotation policy (--rotation-days):
+its devices are asked to rotate their WireGuard key, and with it their
+tunnel addresses, every D days; 0 turns the policy off. Devices keep their
+own rotation time and check the policy themselves (see 'traceless devices
+rotate-if-due'); the server keeps no device-level time.`,
+		Args: args("APP"),
+	}
+	cmd.RunE = a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+		var u api.AppUpdate
+		if cmd.Flags().Changed("name") {
+			u.Name = &name
+		}
+		if cmd.Flags().Changed("rotation-days") {
+			u.RotationDays = &days
+		}
+		if u.Name == nil && u.RotationDays == nil {
+			return usagef("give --name, --rotation-days or both")
+		}
+		id, err := resolveApp(ctx, c, argv[0])
+		if err != nil {
+			return err
+		}
+		app, err := c.UpdateApp(ctx, id, u)
+		if err != nil {
+			return err
+		}
+		return a.emit(app, func(t *table) { appTable(t, app) })
+	})
+	cmd.Flags().StringVar(&name, "name", "", "new name of the app")
+	cmd.Flags().IntVar(&days, "rotation-days", 0, "ask devices to rotate their key every this many days (0: no policy)")
 	return cmd
 }
 
@@ -120,15 +160,9 @@ leave every node at once. Asks for confirmation unless --yes is given.`,
 				return err
 			}
 			if !yes {
-				if _, tty := a.terminal(); !tty {
-					return usagef("deleting an app needs --yes when stdin is not a terminal")
-				}
-				ans, err := a.prompt(fmt.Sprintf("Delete app %s with all its keys and devices? [y/N] ", argv[0]))
-				if err != nil {
+				if err := a.confirm("deleting an app", fmt.Sprintf("Delete app %s with all its keys and devices? [y/N] ", argv[0]),
+					"y", "yes"); err != nil {
 					return err
-				}
-				if ans != "y" && ans != "yes" {
-					return fmt.Errorf("not deleted")
 				}
 			}
 			if err := c.DeleteApp(ctx, id); err != nil {
@@ -142,9 +176,9 @@ leave every node at once. Asks for confirmation unless --yes is given.`,
 }
 
 func appTable(t *table, apps ...api.App) {
-	t.row("ID", "NAME", "DEVICES")
+	t.row("ID", "NAME", "DEVICES", "KEY ROTATION")
 	for _, app := range apps {
-		t.row(app.ID, app.Name, app.DeviceCount)
+		t.row(app.ID, app.Name, app.DeviceCount, rotationText(app.RotationDays))
 	}
 }
 
@@ -229,4 +263,15 @@ is shown once, when it is created; the server keeps only a hash.`,
 		},
 	)
 	return cmd
+}
+
+// rotationText describes a rotation policy of days days.
+func rotationText(days int) string {
+	switch days {
+	case 0:
+		return "off"
+	case 1:
+		return "every day"
+	}
+	return fmt.Sprintf("every %d days", days)
 }

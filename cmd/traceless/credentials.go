@@ -205,3 +205,22 @@ func (a *cli) promptPassword(label string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// confirm asks question on the terminal and fails unless the answer is one
+// of answers (ignoring case). Without a terminal it is a usage error: what
+// needs --yes there.
+func (a *cli) confirm(what, question string, answers ...string) error {
+	if _, tty := a.terminal(); !tty {
+		return usagef("%s needs --yes when stdin is not a terminal", what)
+	}
+	ans, err := a.prompt(question)
+	if err != nil {
+		return err
+	}
+	for _, want := range answers {
+		if strings.EqualFold(ans, want) {
+			return nil
+		}
+	}
+	return errors.New("not deleted")
+}

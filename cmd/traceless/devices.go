@@ -33,7 +33,7 @@ the device. With --generate, a key pair is made on this machine and only
 the public key is sent.`,
 	}
 	cmd.AddCommand(a.devicesRegisterCommand(), a.devicesListCommand(), a.devicesGetCommand(),
-		a.devicesDeleteCommand(), a.devicesRotateCommand(), a.devicesConfigCommand())
+		a.devicesDeleteCommand(), a.devicesRotateCommand(), a.devicesRotateIfDueCommand(), a.devicesConfigCommand())
 	return cmd
 }
 
@@ -43,6 +43,9 @@ type keyFlags struct {
 	publicKey      string
 	generate       bool
 	privateKeyFile string
+	// replace lets --private-key-file replace an existing file (the
+	// device's old key, useless after a rotation).
+	replace bool
 }
 
 func (f *keyFlags) add(cmd *cobra.Command) {
@@ -51,24 +54,35 @@ func (f *keyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.privateKeyFile, "private-key-file", "", "with --generate: write the private key to this new file (mode 0600) instead of printing it")
 }
 
-// resolve returns the public key to send and, with --generate, the pair.
-func (f *keyFlags) resolve() (string, *keyPair, error) {
+// check reports a usage error in the flags.
+func (f *keyFlags) check() error {
 	switch {
 	case f.generate && f.publicKey != "":
-		return "", nil, usagef("--public-key and --generate exclude each other")
+		return usagef("--public-key and --generate exclude each other")
 	case f.privateKeyFile != "" && !f.generate:
-		return "", nil, usagef("--private-key-file goes with --generate")
+		return usagef("--private-key-file goes with --generate")
+	case !f.generate && f.publicKey == "":
+		return usagef("give the device's --public-key, or --generate a key pair here")
+	}
+	return nil
+}
+
+// resolve returns the public key to send and, with --generate, the pair.
+func (f *keyFlags) resolve() (string, *keyPair, error) {
+	if err := f.check(); err != nil {
+		return "", nil, err
+	}
+	switch {
 	case f.generate:
 		kp, err := generateKeyPair()
 		if err != nil {
 			return "", nil, err
 		}
 		return kp.public.String(), &kp, nil
-	case f.publicKey != "":
+	default:
 		pub, err := parsePublicKey(f.publicKey)
 		return pub, nil, err
 	}
-	return "", nil, usagef("give the device's --public-key, or --generate a key pair here")
 }
 
 // generatedDevice is a registered or rotated device and, when its key pair
@@ -81,25 +95,46 @@ type generatedDevice struct {
 // emitDevice prints a registered or rotated device; a private key generated
 // here goes to stdout or --private-key-file and nowhere else.
 func (a *cli) emitDevice(d api.DeviceCreated, kp *keyPair, f keyFlags) error {
-	out := generatedDevice{DeviceCreated: d}
-	if kp != nil {
-		if f.privateKeyFile != "" {
-			if err := writeSecretFile(f.privateKeyFile, []byte(kp.private.String()+"\n")); err != nil {
-				return fmt.Errorf("the device is registered as %s, but its private key could not be saved: %w", d.ID, err)
-			}
-			a.note("The private key was generated here, never sent, and saved to %s.", f.privateKeyFile)
-		} else {
-			out.PrivateKey = kp.private.String()
-			a.note("The private key was generated here and never sent; it is shown only once. Put it on the device.")
-		}
+	out, err := a.generated(d, kp, f)
+	if err != nil {
+		return err
 	}
-	return a.emit(out, func(t *table) {
-		deviceDetail(t, d.Device)
-		if out.PrivateKey != "" {
-			t.row("PRIVATE KEY", out.PrivateKey)
+	return a.emit(out, func(t *table) { generatedDetail(t, out) })
+}
+
+// generated is the output of a registered or rotated device; it saves a
+// private key generated here to --private-key-file, or puts it in the
+// output.
+func (a *cli) generated(d api.DeviceCreated, kp *keyPair, f keyFlags) (generatedDevice, error) {
+	out := generatedDevice{DeviceCreated: d}
+	if kp == nil {
+		return out, nil
+	}
+	if f.privateKeyFile != "" {
+		b := []byte(kp.private.String() + "\n")
+		var err error
+		if f.replace {
+			err = writeFileAtomic(f.privateKeyFile, b)
+		} else {
+			err = writeSecretFile(f.privateKeyFile, b)
 		}
-		t.row("SERVERS", len(d.Servers))
-	})
+		if err != nil {
+			return out, fmt.Errorf("the device is registered as %s, but its private key could not be saved: %w", d.ID, err)
+		}
+		a.note("The private key was generated here, never sent, and saved to %s.", f.privateKeyFile)
+	} else {
+		out.PrivateKey = kp.private.String()
+		a.note("The private key was generated here and never sent; it is shown only once. Put it on the device.")
+	}
+	return out, nil
+}
+
+func generatedDetail(t *table, d generatedDevice) {
+	deviceDetail(t, d.Device)
+	if d.PrivateKey != "" {
+		t.row("PRIVATE KEY", d.PrivateKey)
+	}
+	t.row("SERVERS", len(d.Servers))
 }
 
 func (a *cli) devicesRegisterCommand() *cobra.Command {

@@ -55,8 +55,9 @@ func (r *recorder) contains(s string) bool {
 }
 
 // newServer starts the real control plane with an operator account and
-// isolates the CLI's config directory and environment.
-func newServer(t *testing.T) (string, *recorder) {
+// isolates the CLI's config directory and environment. Each opt may change
+// the server's options.
+func newServer(t *testing.T, opts ...func(*controlplane.Options)) (string, *recorder) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "t.db")})
@@ -64,10 +65,15 @@ func newServer(t *testing.T) (string, *recorder) {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := controlplane.New(controlplane.Options{Store: st, Argon2: controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1}})
+	o := controlplane.Options{Store: st, Argon2: controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	srv, err := controlplane.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	rec := &recorder{}
 	hs := httptest.NewServer(rec.wrap(srv.Handler()))
 	t.Cleanup(hs.Close)

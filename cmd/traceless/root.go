@@ -59,9 +59,9 @@ func (a *cli) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "traceless",
 		Short: "Manage a Traceless VPN control plane",
-		Long: `traceless manages a Traceless control plane: your account, apps and API
-keys as an owner; plans and owner accounts as an operator; and devices
-through an app API key.
+		Long: `traceless manages a Traceless control plane: your account, apps, API keys
+and dedicated pools and nodes as an owner; plans, pools, nodes and owner
+accounts as an operator; and devices through an app API key.
 
 Sign in with 'traceless login' (the session is saved in your user config
 directory) or set TRACELESS_TOKEN. Device and server commands use an app
@@ -95,7 +95,8 @@ API key from TRACELESS_API_KEY or --api-key.`,
 		&cobra.Group{ID: "operator", Title: "Operator commands:"},
 	)
 	root.AddCommand(a.accountCommands()...)
-	root.AddCommand(a.appsCommand(), a.keysCommand())
+	root.AddCommand(a.appsCommand(), a.keysCommand(), a.poolsCommand(ownerScope), a.nodesCommand(ownerScope),
+		a.alertsCommand())
 	root.AddCommand(a.devicesCommand(), a.serversCommand())
 	root.AddCommand(a.adminCommand())
 	for _, c := range root.Commands() {

@@ -10,7 +10,7 @@ import (
 )
 
 // The operator API needs a signed-in owner with the admin role; others get
-// api.CodeForbidden.
+// api.CodeForbidden. It covers plans, owners, pools and nodes.
 
 // AdminPlans returns every plan, retired ones included.
 func (c *Client) AdminPlans(ctx context.Context) ([]api.Plan, error) {
@@ -67,6 +67,66 @@ func (c *Client) UpdateOwner(ctx context.Context, ownerID string, in api.OwnerUp
 	err := c.doJSON(ctx, &request{method: http.MethodPut, path: "/api/v1/admin/owners/" + url.PathEscape(ownerID),
 		auth: authOwner, body: in}, &out)
 	return out, err
+}
+
+// DeleteOwner hard-deletes an owner account with all of its apps, API
+// keys, devices and dedicated pools, as DeleteMe does for one's own. It
+// fails with api.CodeLegalHold (409, the Message carries the reason) while
+// the account is under legal hold, and with api.CodeConflict for the
+// operator's own account (use DeleteMe).
+func (c *Client) DeleteOwner(ctx context.Context, ownerID string) error {
+	return c.doJSON(ctx, &request{method: http.MethodDelete, path: "/api/v1/admin/owners/" + url.PathEscape(ownerID),
+		auth: authOwner}, nil)
+}
+
+// AdminPools returns every pool: shared ones (OwnerID nil) and owners'
+// dedicated ones.
+func (c *Client) AdminPools(ctx context.Context) ([]api.Pool, error) {
+	return c.listPools(ctx, adminPrefix)
+}
+
+// AdminCreatePool creates a shared pool, which plans grant by its ID. It
+// fails with api.CodeConflict when the name is taken and
+// api.CodeInvalidRequest for bad input.
+func (c *Client) AdminCreatePool(ctx context.Context, in api.PoolInput) (api.Pool, error) {
+	return c.createPool(ctx, adminPrefix, in)
+}
+
+// AdminDeletePool removes any pool with its nodes and unused enrollment
+// tokens.
+func (c *Client) AdminDeletePool(ctx context.Context, poolID string) error {
+	return c.doJSON(ctx, &request{method: http.MethodDelete, path: poolPath(adminPrefix, poolID), auth: authOwner}, nil)
+}
+
+// AdminCreateEnrollmentToken issues a one-use token that lets one node join
+// any pool before ExpiresAt. It is shown only here and never retried.
+func (c *Client) AdminCreateEnrollmentToken(ctx context.Context, poolID string) (api.EnrollmentToken, error) {
+	return c.enrollmentToken(ctx, adminPrefix, poolID)
+}
+
+// AdminNodes returns every node with its last aggregate status and
+// privacy posture.
+func (c *Client) AdminNodes(ctx context.Context) ([]api.Node, error) {
+	return c.listNodes(ctx, adminPrefix)
+}
+
+// UpdateNode enables or disables a node (in.Enabled is required). A
+// disabled node is offered to no device and sent an empty peer set.
+func (c *Client) UpdateNode(ctx context.Context, nodeID string, in api.NodeUpdate) (api.Node, error) {
+	var out api.Node
+	err := c.doJSON(ctx, &request{method: http.MethodPut, path: nodePath(adminPrefix, nodeID), auth: authOwner,
+		body: in}, &out)
+	return out, err
+}
+
+// SetNodeEnabled is UpdateNode with Enabled set.
+func (c *Client) SetNodeEnabled(ctx context.Context, nodeID string, enabled bool) (api.Node, error) {
+	return c.UpdateNode(ctx, nodeID, api.NodeUpdate{Enabled: &enabled})
+}
+
+// AdminDeleteNode removes any node; it loses its credential at once.
+func (c *Client) AdminDeleteNode(ctx context.Context, nodeID string) error {
+	return c.doJSON(ctx, &request{method: http.MethodDelete, path: nodePath(adminPrefix, nodeID), auth: authOwner}, nil)
 }
 
 // SetLegalHold is the OwnerUpdate.LegalHold that places a hold with the

@@ -33,11 +33,17 @@ func (c *Client) App(ctx context.Context, appID string) (api.App, error) {
 	return out, err
 }
 
-// RenameApp renames an app.
+// RenameApp renames an app; its other settings stay as they are.
 func (c *Client) RenameApp(ctx context.Context, appID, name string) (api.App, error) {
+	return c.UpdateApp(ctx, appID, api.AppUpdate{Name: &name})
+}
+
+// UpdateApp renames an app and/or sets its key rotation policy
+// (RotationDays, 0 for none); nil fields are left as they are. It fails
+// with api.CodeInvalidRequest for an empty name or a policy out of range.
+func (c *Client) UpdateApp(ctx context.Context, appID string, in api.AppUpdate) (api.App, error) {
 	var out api.App
-	err := c.doJSON(ctx, &request{method: http.MethodPut, path: appPath(appID), auth: authOwner,
-		body: api.AppInput{Name: name}}, &out)
+	err := c.doJSON(ctx, &request{method: http.MethodPut, path: appPath(appID), auth: authOwner, body: in}, &out)
 	return out, err
 }
 

@@ -25,16 +25,20 @@ const (
 	DefaultTimeout = 30 * time.Second
 	// DefaultRetries is how often a failed idempotent request is repeated.
 	DefaultRetries = 3
-	// MaxResponseBytes bounds every response body read, QR codes included.
+	// MaxResponseBytes bounds every response body read, QR codes included,
+	// except the account export's.
 	MaxResponseBytes = 4 << 20
+	// MaxExportBytes bounds the body of the account export (ExportMe),
+	// which lists every device of the account.
+	MaxExportBytes = 256 << 20
 	// maxRetryAfter is the longest Retry-After the client waits out by
 	// itself; a longer one is returned to the caller.
 	maxRetryAfter = time.Minute
 )
 
 // ErrResponseTooLarge is wrapped by the *Error of a response whose body
-// exceeds MaxResponseBytes.
-var ErrResponseTooLarge = errors.New("response body larger than 4 MiB")
+// exceeds MaxResponseBytes (MaxExportBytes for ExportMe).
+var ErrResponseTooLarge = errors.New("response body too large")
 
 // Client calls the Traceless HTTP API. It is safe for concurrent use.
 type Client struct {
@@ -175,6 +179,8 @@ type request struct {
 	body    any // JSON-encoded when non-nil
 	accept  string
 	noRetry bool
+	// maxBytes bounds the response body; 0 means MaxResponseBytes.
+	maxBytes int64
 }
 
 // response is a successful answer.
@@ -312,7 +318,11 @@ func (c *Client) attempt(ctx context.Context, r *request, payload []byte) (*resp
 		return nil, e
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	limit := r.maxBytes
+	if limit <= 0 {
+		limit = MaxResponseBytes
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, r.fail(resp.StatusCode, ctx.Err())
@@ -321,7 +331,7 @@ func (c *Client) attempt(ctx context.Context, r *request, payload []byte) (*resp
 		e.retryable = r.idempotent()
 		return nil, e
 	}
-	if len(b) > MaxResponseBytes {
+	if int64(len(b)) > limit {
 		return nil, r.fail(resp.StatusCode, ErrResponseTooLarge)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {

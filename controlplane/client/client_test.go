@@ -27,8 +27,9 @@ const (
 )
 
 // newServer starts the real control plane on a fresh SQLite database with
-// an operator account, and returns its URL.
-func newServer(t *testing.T) string {
+// an operator account, and returns its URL. Each opt may change the
+// server's options.
+func newServer(t *testing.T, opts ...func(*controlplane.Options)) string {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "t.db")})
@@ -36,10 +37,15 @@ func newServer(t *testing.T) string {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := controlplane.New(controlplane.Options{Store: st, Argon2: controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1}})
+	o := controlplane.Options{Store: st, Argon2: controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	srv, err := controlplane.New(o)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	if _, err := srv.Bootstrap(ctx, opEmail, opPassword, hs.URL); err != nil {

@@ -1,7 +1,10 @@
 // Package client is the Go client for the Traceless HTTP API v1: the owner
-// API (accounts, apps, API keys), the operator API (plans, owners) and the
-// provisioning API that app backends call with an app API key (servers,
-// devices, wg-quick configs).
+// API (accounts and their export and deletion, the privacy policy, apps,
+// API keys, dedicated pools and nodes, health alerts), the operator API (plans, owners,
+// pools, nodes) and the provisioning API that app backends and devices call
+// with an app API key (servers, devices, wg-quick configs, the app's key
+// rotation policy, with RotateIfDue). The node agent's API (/agent/v1) is
+// not part of it.
 //
 // It imports only the standard library and controlplane/api, so SDK users,
 // the traceless CLI and node agents never pull in the server's dependencies.

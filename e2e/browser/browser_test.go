@@ -337,7 +337,7 @@ const overflowJS = `(function () {
 		var r = e.getBoundingClientRect();
 		if (r.right > vw + 1 && out.length < 5) {
 			var inScroller = false;
-			for (var p = e.parentElement; p; p = p.parentElement) {
+			for (var p = e.offsetParent ? e.parentElement : null; p; p = p.parentElement) {
 				if (getComputedStyle(p).overflowX === "auto") { inScroller = true; break; }
 			}
 			if (!inScroller) { out.push(e.tagName.toLowerCase() + (e.className ? "." + e.className : "") + " (" + Math.round(r.right) + "px > " + vw + "px)"); }

@@ -1,0 +1,406 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"mime/quotedprintable"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/smtp"
+	"net/textproto"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// Delivery. Each owner has one queue per channel (webhook, email), in
+// memory only. A worker delivers a queue's events one at a time, in order;
+// an event that fails with a network error, a 5xx, 408 or 429 (or a
+// transient SMTP error) is retried with exponential backoff and jitter,
+// holding back the events behind it, until it is delivered or RetryFor has
+// passed. So a receiver that is down for a while gets every event, in
+// order, when it comes back. The queue is bounded (the oldest events go
+// first) and is lost when the control plane stops; nothing about
+// deliveries is written anywhere.
+//
+// Each attempt reads the owner's settings afresh, so a changed URL,
+// secret or address applies to queued events, and a removed channel or
+// account drops them.
+
+// Delivery channels.
+const (
+	channelWebhook = "webhook"
+	channelEmail   = "email"
+)
+
+// Log attribute keys of delivery problems. Neither the owner, the URL nor
+// the address is logged.
+const (
+	logChannel = "channel"
+	logKind    = "kind"
+	logDropped = "dropped"
+)
+
+type queueKey struct{ owner, channel string }
+
+type deliveryQueue struct {
+	key   queueKey
+	items []queuedEvent
+	seq   uint64
+}
+
+type queuedEvent struct {
+	seq    uint64
+	ev     api.AlertEvent
+	body   []byte    // the JSON of ev
+	queued time.Time // for RetryFor (the real clock: retries wait in real time)
+}
+
+// enqueue queues evs for every channel set names and reports the channels.
+func (a *alerter) enqueue(set store.AlertSettings, evs []api.AlertEvent) []string {
+	chans := []string{}
+	if set.WebhookURL != "" {
+		chans = append(chans, channelWebhook)
+	}
+	if set.Email != "" && a.emailEnabled() {
+		chans = append(chans, channelEmail)
+	}
+	bodies := make([][]byte, len(evs))
+	for i, ev := range evs {
+		bodies[i], _ = json.Marshal(ev)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.ctx.Err() != nil {
+		return []string{}
+	}
+	dropped := 0
+	for _, ch := range chans {
+		k := queueKey{owner: set.OwnerID, channel: ch}
+		q := a.queues[k]
+		if q == nil {
+			q = &deliveryQueue{key: k}
+			a.queues[k] = q
+			a.wg.Add(1)
+			go a.deliverQueue(q)
+		}
+		for i, ev := range evs {
+			q.seq++
+			q.items = append(q.items, queuedEvent{seq: q.seq, ev: ev, body: bodies[i], queued: time.Now()})
+		}
+		if over := len(q.items) - a.opts.QueueSize; over > 0 {
+			q.items = q.items[over:]
+			dropped += over
+		}
+	}
+	if dropped > 0 {
+		a.s.log.LogAttrs(a.ctx, slog.LevelWarn, "alert queue full; oldest events dropped", slog.Int(logDropped, dropped))
+	}
+	return chans
+}
+
+// deliverQueue is a queue's worker; it ends when the queue is empty or
+// the server closes.
+func (a *alerter) deliverQueue(q *deliveryQueue) {
+	defer a.wg.Done()
+	ctx := a.ctx
+	var head uint64
+	attempt := 0
+	for {
+		a.mu.Lock()
+		if len(q.items) == 0 {
+			delete(a.queues, q.key)
+			a.mu.Unlock()
+			return
+		}
+		it := q.items[0]
+		a.mu.Unlock()
+		if it.seq != head {
+			head, attempt = it.seq, 0
+		}
+		retry, err := a.deliver(ctx, q.key, it)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil || !retry {
+			if err != nil && !errors.Is(err, errNoChannel) {
+				a.logUndelivered(q.key.channel, it.ev.Kind, "alert not delivered", err)
+			}
+			a.pop(q, it.seq)
+			continue
+		}
+		wait := a.backoff(attempt)
+		attempt++
+		if time.Since(it.queued)+wait > a.opts.RetryFor {
+			a.logUndelivered(q.key.channel, it.ev.Kind, "alert dropped after retrying", err)
+			a.pop(q, it.seq)
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *alerter) logUndelivered(channel, kind, msg string, err error) {
+	a.s.log.LogAttrs(a.ctx, slog.LevelWarn, msg,
+		slog.String(logChannel, channel), slog.String(logKind, kind), slog.String(logError, err.Error()))
+}
+
+// pop removes the event seq from the head of q, unless the queue already
+// dropped it for space.
+func (a *alerter) pop(q *deliveryQueue, seq uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(q.items) > 0 && q.items[0].seq == seq {
+		q.items = q.items[1:]
+	}
+}
+
+// backoff is the wait before retry n (from 0): RetryBase·2ⁿ capped at
+// RetryMax, of which a random half is jitter.
+func (a *alerter) backoff(n int) time.Duration {
+	d := a.opts.RetryBase
+	for i := 0; i < n && d < a.opts.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, a.opts.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// errNoChannel: the owner removed the channel (or the account); the event
+// is dropped quietly.
+var errNoChannel = errors.New("channel no longer configured")
+
+// deliverError is a delivery failure described without the URL or
+// address, which a wrapped net/http or net/smtp error would quote.
+type deliverError string
+
+func (e deliverError) Error() string { return string(e) }
+
+// deliver makes one attempt and reports whether a failure is worth
+// retrying.
+func (a *alerter) deliver(ctx context.Context, k queueKey, it queuedEvent) (bool, error) {
+	set, err := a.s.store.GetAlertSettings(ctx, k.owner)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, errNoChannel
+	}
+	if err != nil {
+		return true, deliverError("read alert settings")
+	}
+	switch {
+	case k.channel == channelWebhook && set.WebhookURL != "":
+		return a.postWebhook(ctx, set, it)
+	case k.channel == channelEmail && set.Email != "" && a.emailEnabled():
+		return a.sendEmail(ctx, set.Email, it)
+	}
+	return false, errNoChannel
+}
+
+// postWebhook POSTs the event, signed with the owner's secret.
+func (a *alerter) postWebhook(ctx context.Context, set store.AlertSettings, it queuedEvent) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, set.WebhookURL, bytes.NewReader(it.body))
+	if err != nil {
+		return false, deliverError("invalid webhook URL")
+	}
+	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	req.Header.Set("User-Agent", "Traceless-Alerts/"+a.s.opts.Version)
+	req.Header.Set(api.AlertEventHeader, it.ev.Kind)
+	req.Header.Set(api.AlertSignatureHeader, api.SignAlert(set.WebhookSecret, a.s.now(), it.body))
+	resp, err := a.client.Do(req)
+	switch {
+	case errors.Is(err, errBlockedAddress):
+		return false, deliverError("the webhook host resolves to a private, loopback or link-local address")
+	case errors.Is(err, context.DeadlineExceeded):
+		return true, deliverError("webhook timed out")
+	case err != nil:
+		return true, deliverError("webhook unreachable")
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300:
+		return false, nil
+	case c >= 500, c == http.StatusTooManyRequests, c == http.StatusRequestTimeout:
+		return true, deliverError(fmt.Sprintf("webhook answered %d", c))
+	default:
+		return false, deliverError(fmt.Sprintf("webhook answered %d", c))
+	}
+}
+
+// errBlockedAddress refuses a webhook connection to a non-public address.
+var errBlockedAddress = errors.New("webhook address is not public")
+
+// sharedAddressSpace is 100.64.0.0/10 (carrier-grade NAT), not public.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// blockedAddr reports whether ip is not a public unicast address.
+func blockedAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedAddressSpace.Contains(ip)
+}
+
+// newWebhookClient returns the client webhooks are sent with: no proxy,
+// no redirects, and a dialer that refuses non-public addresses after DNS
+// resolution (loopback only with AllowLoopbackWebhooks).
+func newWebhookClient(opts AlertOptions) *http.Client {
+	d := &net.Dialer{Timeout: opts.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return errBlockedAddress
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			return errBlockedAddress
+		}
+		if opts.AllowLoopbackWebhooks && ip.Unmap().IsLoopback() {
+			return nil
+		}
+		if blockedAddr(ip) {
+			return errBlockedAddress
+		}
+		return nil
+	}}
+	tr := &http.Transport{
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   opts.Timeout,
+		ResponseHeaderTimeout: opts.Timeout,
+	}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// sendEmail sends the event as a plain-text message through the
+// configured SMTP server, with STARTTLS when the server offers it.
+func (a *alerter) sendEmail(ctx context.Context, to string, it queuedEvent) (bool, error) {
+	cfg := a.opts.SMTP
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return false, deliverError("SMTP address is not host:port")
+	}
+	if cfg.From == "" {
+		return false, deliverError("SMTP sender (From) is not configured")
+	}
+	d := net.Dialer{Timeout: a.opts.Timeout}
+	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return true, deliverError("SMTP server unreachable")
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(time.Now().Add(a.opts.Timeout))
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return smtpFailure("greeting", err)
+	}
+	defer c.Close()
+	if err := c.Hello(cfg.HelloName); err != nil {
+		return smtpFailure("EHLO", err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
+			return smtpFailure("STARTTLS", err)
+		}
+	}
+	if cfg.Username != "" {
+		if err := c.Auth(smtp.PlainAuth("", cfg.Username, cfg.Password, host)); err != nil {
+			return smtpFailure("AUTH", err)
+		}
+	}
+	if err := c.Mail(cfg.From); err != nil {
+		return smtpFailure("MAIL", err)
+	}
+	if err := c.Rcpt(to); err != nil {
+		return smtpFailure("RCPT", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return smtpFailure("DATA", err)
+	}
+	if _, err := w.Write(alertMail(cfg.From, to, it.ev, it.body, a.s.now())); err != nil {
+		return smtpFailure("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return smtpFailure("DATA", err)
+	}
+	c.Quit()
+	return false, nil
+}
+
+// smtpFailure describes an SMTP error by its stage and code; a permanent
+// (5xx) answer is not retried.
+func smtpFailure(stage string, err error) (bool, error) {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code < 500, deliverError(fmt.Sprintf("SMTP %s answered %d", stage, te.Code))
+	}
+	return true, deliverError("SMTP " + stage + " failed")
+}
+
+// alertMail is the message of an alert email: a short text and the
+// event's JSON, quoted-printable.
+func alertMail(from, to string, ev api.AlertEvent, body []byte, now time.Time) []byte {
+	oneLine := strings.NewReplacer("\r", " ", "\n", " ")
+	subject := "Traceless alert: " + ev.Kind
+	if ev.Node != nil {
+		subject += " — " + ev.Node.Name
+	}
+	if ev.Pool.Name != "" {
+		subject += " (" + ev.Pool.Name + ")"
+	}
+	var text strings.Builder
+	fmt.Fprintf(&text, "Traceless alert: %s\n\n", ev.Kind)
+	if ev.Pool.ID != "" {
+		fmt.Fprintf(&text, "Pool:  %s (%s), %d of %d nodes online\n", ev.Pool.Name, ev.Pool.Region, ev.Pool.NodesOnline, ev.Pool.Nodes)
+	}
+	if ev.Node != nil {
+		fmt.Fprintf(&text, "Node:  %s\n", ev.Node.Name)
+	}
+	fmt.Fprintf(&text, "What:  %s\nWhen:  %s\nEvent: %s\n\n", ev.Detail, ev.OccurredAt.UTC().Format(time.RFC3339), ev.ID)
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, body, "", "  ") == nil {
+		text.WriteString(pretty.String())
+		text.WriteString("\n")
+	}
+
+	var b bytes.Buffer
+	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, oneLine.Replace(v)) }
+	hdr("From", from)
+	hdr("To", to)
+	hdr("Subject", mime.QEncoding.Encode("utf-8", subject))
+	hdr("Date", now.UTC().Format(time.RFC1123Z))
+	hdr("Message-ID", "<"+ev.ID+"@traceless.alerts>")
+	hdr("MIME-Version", "1.0")
+	hdr("Content-Type", "text/plain; charset=utf-8")
+	hdr("Content-Transfer-Encoding", "quoted-printable")
+	hdr("Auto-Submitted", "auto-generated")
+	b.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	qp.Write([]byte(strings.ReplaceAll(text.String(), "\n", "\r\n")))
+	qp.Close()
+	return b.Bytes()
+}

@@ -1,0 +1,380 @@
+package controlplane
+
+import (
+	"bytes"
+	"errors"
+	"image/png"
+	"net/http"
+
+	"github.com/boombuler/barcode"
+	"github.com/boombuler/barcode/qr"
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// appsBody is the app list: the apps with their device counts and the
+// usage against the plan's limits.
+type appsBody struct {
+	Apps    []store.App
+	Plan    store.PlanWithPools
+	Devices int64
+	AtLimit bool
+	Name    string
+}
+
+func (d *dashboard) appsPage(c echo.Context, status int, p *page, name string) error {
+	o := currentOwner(c)
+	ctx := c.Request().Context()
+	apps, devices, err := d.ownerUsage(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	plan, err := d.s.store.GetPlan(ctx, o.PlanID)
+	if err != nil {
+		return err
+	}
+	p.Body = appsBody{Apps: apps, Plan: plan, Devices: devices, AtLimit: len(apps) >= plan.MaxApps, Name: name}
+	return d.render(c, status, "apps.html", p)
+}
+
+func (d *dashboard) handleApps(c echo.Context) error {
+	return d.appsPage(c, http.StatusOK, d.newPage(c, "Apps", "apps"), "")
+}
+
+func (d *dashboard) handleCreateApp(c echo.Context) error {
+	name := formValue(c, "name")
+	a, err := d.s.store.CreateApp(c.Request().Context(), currentOwner(c).ID, name)
+	if err != nil {
+		p := d.newPage(c, "Apps", "apps")
+		status, err := p.setError("app", err, "name")
+		if err != nil {
+			return err
+		}
+		return d.appsPage(c, status, p, name)
+	}
+	return redirect(c, pathWithDone("/apps/"+a.ID, "app-created"))
+}
+
+// appBody is one app: its name, keys and device count. NewKey is set on
+// the page that shows a new key once.
+type appBody struct {
+	App     store.App
+	Keys    []store.APIKey
+	Rename  string
+	KeyName string
+	NewKey  *api.APIKeyCreated
+	BaseURL string
+}
+
+// ownApp loads one of the signed-in owner's apps (404 for anyone else's).
+func (d *dashboard) ownApp(c echo.Context) (store.App, error) {
+	return d.s.store.GetApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"))
+}
+
+func (d *dashboard) appPage(c echo.Context, status int, p *page, body appBody) error {
+	a, err := d.ownApp(c)
+	if err != nil {
+		return err
+	}
+	keys, err := d.s.store.ListAPIKeys(c.Request().Context(), currentOwner(c).ID, a.ID)
+	if err != nil {
+		return err
+	}
+	body.App, body.Keys = a, keys
+	if body.Rename == "" {
+		body.Rename = a.Name
+	}
+	p.Title = a.Name
+	p.Body = body
+	return d.render(c, status, "app.html", p)
+}
+
+func (d *dashboard) handleApp(c echo.Context) error {
+	return d.appPage(c, http.StatusOK, d.newPage(c, "App", "apps"), appBody{})
+}
+
+func (d *dashboard) handleRenameApp(c echo.Context) error {
+	name := formValue(c, "name")
+	a, err := d.s.store.RenameApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"), name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		p := d.newPage(c, "App", "apps")
+		status, err := p.setError("rename", err, "name")
+		if err != nil {
+			return err
+		}
+		return d.appPage(c, status, p, appBody{Rename: name})
+	}
+	return redirect(c, pathWithDone("/apps/"+a.ID, "app-renamed"))
+}
+
+// confirmBody is a confirmation page for a destructive action.
+type confirmBody struct {
+	Heading string
+	Message string
+	Details []string
+	Action  string
+	Button  string
+	Cancel  string
+}
+
+func (d *dashboard) handleDeleteAppPage(c echo.Context) error {
+	a, err := d.ownApp(c)
+	if err != nil {
+		return err
+	}
+	p := d.newPage(c, "Delete "+a.Name, "apps")
+	p.Body = confirmBody{
+		Heading: "Delete the app “" + a.Name + "”?",
+		Message: "This cannot be undone.",
+		Details: []string{
+			"Its API keys stop working at once.",
+			deviceCountText(a.DeviceCount) + " deleted and removed from every server; their users lose their VPN connection.",
+		},
+		Action: "/apps/" + a.ID + "/delete",
+		Button: "Delete app",
+		Cancel: "/apps/" + a.ID,
+	}
+	return d.render(c, http.StatusOK, "confirm.html", p)
+}
+
+// deviceCountText says how many devices are affected, as a sentence start.
+func deviceCountText(n int64) string {
+	switch n {
+	case 0:
+		return "It has no devices; none are"
+	case 1:
+		return "Its 1 device is"
+	}
+	return "Its " + formatInt(n) + " devices are"
+}
+
+func (d *dashboard) handleDeleteApp(c echo.Context) error {
+	o := currentOwner(c)
+	ch, err := d.s.store.DeleteApp(c.Request().Context(), o.ID, c.Param("app_id"))
+	if err != nil {
+		return err
+	}
+	d.s.publish(ch, o.ID)
+	return redirect(c, pathWithDone("/apps", "app-deleted"))
+}
+
+// handleCreateKey creates an API key and shows it, once, as the answer to
+// the POST: only its hash is stored, so no later page can show it.
+func (d *dashboard) handleCreateKey(c echo.Context) error {
+	name := formValue(c, "name")
+	a, err := d.ownApp(c)
+	if err != nil {
+		return err
+	}
+	key, prefix, hash := newAPIKey()
+	k, err := d.s.store.CreateAPIKey(c.Request().Context(), currentOwner(c).ID, a.ID,
+		store.APIKey{Name: name, Prefix: prefix, Hash: hash, Scopes: scopeDevices})
+	if err != nil {
+		p := d.newPage(c, "App", "apps")
+		status, err := p.setError("key", err, "name")
+		if err != nil {
+			return err
+		}
+		return d.appPage(c, status, p, appBody{KeyName: name})
+	}
+	p := d.newPage(c, "New API key", "apps")
+	p.Body = appBody{App: a, NewKey: &api.APIKeyCreated{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Key: key}, BaseURL: publicURL(c)}
+	return d.render(c, http.StatusCreated, "key_created.html", p)
+}
+
+func (d *dashboard) handleRevokeKeyPage(c echo.Context) error {
+	a, err := d.ownApp(c)
+	if err != nil {
+		return err
+	}
+	keys, err := d.s.store.ListAPIKeys(c.Request().Context(), currentOwner(c).ID, a.ID)
+	if err != nil {
+		return err
+	}
+	var key *store.APIKey
+	for i := range keys {
+		if keys[i].ID == c.Param("key_id") {
+			key = &keys[i]
+		}
+	}
+	if key == nil {
+		return store.ErrNotFound
+	}
+	p := d.newPage(c, "Revoke "+key.Name, "apps")
+	p.Body = confirmBody{
+		Heading: "Revoke the API key “" + key.Name + "” (" + key.Prefix + "…)?",
+		Message: "This cannot be undone.",
+		Details: []string{
+			"Requests with this key are refused from the moment you revoke it.",
+			"Devices registered with it stay registered and keep working.",
+		},
+		Action: "/apps/" + a.ID + "/keys/" + key.ID + "/revoke",
+		Button: "Revoke key",
+		Cancel: "/apps/" + a.ID,
+	}
+	return d.render(c, http.StatusOK, "confirm.html", p)
+}
+
+func (d *dashboard) handleRevokeKey(c echo.Context) error {
+	appID := c.Param("app_id")
+	if err := d.s.store.DeleteAPIKey(c.Request().Context(), currentOwner(c).ID, appID, c.Param("key_id")); err != nil {
+		return err
+	}
+	return redirect(c, pathWithDone("/apps/"+appID, "key-revoked"))
+}
+
+// devicesBody is a page of an app's devices.
+type devicesBody struct {
+	App     store.App
+	Devices []store.Device
+	// Next is the cursor of the next page, "" on the last; Paged reports
+	// whether this is not the first page.
+	Next  string
+	Paged bool
+	Limit int
+}
+
+// handleDevices is the device browser: a page of devices in ID order,
+// with the cursor of the next page.
+func (d *dashboard) handleDevices(c echo.Context) error {
+	a, err := d.ownApp(c)
+	if err != nil {
+		return err
+	}
+	limit, err := pageLimit(c)
+	if err != nil {
+		return err
+	}
+	after, err := decodeCursor(c.QueryParam("cursor"))
+	if err != nil {
+		return err
+	}
+	devs, err := d.s.store.ListDevices(c.Request().Context(), a.ID, after, limit+1)
+	if err != nil {
+		return err
+	}
+	body := devicesBody{App: a, Paged: after != "", Limit: limit}
+	if len(devs) > limit {
+		devs = devs[:limit]
+		body.Next = encodeCursor(devs[limit-1].ID)
+	}
+	body.Devices = devs
+	p := d.newPage(c, "Devices of "+a.Name, "apps")
+	p.Body = body
+	return d.render(c, http.StatusOK, "devices.html", p)
+}
+
+// deviceBody is one device with the servers it may use. QR is the server
+// whose configuration is shown as a QR code (?server=), if any.
+type deviceBody struct {
+	App     store.App
+	Device  store.Device
+	Servers []api.Server
+	QR      *api.Server
+}
+
+// ownDevice loads one device of one of the owner's apps.
+func (d *dashboard) ownDevice(c echo.Context) (store.App, store.Device, error) {
+	a, err := d.ownApp(c)
+	if err != nil {
+		return store.App{}, store.Device{}, err
+	}
+	dev, err := d.s.store.GetDevice(c.Request().Context(), a.ID, c.Param("device_id"))
+	return a, dev, err
+}
+
+func (d *dashboard) handleDevice(c echo.Context) error {
+	a, dev, err := d.ownDevice(c)
+	if err != nil {
+		return err
+	}
+	servers, err := d.s.serverViews(c, currentOwner(c).ID)
+	if err != nil {
+		return err
+	}
+	body := deviceBody{App: a, Device: dev, Servers: servers}
+	if id := c.QueryParam("server"); id != "" {
+		for i := range servers {
+			if servers[i].ID == id {
+				body.QR = &servers[i]
+			}
+		}
+		if body.QR == nil {
+			return badRequest("server", "This server is not available to your apps.")
+		}
+	}
+	p := d.newPage(c, "Device", "apps")
+	p.Body = body
+	return d.render(c, http.StatusOK, "device.html", p)
+}
+
+// handleDeviceConfigDownload serves the device's wg-quick file for a server,
+// or with format=qr its QR code, like the provisioning API's config route.
+func (d *dashboard) handleDeviceConfigDownload(c echo.Context) error {
+	_, dev, err := d.ownDevice(c)
+	if err != nil {
+		return err
+	}
+	nodeID := c.QueryParam("server")
+	if nodeID == "" {
+		return badRequest("server", "Choose a server on the device's page to download its configuration.")
+	}
+	format := c.QueryParam("format")
+	if format != "" && format != "conf" && format != "qr" {
+		return badRequest("format", "The format must be conf or qr.")
+	}
+	v, err := d.s.store.GetServer(c.Request().Context(), currentOwner(c).ID, nodeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return badRequest("server", "This server is not available to your apps.")
+	}
+	if err != nil {
+		return err
+	}
+	conf := d.s.wgQuickConfig(dev, v)
+	if format == "qr" {
+		png, err := qrPNG(conf)
+		if err != nil {
+			return err
+		}
+		return c.Blob(http.StatusOK, "image/png", png)
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="traceless.conf"`)
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(conf))
+}
+
+// qrPNG encodes text as a 512x512 QR code.
+func qrPNG(text string) ([]byte, error) {
+	code, err := qr.Encode(text, qr.M, qr.Auto)
+	if err != nil {
+		return nil, err
+	}
+	scaled, err := barcode.Scale(code, 512, 512)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, scaled); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// serversBody is the servers the owner's plan grants.
+type serversBody struct {
+	Servers []api.Server
+}
+
+func (d *dashboard) handleServers(c echo.Context) error {
+	servers, err := d.s.serverViews(c, currentOwner(c).ID)
+	if err != nil {
+		return err
+	}
+	p := d.newPage(c, "Servers", "servers")
+	p.Body = serversBody{Servers: servers}
+	return d.render(c, http.StatusOK, "servers.html", p)
+}

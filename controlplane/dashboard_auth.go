@@ -1,0 +1,168 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// authBody is the data of the sign-in and sign-up pages.
+type authBody struct {
+	Email string
+	Next  string
+	// SignedInAs is the account already signed in in this browser, if any:
+	// the pages offer to continue with it.
+	SignedInAs string
+}
+
+// signedInAs returns the email of the account signed in, or "".
+func (d *dashboard) signedInAs(c echo.Context) string {
+	if o, _, ok := d.session(c); ok {
+		return o.Email
+	}
+	return ""
+}
+
+func (d *dashboard) handleLoginPage(c echo.Context) error {
+	p := d.newPage(c, "Sign in", "login")
+	p.Body = authBody{Next: safeNext(c.QueryParam("next")), SignedInAs: d.signedInAs(c)}
+	return d.render(c, http.StatusOK, "login.html", p)
+}
+
+// handleLogin signs in like POST /api/v1/auth/login: the same rate limits,
+// and the same answer (after one argon2id verification) for an unknown
+// email and a wrong password.
+func (d *dashboard) handleLogin(c echo.Context) error {
+	email, password := formValue(c, "email"), c.FormValue("password")
+	next := safeNext(formValue(c, "next"))
+	o, err := d.authenticate(c, email, password)
+	if err != nil {
+		p := d.newPage(c, "Sign in", "login")
+		p.Body = authBody{Email: email, Next: next}
+		status, err := p.setError("login", err, "email", "password")
+		if err != nil {
+			return err
+		}
+		return d.render(c, status, "login.html", p)
+	}
+	if err := d.startSession(c, o); err != nil {
+		return err
+	}
+	if next == "" {
+		next = "/apps"
+	}
+	return redirect(c, next)
+}
+
+// errBadLoginForm is the sign-in page's answer for an unknown email or a
+// wrong password; it names no field, so neither is singled out.
+var errBadLoginForm = apiError(http.StatusUnauthorized, api.CodeUnauthorized, "Wrong email or password.")
+
+// authenticate checks an email and password as handleLogin does.
+func (d *dashboard) authenticate(c echo.Context, rawEmail, password string) (store.Owner, error) {
+	s := d.s
+	email := strings.ToLower(strings.TrimSpace(rawEmail))
+	if email == "" {
+		return store.Owner{}, badRequest("email", "is required")
+	}
+	if password == "" {
+		return store.Owner{}, badRequest("password", "is required")
+	}
+	if err := checkRate(c, s.loginIP, clientKey(c)); err != nil {
+		return store.Owner{}, err
+	}
+	if err := checkRate(c, s.loginEmail, "email:"+email); err != nil {
+		return store.Owner{}, err
+	}
+	ctx := c.Request().Context()
+	if len(password) > maxPasswordBytes || len(email) > 254 {
+		s.hasher.verifyDummy(ctx, "")
+		return store.Owner{}, errBadLoginForm
+	}
+	o, err := s.store.GetOwnerByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		s.hasher.verifyDummy(ctx, password)
+		return store.Owner{}, errBadLoginForm
+	}
+	if err != nil {
+		return store.Owner{}, err
+	}
+	ok, err := s.hasher.verify(ctx, password, o.PasswordHash)
+	if err != nil {
+		return store.Owner{}, err
+	}
+	if !ok {
+		return store.Owner{}, errBadLoginForm
+	}
+	if o.Status != store.StatusActive {
+		return store.Owner{}, apiError(http.StatusForbidden, api.CodeForbidden, "This account is suspended. Contact the operator of this service.")
+	}
+	return o, nil
+}
+
+// startSession sets the session cookie for o.
+func (d *dashboard) startSession(c echo.Context, o store.Owner) error {
+	tok, exp, err := d.s.sessions.issue(o.ID, o.TokenEpoch)
+	if err != nil {
+		return err
+	}
+	c.SetCookie(d.s.sessions.cookie(tok, exp, d.s.secureCookies(c)))
+	return nil
+}
+
+func (d *dashboard) handleSignupPage(c echo.Context) error {
+	p := d.newPage(c, "Create an account", "signup")
+	p.Body = authBody{SignedInAs: d.signedInAs(c)}
+	return d.render(c, http.StatusOK, "signup.html", p)
+}
+
+// handleSignup creates an owner account like POST /api/v1/auth/signup and
+// continues to the plan choice.
+func (d *dashboard) handleSignup(c echo.Context) error {
+	email, password := formValue(c, "email"), c.FormValue("password")
+	o, err := d.signup(c, email, password)
+	if err != nil {
+		p := d.newPage(c, "Create an account", "signup")
+		p.Body = authBody{Email: email}
+		status, err := p.setError("signup", err, "email", "password")
+		if err != nil {
+			return err
+		}
+		return d.render(c, status, "signup.html", p)
+	}
+	if err := d.startSession(c, o); err != nil {
+		return err
+	}
+	return redirect(c, pathWithDone("/plan", "welcome"))
+}
+
+func (d *dashboard) signup(c echo.Context, email, password string) (store.Owner, error) {
+	if err := checkRate(c, d.s.signupIP, clientKey(c)); err != nil {
+		return store.Owner{}, err
+	}
+	return d.s.createAccount(c.Request().Context(), email, password, store.RoleOwner)
+}
+
+// handleLogout ends every session of the account, as the API's logout.
+func (d *dashboard) handleLogout(c echo.Context) error {
+	if err := d.s.store.BumpTokenEpoch(c.Request().Context(), currentOwner(c).ID); err != nil {
+		return err
+	}
+	c.SetCookie(clearCookie(d.s.secureCookies(c)))
+	return redirect(c, pathWithDone("/login", "signed-out"))
+}
+
+// ownerUsage counts an owner's apps and devices.
+func (d *dashboard) ownerUsage(ctx context.Context, ownerID string) (apps []store.App, devices int64, err error) {
+	apps, err = d.s.store.ListApps(ctx, ownerID)
+	for _, a := range apps {
+		devices += a.DeviceCount
+	}
+	return apps, devices, err
+}
