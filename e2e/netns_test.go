@@ -313,8 +313,10 @@ func (w *world) setup() {
 	w.enrollTok = et.Token
 }
 
-// startAgent runs traceless-agent inside the node namespace.
-func (w *world) startAgent() {
+// startAgent runs traceless-agent inside the node namespace. scrubAfter
+// is its idle threshold; below 130 s it also cuts active sessions (which
+// re-handshake only every two minutes), so only the scrub step uses one.
+func (w *world) startAgent(scrubAfter time.Duration) {
 	t := w.t
 	logf, err := os.OpenFile(w.agentLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -328,7 +330,7 @@ func (w *world) startAgent() {
 		"--listen-port", fmt.Sprint(wgPort),
 		"--endpoint", fmt.Sprintf("%s:%d", nodeAddr, wgPort),
 		"--backend", "userspace",
-		"--scrub-after", "4s",
+		"--scrub-after", scrubAfter.String(),
 		"--allow-short-scrub",
 		"--scrub-interval", "1s",
 		"--metrics-listen", "",
@@ -537,7 +539,7 @@ func TestEndToEnd(t *testing.T) {
 	requireRoot(t)
 	w := newWorld(t)
 	w.setup()
-	w.startAgent()
+	w.startAgent(3 * time.Minute)
 	w.waitNode()
 
 	c := w.newClient()
@@ -574,7 +576,55 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("agent restart", func(t *testing.T) {
+		w.stopAgent()
+		w.startAgent(3 * time.Minute)
+		if took, ok := w.eventually(true, 30*time.Second); !ok {
+			log, _ := os.ReadFile(w.agentLog)
+			t.Fatalf("tunnel not working %v after the agent restarted; agent log:\n%s", took, log)
+		} else {
+			t.Logf("tunnel working %v after the agent restarted", took.Round(time.Millisecond))
+		}
+	})
+
+	t.Run("control plane down", func(t *testing.T) {
+		w.stopControlPlane()
+		// The tunnel keeps working throughout: every probe must pass while
+		// the agent finds the control plane gone and retries.
+		for start := time.Now(); time.Since(start) < 4*time.Second; time.Sleep(250 * time.Millisecond) {
+			if err := w.ping(time.Second); err != nil {
+				t.Fatalf("tunnel broke %v after the control plane went down: %v", time.Since(start).Round(time.Millisecond), err)
+			}
+		}
+		// Bring it back for the deletion test.
+		var ln, lnNode net.Listener
+		var err error
+		ln, err = net.Listen("tcp", strings.TrimPrefix(w.api, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inNetns(t, w.nodeNS, func() (err error) {
+			lnNode, err = net.Listen("tcp", strings.TrimPrefix(w.nodeCP, "http://"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h := w.servers[0].Handler
+		w.servers = nil
+		for _, l := range []net.Listener{ln, lnNode} {
+			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+			w.servers = append(w.servers, hs)
+			go hs.Serve(l)
+		}
+	})
+
 	t.Run("scrub", func(t *testing.T) {
+		// Restart the agent with a short threshold for this step only.
+		w.stopAgent()
+		w.startAgent(4 * time.Second)
+		if _, ok := w.eventually(true, 30*time.Second); !ok {
+			t.Fatal("no tunnel after restarting the agent for the scrub")
+		}
 		pub := c.priv.PublicKey()
 		p, ok := w.nodePeer(pub)
 		if !ok || p.Endpoint == nil || p.LastHandshakeTime.IsZero() {
@@ -603,47 +653,14 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("wg show still lists the client's address:\n%s", out)
 			}
 		}
-		if _, ok := w.eventually(true, 15*time.Second); !ok {
+		if _, ok := w.eventually(true, 30*time.Second); !ok {
 			t.Fatal("the tunnel does not come back after the scrub")
 		}
-	})
-
-	t.Run("agent restart", func(t *testing.T) {
+		// Back to the production threshold for the rest.
 		w.stopAgent()
-		w.startAgent()
-		if took, ok := w.eventually(true, 30*time.Second); !ok {
-			log, _ := os.ReadFile(w.agentLog)
-			t.Fatalf("tunnel not working %v after the agent restarted; agent log:\n%s", took, log)
-		} else {
-			t.Logf("tunnel working %v after the agent restarted", took.Round(time.Millisecond))
-		}
-	})
-
-	t.Run("control plane down", func(t *testing.T) {
-		w.stopControlPlane()
-		time.Sleep(2 * time.Second) // the agent notices and retries
-		if took, ok := w.eventually(true, 10*time.Second); !ok {
-			t.Fatalf("tunnel stopped %v after the control plane went down", took)
-		}
-		// Bring it back for the deletion test.
-		var ln, lnNode net.Listener
-		var err error
-		ln, err = net.Listen("tcp", strings.TrimPrefix(w.api, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := inNetns(t, w.nodeNS, func() (err error) {
-			lnNode, err = net.Listen("tcp", strings.TrimPrefix(w.nodeCP, "http://"))
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		h := w.servers[0].Handler
-		w.servers = nil
-		for _, l := range []net.Listener{ln, lnNode} {
-			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-			w.servers = append(w.servers, hs)
-			go hs.Serve(l)
+		w.startAgent(3 * time.Minute)
+		if _, ok := w.eventually(true, 30*time.Second); !ok {
+			t.Fatal("no tunnel after restoring the threshold")
 		}
 	})
 
