@@ -107,37 +107,51 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	email := strings.ToLower(strings.TrimSpace(in.Email))
-	if err := checkRate(c, s.loginIP, clientKey(c)); err != nil {
+	o, err := s.authenticate(c, in.Email, in.Password)
+	if err != nil {
 		return err
+	}
+	return s.signIn(c, o, http.StatusOK)
+}
+
+// errSuspended refuses a suspended account's sign-in.
+var errSuspended = apiError(http.StatusForbidden, api.CodeForbidden, "this account is suspended")
+
+// authenticate checks an email and password under the login rate limits,
+// for the API and the dashboard alike. An unknown email and a wrong
+// password both cost one argon2id verification and return errBadLogin.
+func (s *Server) authenticate(c echo.Context, rawEmail, password string) (store.Owner, error) {
+	email := strings.ToLower(strings.TrimSpace(rawEmail))
+	if err := checkRate(c, s.loginIP, clientKey(c)); err != nil {
+		return store.Owner{}, err
 	}
 	if err := checkRate(c, s.loginEmail, "email:"+email); err != nil {
-		return err
+		return store.Owner{}, err
 	}
 	ctx := c.Request().Context()
-	if len(in.Password) > maxPasswordBytes || len(email) > 254 {
+	if len(password) > maxPasswordBytes || len(email) > 254 {
 		s.hasher.verifyDummy(ctx, "")
-		return errBadLogin
+		return store.Owner{}, errBadLogin
 	}
 	o, err := s.store.GetOwnerByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
-		s.hasher.verifyDummy(ctx, in.Password)
-		return errBadLogin
+		s.hasher.verifyDummy(ctx, password)
+		return store.Owner{}, errBadLogin
 	}
 	if err != nil {
-		return err
+		return store.Owner{}, err
 	}
-	ok, err := s.hasher.verify(ctx, in.Password, o.PasswordHash)
+	ok, err := s.hasher.verify(ctx, password, o.PasswordHash)
 	if err != nil {
-		return err
+		return store.Owner{}, err
 	}
 	if !ok {
-		return errBadLogin
+		return store.Owner{}, errBadLogin
 	}
 	if o.Status != store.StatusActive {
-		return apiError(http.StatusForbidden, api.CodeForbidden, "this account is suspended")
+		return store.Owner{}, errSuspended
 	}
-	return s.signIn(c, o, http.StatusOK)
+	return o, nil
 }
 
 // handleLogout revokes every sign-in token of the owner (the token carries

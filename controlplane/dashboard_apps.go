@@ -1,13 +1,9 @@
 package controlplane
 
 import (
-	"bytes"
 	"errors"
-	"image/png"
 	"net/http"
 
-	"github.com/boombuler/barcode"
-	"github.com/boombuler/barcode/qr"
 	"github.com/labstack/echo/v4"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
@@ -335,33 +331,7 @@ func (d *dashboard) handleDeviceConfigDownload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	conf := d.s.wgQuickConfig(dev, v)
-	if format == "qr" {
-		png, err := qrPNG(conf)
-		if err != nil {
-			return err
-		}
-		return c.Blob(http.StatusOK, "image/png", png)
-	}
-	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="traceless.conf"`)
-	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(conf))
-}
-
-// qrPNG encodes text as a 512x512 QR code.
-func qrPNG(text string) ([]byte, error) {
-	code, err := qr.Encode(text, qr.M, qr.Auto)
-	if err != nil {
-		return nil, err
-	}
-	scaled, err := barcode.Scale(code, 512, 512)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, scaled); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return writeDeviceConfig(c, d.s.wgQuickConfig(dev, v), format)
 }
 
 // serversBody is the servers the owner's plan grants.

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -64,46 +63,23 @@ func (d *dashboard) handleLogin(c echo.Context) error {
 // wrong password; it names no field, so neither is singled out.
 var errBadLoginForm = apiError(http.StatusUnauthorized, api.CodeUnauthorized, "Wrong email or password.")
 
-// authenticate checks an email and password as handleLogin does.
-func (d *dashboard) authenticate(c echo.Context, rawEmail, password string) (store.Owner, error) {
-	s := d.s
-	email := strings.ToLower(strings.TrimSpace(rawEmail))
-	if email == "" {
+// authenticate checks the sign-in form with the API's authenticate,
+// asking for missing fields first and wording refusals for people.
+func (d *dashboard) authenticate(c echo.Context, email, password string) (store.Owner, error) {
+	if strings.TrimSpace(email) == "" {
 		return store.Owner{}, badRequest("email", "is required")
 	}
 	if password == "" {
 		return store.Owner{}, badRequest("password", "is required")
 	}
-	if err := checkRate(c, s.loginIP, clientKey(c)); err != nil {
-		return store.Owner{}, err
-	}
-	if err := checkRate(c, s.loginEmail, "email:"+email); err != nil {
-		return store.Owner{}, err
-	}
-	ctx := c.Request().Context()
-	if len(password) > maxPasswordBytes || len(email) > 254 {
-		s.hasher.verifyDummy(ctx, "")
+	o, err := d.s.authenticate(c, email, password)
+	switch err {
+	case errBadLogin:
 		return store.Owner{}, errBadLoginForm
-	}
-	o, err := s.store.GetOwnerByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) {
-		s.hasher.verifyDummy(ctx, password)
-		return store.Owner{}, errBadLoginForm
-	}
-	if err != nil {
-		return store.Owner{}, err
-	}
-	ok, err := s.hasher.verify(ctx, password, o.PasswordHash)
-	if err != nil {
-		return store.Owner{}, err
-	}
-	if !ok {
-		return store.Owner{}, errBadLoginForm
-	}
-	if o.Status != store.StatusActive {
+	case errSuspended:
 		return store.Owner{}, apiError(http.StatusForbidden, api.CodeForbidden, "This account is suspended. Contact the operator of this service.")
 	}
-	return o, nil
+	return o, err
 }
 
 // startSession sets the session cookie for o.

@@ -85,22 +85,36 @@ func (s *Server) handleDeviceConfig(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	conf := s.wgQuickConfig(d, v)
+	return writeDeviceConfig(c, s.wgQuickConfig(d, v), format)
+}
+
+// writeDeviceConfig answers with a wg-quick file to download or, for
+// format "qr", its PNG QR code.
+func writeDeviceConfig(c echo.Context, conf, format string) error {
 	if format != "qr" {
 		c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="traceless.conf"`)
 		return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(conf))
 	}
-	code, err := qr.Encode(conf, qr.M, qr.Auto)
+	png, err := qrPNG(conf)
 	if err != nil {
 		return err
+	}
+	return c.Blob(http.StatusOK, "image/png", png)
+}
+
+// qrPNG encodes text as a 512x512 QR code.
+func qrPNG(text string) ([]byte, error) {
+	code, err := qr.Encode(text, qr.M, qr.Auto)
+	if err != nil {
+		return nil, err
 	}
 	scaled, err := barcode.Scale(code, 512, 512)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, scaled); err != nil {
-		return err
+		return nil, err
 	}
-	return c.Blob(http.StatusOK, "image/png", buf.Bytes())
+	return buf.Bytes(), nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -52,6 +53,15 @@ type Config struct {
 	// how long before taking effect a new version is announced.
 	PolicyFile   string   `yaml:"policy_file" toml:"policy_file"`
 	PolicyNotice Duration `yaml:"policy_notice" toml:"policy_notice"`
+	// SMTP* configure alert emails; without smtp_addr owners can choose
+	// webhooks only.
+	SMTPAddr     string `yaml:"smtp_addr" toml:"smtp_addr"`
+	SMTPFrom     string `yaml:"smtp_from" toml:"smtp_from"`
+	SMTPUsername string `yaml:"smtp_username" toml:"smtp_username"`
+	SMTPPassword string `yaml:"smtp_password" toml:"smtp_password"`
+	// AlertSyncLag is how long a node may trail the current revision
+	// before owners are told it lags.
+	AlertSyncLag Duration `yaml:"alert_sync_lag" toml:"alert_sync_lag"`
 }
 
 // Duration is a time.Duration written as "12h" in config files.
@@ -83,6 +93,7 @@ func DefaultConfig() Config {
 		TunnelMTU:      1420,
 		ClientDNS:      []string{"9.9.9.9", "2620:fe::fe"},
 		PolicyNotice:   Duration(30 * 24 * time.Hour),
+		AlertSyncLag:   Duration(time.Minute),
 	}
 }
 
@@ -194,6 +205,16 @@ func (c *Config) settings() []setting {
 	add("policy-file", "YAML file of privacy policy versions (default: the built-in policy)", s, g)
 	add("policy-notice", "how long before taking effect a new policy version is announced", func(v string) error { return c.PolicyNotice.UnmarshalText([]byte(v)) },
 		func() string { return time.Duration(c.PolicyNotice).String() })
+	s, g = str(&c.SMTPAddr)
+	add("smtp-addr", "mail server host:port for alert emails (empty: no email)", s, g)
+	s, g = str(&c.SMTPFrom)
+	add("smtp-from", "sender address of alert emails", s, g)
+	s, g = str(&c.SMTPUsername)
+	add("smtp-username", "SMTP user, when the server wants authentication", s, g)
+	s, g = str(&c.SMTPPassword)
+	add("smtp-password", "SMTP password (prefer the environment)", s, g)
+	add("alert-sync-lag", "how long a node may trail the current revision before owners are told", func(v string) error { return c.AlertSyncLag.UnmarshalText([]byte(v)) },
+		func() string { return time.Duration(c.AlertSyncLag).String() })
 	return out
 }
 
@@ -283,6 +304,20 @@ func (c *Config) Validate() error {
 	}
 	if d := time.Duration(c.PolicyNotice); d < 0 || d > 365*24*time.Hour {
 		return fmt.Errorf("policy_notice: %s is outside 0..8760h", d)
+	}
+	if c.SMTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			return fmt.Errorf("smtp_addr: %q is not host:port", c.SMTPAddr)
+		}
+		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+			return fmt.Errorf("smtp_from: %q is not an email address (required with smtp_addr)", c.SMTPFrom)
+		}
+	}
+	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {
+		return errors.New("smtp_username/smtp_password: set both or neither")
+	}
+	if d := time.Duration(c.AlertSyncLag); d < 5*time.Second || d > 24*time.Hour {
+		return fmt.Errorf("alert_sync_lag: %s is outside 5s..24h", d)
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ func fullConfig(tb testing.TB) (Config, string, string) {
 		ClientDNS:      []string{"10.64.0.1"},
 		KeyRate:        20,
 		PolicyNotice:   Duration(14 * 24 * time.Hour),
+		SMTPAddr:       "mail.example.com:587",
+		SMTPFrom:       "alerts@example.com",
+		AlertSyncLag:   Duration(2 * time.Minute),
 	}, cert, key
 }
 
@@ -72,6 +75,9 @@ tunnel_mtu: 1380
 client_dns: [10.64.0.1]
 key_rate: 20
 policy_notice: 336h
+smtp_addr: mail.example.com:587
+smtp_from: alerts@example.com
+alert_sync_lag: 2m
 `
 	tomlDoc := `
 listen = "0.0.0.0:9443"
@@ -90,6 +96,9 @@ tunnel_mtu = 1380
 client_dns = ["10.64.0.1"]
 key_rate = 20
 policy_notice = "336h"
+smtp_addr = "mail.example.com:587"
+smtp_from = "alerts@example.com"
+alert_sync_lag = "2m"
 `
 	for _, tc := range []struct{ format, doc string }{{"yaml", yamlDoc}, {"toml", tomlDoc}} {
 		t.Run(tc.format, func(t *testing.T) {
@@ -180,6 +189,10 @@ func TestValidateNamesField(t *testing.T) {
 		{"client dns", func(c *Config) { c.ClientDNS = []string{"dns.example"} }, "client_dns"},
 		{"policy file missing", func(c *Config) { c.PolicyFile = "/nonexistent/policy.yaml" }, "policy_file"},
 		{"policy notice", func(c *Config) { c.PolicyNotice = Duration(-time.Hour) }, "policy_notice"},
+		{"smtp addr", func(c *Config) { c.SMTPAddr = "mail.example.com"; c.SMTPFrom = "a@b.cd" }, "smtp_addr"},
+		{"smtp from", func(c *Config) { c.SMTPAddr = "mail.example.com:25" }, "smtp_from"},
+		{"smtp pair", func(c *Config) { c.SMTPUsername = "u" }, "smtp_username/smtp_password"},
+		{"alert sync lag", func(c *Config) { c.AlertSyncLag = Duration(time.Second) }, "alert_sync_lag"},
 		{"admin email alone", func(c *Config) { c.AdminEmail = "ops@example.com" }, "admin_email/admin_password"},
 		{"admin password alone", func(c *Config) { c.AdminPassword = "secret secret" }, "admin_email/admin_password"},
 	} {

@@ -151,6 +151,10 @@ func (m *Main) Run(ctx context.Context) error {
 		SecureCookies: c.SecureCookies || c.TLSCert != "", TrustedProxies: nets, Version: version,
 		ClientDNS: c.ClientDNS, KeyRate: c.KeyRate, TunnelMTU: c.TunnelMTU,
 		Policies: policies, PolicyNotice: time.Duration(c.PolicyNotice),
+		Alerts: controlplane.AlertOptions{
+			SMTP:    controlplane.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword},
+			SyncLag: time.Duration(c.AlertSyncLag),
+		},
 	})
 	if err != nil {
 		return err
