@@ -281,6 +281,7 @@ func (s *Server) handleNodeStatus(c echo.Context) error {
 	}
 	n := currentNode(c)
 	s.status.record(n.ID, in, s.now())
+	s.announceStatus(n.ID, in)
 	resync, err := s.peerSetDiffers(c.Request().Context(), n, in)
 	if err != nil {
 		return err

@@ -99,7 +99,8 @@ func (o *AlertOptions) setDefaults() {
 type alerter struct {
 	s         *Server
 	opts      AlertOptions
-	ctx       context.Context // ends when the server closes
+	lead      *store.Leadership // only the leading replica watches health
+	ctx       context.Context   // ends when the server closes
 	client    *http.Client
 	testLimit *limiter
 
@@ -139,12 +140,16 @@ func (a *alerter) run(ctx context.Context) {
 		a.wg.Wait()
 		a.client.CloseIdleConnections()
 	}()
+	a.lead = a.s.store.Lead(ctx, "alerts")
 	a.purge(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-check.C:
+			if !a.lead.Leading() {
+				continue // another replica watches; its events are not repeated here
+			}
 			if err := a.check(ctx); err != nil && ctx.Err() == nil {
 				a.s.log.LogAttrs(ctx, slog.LevelWarn, "alert check", slog.String(logError, err.Error()))
 			}

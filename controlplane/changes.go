@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -37,8 +38,13 @@ func (s *Server) publish(ch store.Change, ownerID string) {
 }
 
 // announcement is a change as replicas tell each other of it. It carries
-// the removed keys because removals live only in memory.
+// the removed keys because removals live only in memory. With Node set it
+// is instead a node's status report, which also lives only in memory and
+// must be known to every replica for online flags and alerts to agree.
 type announcement struct {
+	Node   string          `json:"n,omitempty"`
+	Status *api.NodeStatus `json:"st,omitempty"`
+
 	Rev     int64    `json:"r"`
 	Owner   string   `json:"o,omitempty"`
 	Removed []string `json:"d,omitempty"`
@@ -56,11 +62,32 @@ func encodeAnnouncement(ch store.Change) string {
 	return string(b)
 }
 
-// listen feeds other replicas' announcements into the hub.
+// announceStatus tells the other replicas of a node's status report.
+func (s *Server) announceStatus(nodeID string, st api.NodeStatus) {
+	if !s.store.Shared() {
+		return
+	}
+	b, _ := json.Marshal(announcement{Node: nodeID, Status: &st})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Notify(ctx, string(b)); err != nil {
+		s.log.Warn("announce node status", logError, err.Error())
+	}
+}
+
+// listen feeds other replicas' announcements into the hub and the node
+// status table.
 func (s *Server) listen(ctx context.Context) {
 	s.store.Listen(ctx, func() {}, func(payload string) {
 		var a announcement
-		if err := json.Unmarshal([]byte(payload), &a); err != nil || a.Rev <= 0 {
+		if err := json.Unmarshal([]byte(payload), &a); err != nil {
+			return
+		}
+		if a.Node != "" && a.Status != nil {
+			s.status.record(a.Node, *a.Status, s.now())
+			return
+		}
+		if a.Rev <= 0 {
 			return
 		}
 		if a.All {

@@ -107,6 +107,23 @@ func TestReplicasShareChanges(t *testing.T) {
 	if took > gapGrace {
 		t.Errorf("replica A took %v to see replica B's write; want well under %v", took, gapGrace)
 	}
+	// A status report to replica A shows the node online on replica B.
+	if st := call(tsA.URL, "POST", "/agent/v1/status", nt.Token, api.NodeStatus{AppliedRevision: got.Revision, InterfaceUp: true, Version: "t"}, nil); st != 200 {
+		t.Fatalf("status on replica A: %d", st)
+	}
+	deadline := time.Now().Add(gapGrace)
+	for {
+		var nodes api.NodeList
+		call(tsB.URL, "GET", "/api/v1/admin/nodes", admin.Token, nil, &nodes)
+		if len(nodes.Nodes) == 1 && nodes.Nodes[0].Online {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B does not show the node online after its report to replica A: %+v", nodes.Nodes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	if st := call(tsB.URL, "DELETE", "/api/v1/devices/"+d.ID, k.Key, nil, nil); st != 204 {
 		t.Fatalf("delete on replica B: %d", st)
 	}

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,5 +74,67 @@ func (s *Store) listenOnce(ctx context.Context, connected func(), fn func(string
 			return err
 		}
 		fn(n.Payload)
+	}
+}
+
+// Leadership reports whether this replica leads work that exactly one
+// replica must do (such as watching node health for alerts). On SQLite the
+// one process always leads. On PostgreSQL the leader holds a session
+// advisory lock on a connection of its own; when that replica dies the
+// lock is released and another takes over within a few seconds.
+type Leadership struct {
+	leading atomic.Bool
+}
+
+// Leading reports whether this replica leads now.
+func (l *Leadership) Leading() bool { return l.leading.Load() }
+
+// Lead starts competing for the named role until ctx ends.
+func (s *Store) Lead(ctx context.Context, role string) *Leadership {
+	l := &Leadership{}
+	if !s.Shared() {
+		l.leading.Store(true)
+		return l
+	}
+	h := fnv.New64a()
+	h.Write([]byte("traceless:" + role))
+	key := int64(h.Sum64())
+	go func() {
+		for ctx.Err() == nil {
+			s.holdLock(ctx, key, l)
+			l.leading.Store(false)
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return l
+}
+
+// holdLock takes the advisory lock if it is free and keeps its
+// connection alive for as long as the lock is held.
+func (s *Store) holdLock(ctx context.Context, key int64, l *Leadership) {
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil || !got {
+		return
+	}
+	l.leading.Store(true)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := conn.Ping(ctx); err != nil {
+				return
+			}
+		}
 	}
 }
