@@ -18,8 +18,8 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
-# Build every cmd/* directory that has a main.go (traceless-server now; the
-# node agent and the CLI as they appear).
+# Build every cmd/* directory that has a main.go: the server, the node
+# agent, the CLI and the load driver, and any command added later.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     set -eu; \

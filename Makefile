@@ -34,7 +34,7 @@ fmt-check:
 
 # bench reproduces BENCHMARKS.md.
 bench:
-	$(GO) test ./controlplane -run '^$$' -bench . -benchmem -benchtime 3s -count 3
+	$(GO) test ./controlplane -run '^$$' -bench . -benchmem -benchtime 3s -count 6
 
 # run starts the control plane on embedded SQLite in ./data.
 run:
