@@ -26,10 +26,10 @@ func MustPragma(tb testing.TB, s *Store, name string) string {
 func TestSQLitePragmas(t *testing.T) {
 	s := MustOpen(t, sqliteConfig(t))
 	got := map[string]string{}
-	for _, p := range []string{"foreign_keys", "secure_delete", "journal_mode"} {
+	for _, p := range []string{"foreign_keys", "secure_delete", "journal_mode", "cache_size"} {
 		got[p] = MustPragma(t, s, p)
 	}
-	want := map[string]string{"foreign_keys": "1", "secure_delete": "1", "journal_mode": "wal"}
+	want := map[string]string{"foreign_keys": "1", "secure_delete": "1", "journal_mode": "wal", "cache_size": "-65536"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("writer pragmas (-want +got):\n%s", diff)
 	}
