@@ -28,6 +28,11 @@ type Config struct {
 	// MTU is the MTU a new userspace TUN device starts with; link setup
 	// sets it again. Zero means 1420.
 	MTU int
+	// Holder runs a userspace device in a detached holder process (see
+	// RunHolder) instead of in this one, so that it and its sessions
+	// outlive an agent restart. The program must dispatch HolderCommand
+	// to RunHolder.
+	Holder bool
 }
 
 // Interface is an open WireGuard interface: its wgctrl client and its
@@ -139,6 +144,9 @@ func openKernel(cfg Config, links *Netlink) (*Interface, error) {
 }
 
 func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
+	if cfg.Holder {
+		return openHeld(cfg, links)
+	}
 	if kind, err := links.Kind(cfg.Name); err == nil {
 		return nil, &Error{Op: "open " + cfg.Name, Err: fmt.Errorf("a %q link of that name exists: %w", kind, os.ErrExist)}
 	}
@@ -160,6 +168,35 @@ func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
 	return &Interface{
 		Name: cfg.Name, Backend: BackendUserspace, Client: Classified(c), Links: links,
 		closers: []func() error{links.Close, u.Close, c.Close},
+	}, nil
+}
+
+// openHeld takes over the device of a running holder, or starts one.
+func openHeld(cfg Config, links *Netlink) (*Interface, error) {
+	existed := holderAnswers(cfg.Name)
+	if !existed {
+		if kind, err := links.Kind(cfg.Name); err == nil {
+			return nil, &Error{Op: "open " + cfg.Name, Err: fmt.Errorf("a %q link of that name exists: %w", kind, os.ErrExist)}
+		}
+		if err := startHolder(cfg); err != nil {
+			return nil, err
+		}
+	}
+	c, err := wgctrl.New()
+	if err == nil {
+		_, err = c.Device(cfg.Name)
+		if err != nil {
+			c.Close()
+		}
+	}
+	if err != nil {
+		return nil, wrapErr("open "+cfg.Name, err)
+	}
+	// Like a kernel interface, the held device stays when the agent
+	// closes it; a restarted agent takes it over.
+	return &Interface{
+		Name: cfg.Name, Backend: BackendUserspace, Client: Classified(c), Links: links, Existed: existed,
+		closers: []func() error{links.Close, c.Close},
 	}, nil
 }
 

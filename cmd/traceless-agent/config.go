@@ -40,7 +40,10 @@ type Config struct {
 	// AllowShortScrub permits scrub_after below 130 s, which cuts active
 	// sessions (they re-handshake every 120 s); for tests, or for nodes
 	// whose operators accept that.
-	AllowShortScrub bool     `yaml:"allow_short_scrub" toml:"allow_short_scrub"`
+	AllowShortScrub bool `yaml:"allow_short_scrub" toml:"allow_short_scrub"`
+	// UserspaceHolder keeps a userspace device in a detached process of its
+	// own, so tunnels survive agent restarts as with the kernel module.
+	UserspaceHolder bool     `yaml:"userspace_holder" toml:"userspace_holder"`
 	ScrubInterval   Duration `yaml:"scrub_interval" toml:"scrub_interval"`
 	NATEgress       string   `yaml:"nat_egress" toml:"nat_egress"`
 	// MetricsListen is the local Prometheus listener; "" turns it off.
@@ -69,16 +72,17 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // DefaultConfig returns the settings used when nothing is configured.
 func DefaultConfig() Config {
 	return Config{
-		CredentialFile: "/var/lib/traceless-agent/credential.json",
-		Interface:      "tl0",
-		ListenPort:     51820,
-		Backend:        "auto",
-		MTU:            1420,
-		ScrubAfter:     Duration(180 * time.Second),
-		ScrubInterval:  Duration(5 * time.Second),
-		MetricsListen:  "127.0.0.1:9586",
-		Harden:         true,
-		LogLevel:       "info",
+		CredentialFile:  "/var/lib/traceless-agent/credential.json",
+		Interface:       "tl0",
+		ListenPort:      51820,
+		Backend:         "auto",
+		MTU:             1420,
+		ScrubAfter:      Duration(180 * time.Second),
+		ScrubInterval:   Duration(5 * time.Second),
+		MetricsListen:   "127.0.0.1:9586",
+		Harden:          true,
+		UserspaceHolder: true,
+		LogLevel:        "info",
 	}
 }
 
@@ -164,6 +168,8 @@ func (c *Config) settings() []setting {
 	add("mtu", "interface MTU when the control plane sets none", num(&c.MTU))
 	add("scrub-after", "idle time after which a peer's endpoint, handshake time and counters are forgotten", dur(&c.ScrubAfter))
 	add("allow-short-scrub", "permit --scrub-after below 130s (cuts active sessions; for tests)", boolean(&c.AllowShortScrub))
+	out[len(out)-1].isBool = true
+	add("userspace-holder", "run a userspace device in a detached process so tunnels survive agent restarts", boolean(&c.UserspaceHolder))
 	out[len(out)-1].isBool = true
 	add("scrub-interval", "how often the scrubber looks for idle peers", dur(&c.ScrubInterval))
 	add("nat-egress", "masquerade tunnel traffic leaving through this interface", str(&c.NATEgress))

@@ -30,20 +30,21 @@ func TestDefaultConfig(t *testing.T) {
 // exampleConfig is what testdata/agent.{yaml,toml} describe.
 func exampleConfig() Config {
 	return Config{
-		Servers:        []string{"https://cp1.vpn.example.com", "https://cp2.vpn.example.com"},
-		CredentialFile: "/var/lib/traceless-agent/credential.json",
-		Name:           "vpn-fra-1",
-		Interface:      "tl0",
-		ListenPort:     51820,
-		Endpoint:       "vpn-fra-1.example.com:51820",
-		Backend:        "auto",
-		MTU:            1420,
-		ScrubAfter:     Duration(3 * time.Minute),
-		ScrubInterval:  Duration(5 * time.Second),
-		NATEgress:      "eth0",
-		MetricsListen:  "127.0.0.1:9586",
-		Harden:         true,
-		LogLevel:       "info",
+		Servers:         []string{"https://cp1.vpn.example.com", "https://cp2.vpn.example.com"},
+		CredentialFile:  "/var/lib/traceless-agent/credential.json",
+		Name:            "vpn-fra-1",
+		Interface:       "tl0",
+		ListenPort:      51820,
+		Endpoint:        "vpn-fra-1.example.com:51820",
+		Backend:         "auto",
+		MTU:             1420,
+		ScrubAfter:      Duration(3 * time.Minute),
+		ScrubInterval:   Duration(5 * time.Second),
+		NATEgress:       "eth0",
+		MetricsListen:   "127.0.0.1:9586",
+		Harden:          true,
+		UserspaceHolder: true,
+		LogLevel:        "info",
 	}
 }
 

@@ -28,6 +28,14 @@ import (
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == wg.HolderCommand {
+		// The detached process that holds a userspace WireGuard device
+		// across agent restarts (wg.RunHolder). It never prints anything.
+		if err := wg.RunHolder(os.Args[2:]); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain(os.Stdout, os.Stderr)
@@ -135,7 +143,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Harden: c.Harden, RequirePosture: c.RequirePosture,
 		ScrubAfter: time.Duration(c.ScrubAfter), ScrubTick: time.Duration(c.ScrubInterval), Version: version,
 		Open: func() (*wg.Interface, error) {
-			return m.openInterface(wg.Config{Name: c.Interface, Backend: c.Backend, MTU: c.MTU})
+			return m.openInterface(wg.Config{Name: c.Interface, Backend: c.Backend, MTU: c.MTU, Holder: c.UserspaceHolder})
 		},
 		Host: m.host, Logger: logger,
 	})
