@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-	"gopkg.in/yaml.v3"
+	"github.com/traceless-vpn/traceless/internal/config"
 )
 
 // Config is every setting of traceless-agent. Each has a config-file key,
@@ -53,21 +51,8 @@ type Config struct {
 	LogLevel       string `yaml:"log_level" toml:"log_level"`
 }
 
-// Duration is a time.Duration written as "180s" in config files.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes a Go duration.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+// Duration is a time.Duration written as "12h" in config files.
+type Duration = config.Duration
 
 // DefaultConfig returns the settings used when nothing is configured.
 func DefaultConfig() Config {
@@ -88,42 +73,16 @@ func DefaultConfig() Config {
 
 // ParseConfig reads a YAML or TOML config file into c. Unknown keys are
 // errors, so a typo does not silently fall back to a default.
-func ParseConfig(r io.Reader, format string, c *Config) error {
-	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
-	if err != nil {
-		return err
-	}
-	switch format {
-	case "toml":
-		md, err := toml.Decode(string(b), c)
-		if err != nil {
-			return err
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			return fmt.Errorf("unknown setting %q", und[0].String())
-		}
-	default:
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-	}
-	return nil
-}
+func ParseConfig(r io.Reader, format string, c *Config) error { return config.Parse(r, format, c) }
 
 // setting ties one Config field to its flag and environment variable.
-type setting struct {
-	name, env, usage string
-	set              func(string) error
-	isBool           bool
-}
+type setting = config.Setting
 
 func (c *Config) settings() []setting {
 	var out []setting
 	add := func(name, usage string, set func(string) error) {
 		env := "TRACELESS_AGENT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		out = append(out, setting{name: name, env: env, usage: usage, set: set})
+		out = append(out, setting{Name: name, Env: env, Usage: usage, Set: set})
 	}
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 	num := func(p *int) func(string) error {
@@ -168,42 +127,27 @@ func (c *Config) settings() []setting {
 	add("mtu", "interface MTU when the control plane sets none", num(&c.MTU))
 	add("scrub-after", "idle time after which a peer's endpoint, handshake time and counters are forgotten", dur(&c.ScrubAfter))
 	add("allow-short-scrub", "permit --scrub-after below 130s (cuts active sessions; for tests)", boolean(&c.AllowShortScrub))
-	out[len(out)-1].isBool = true
+	out[len(out)-1].IsBool = true
 	add("userspace-holder", "run a userspace device in a detached process so tunnels survive agent restarts", boolean(&c.UserspaceHolder))
-	out[len(out)-1].isBool = true
+	out[len(out)-1].IsBool = true
 	add("scrub-interval", "how often the scrubber looks for idle peers", dur(&c.ScrubInterval))
 	add("nat-egress", "masquerade tunnel traffic leaving through this interface", str(&c.NATEgress))
 	add("metrics-listen", `local address for Prometheus metrics ("" turns them off)`, str(&c.MetricsListen))
 	add("harden", "turn conntrack accounting and timestamps off", boolean(&c.Harden))
-	out[len(out)-1].isBool = true
+	out[len(out)-1].IsBool = true
 	add("require-posture", "refuse to start when a privacy posture check fails", boolean(&c.RequirePosture))
-	out[len(out)-1].isBool = true
+	out[len(out)-1].IsBool = true
 	add("log-level", "debug, info, warn or error", str(&c.LogLevel))
 	return out
 }
 
-// ApplyEnv overrides c from TRACELESS_AGENT_* variables.
+// ApplyEnv overrides c from the environment.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
-	for _, st := range c.settings() {
-		if v := getenv(st.env); v != "" {
-			if err := st.set(v); err != nil {
-				return fmt.Errorf("%s: %w", st.env, err)
-			}
-		}
-	}
-	return nil
+	return config.ApplyEnv(c.settings(), getenv)
 }
 
 // RegisterFlags adds a flag per setting.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	for _, st := range c.settings() {
-		if st.isBool {
-			fs.BoolFunc(st.name, st.usage+" (env "+st.env+")", st.set)
-			continue
-		}
-		fs.Func(st.name, st.usage+" (env "+st.env+")", st.set)
-	}
-}
+func (c *Config) RegisterFlags(fs *flag.FlagSet) { config.RegisterFlags(fs, c.settings()) }
 
 // Validate checks every setting and names the first bad one.
 func (c *Config) Validate() error {

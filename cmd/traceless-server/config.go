@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -17,8 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-	"gopkg.in/yaml.v3"
+	"github.com/traceless-vpn/traceless/internal/config"
 )
 
 // Config is every setting of traceless-server. Each has a config-file key,
@@ -65,20 +63,7 @@ type Config struct {
 }
 
 // Duration is a time.Duration written as "12h" in config files.
-type Duration time.Duration
-
-// UnmarshalText parses a Go duration.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes a Go duration.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+type Duration = config.Duration
 
 // DefaultConfig returns the settings used when nothing is configured.
 func DefaultConfig() Config {
@@ -99,37 +84,10 @@ func DefaultConfig() Config {
 
 // ParseConfig reads a YAML or TOML config file into c. Unknown keys are
 // errors, so a typo does not silently fall back to a default.
-func ParseConfig(r io.Reader, format string, c *Config) error {
-	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
-	if err != nil {
-		return err
-	}
-	switch format {
-	case "toml":
-		md, err := toml.Decode(string(b), c)
-		if err != nil {
-			return err // "toml: line …"
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			return fmt.Errorf("unknown setting %q", und[0].String())
-		}
-	default:
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return err // "yaml: line …"
-		}
-	}
-	return nil
-}
+func ParseConfig(r io.Reader, format string, c *Config) error { return config.Parse(r, format, c) }
 
 // setting ties one Config field to its flag and environment variable.
-type setting struct {
-	name, env, usage string
-	set              func(string) error
-	get              func() string
-	isBool           bool // a flag that may be given without a value
-}
+type setting = config.Setting
 
 func (c *Config) settings() []setting {
 	str := func(p *string) (func(string) error, func() string) {
@@ -138,7 +96,7 @@ func (c *Config) settings() []setting {
 	var out []setting
 	add := func(name, usage string, set func(string) error, get func() string) {
 		env := "TRACELESS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		out = append(out, setting{name: name, env: env, usage: usage, set: set, get: get})
+		out = append(out, setting{Name: name, Env: env, Usage: usage, Set: set, Get: get})
 	}
 	s, g := str(&c.Listen)
 	add("listen", "address to listen on", s, g)
@@ -162,7 +120,7 @@ func (c *Config) settings() []setting {
 		c.SecureCookies = b
 		return nil
 	}, func() string { return strconv.FormatBool(c.SecureCookies) })
-	out[len(out)-1].isBool = true
+	out[len(out)-1].IsBool = true
 	add("trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For keys rate limits", func(v string) error {
 		c.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
@@ -218,29 +176,13 @@ func (c *Config) settings() []setting {
 	return out
 }
 
-// ApplyEnv overrides c from TRACELESS_* variables.
+// ApplyEnv overrides c from the environment.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
-	for _, st := range c.settings() {
-		if v := getenv(st.env); v != "" {
-			if err := st.set(v); err != nil {
-				return fmt.Errorf("%s: %w", st.env, err)
-			}
-		}
-	}
-	return nil
+	return config.ApplyEnv(c.settings(), getenv)
 }
 
-// RegisterFlags adds a flag per setting; flags set on the command line are
-// applied after the file and the environment by the flag package itself.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	for _, st := range c.settings() {
-		if st.isBool {
-			fs.BoolFunc(st.name, st.usage+" (env "+st.env+")", st.set)
-			continue
-		}
-		fs.Func(st.name, st.usage+" (env "+st.env+")", st.set)
-	}
-}
+// RegisterFlags adds a flag per setting.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) { config.RegisterFlags(fs, c.settings()) }
 
 // Validate checks every setting and names the first bad one.
 func (c *Config) Validate() error {

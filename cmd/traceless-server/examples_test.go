@@ -91,7 +91,7 @@ func TestExampleEnvNames(t *testing.T) {
 	c := DefaultConfig()
 	known := map[string]bool{"TRACELESS_CONFIG": true}
 	for _, s := range c.settings() {
-		known[s.env] = true
+		known[s.Env] = true
 	}
 	for _, name := range []string{"traceless-server.service", "docker-compose.example.yml"} {
 		f, err := os.Open(filepath.Join(configsDir, name))
@@ -128,10 +128,10 @@ func TestREADMEListsSettings(t *testing.T) {
 	readme := string(b)
 	c := DefaultConfig()
 	for _, st := range c.settings() {
-		key := strings.ReplaceAll(st.name, "-", "_")
-		for _, want := range []string{"`" + key + "`", "`--" + st.name + "`", "`" + st.env + "`"} {
+		key := strings.ReplaceAll(st.Name, "-", "_")
+		for _, want := range []string{"`" + key + "`", "`--" + st.Name + "`", "`" + st.Env + "`"} {
 			if !strings.Contains(readme, want) {
-				t.Errorf("README.md does not mention %s (setting %s)", want, st.name)
+				t.Errorf("README.md does not mention %s (setting %s)", want, st.Name)
 			}
 		}
 	}

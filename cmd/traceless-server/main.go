@@ -16,13 +16,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane"
 	"github.com/traceless-vpn/traceless/store"
+
+	"github.com/traceless-vpn/traceless/internal/config"
 )
 
 var randReader io.Reader = rand.Reader
@@ -72,41 +72,10 @@ func NewMain(stdout, stderr io.Writer) *Main {
 
 // ParseFlags loads the config file, then the environment, then flags.
 func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	fs := flag.NewFlagSet("traceless-server", flag.ContinueOnError)
-	fs.SetOutput(m.stderr)
-	configPath := fs.String("config", getenv("TRACELESS_CONFIG"), "config file, YAML (.yaml/.yml) or TOML (.toml) (env TRACELESS_CONFIG)")
-	// A first pass finds --config; the file is applied before the
-	// environment and the flags, which then override it.
-	pre := flag.NewFlagSet("", flag.ContinueOnError)
-	pre.SetOutput(io.Discard)
-	prePath := pre.String("config", *configPath, "")
 	scratch := DefaultConfig()
-	scratch.RegisterFlags(pre)
-	_ = pre.Parse(args)
-	if *prePath != "" {
-		f, err := os.Open(*prePath)
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		format := "yaml"
-		if strings.EqualFold(filepath.Ext(*prePath), ".toml") {
-			format = "toml"
-		}
-		err = ParseConfig(f, format, &m.Config)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("config %s: %w", *prePath, err)
-		}
-	}
-	if err := m.Config.ApplyEnv(getenv); err != nil {
+	if err := config.Load("traceless-server", args, getenv, m.stderr, "TRACELESS_CONFIG", m.Config.settings(), scratch.settings(),
+		func(r io.Reader, format string) error { return ParseConfig(r, format, &m.Config) }); err != nil {
 		return err
-	}
-	m.Config.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return m.Config.Validate()
 }
