@@ -13,8 +13,10 @@ func poolView(p store.Pool) api.Pool {
 	return api.Pool{ID: p.ID, Name: p.Name, Region: p.Region, Country: p.Country, City: p.City, OwnerID: p.OwnerID}
 }
 
-func (s *Server) handleAdminListPools(c echo.Context) error {
-	pools, err := s.store.ListPools(c.Request().Context(), "")
+// listPools answers with every pool (ownerID "", for operators) or one
+// owner's dedicated pools.
+func (s *Server) listPools(c echo.Context, ownerID string) error {
+	pools, err := s.store.ListPools(c.Request().Context(), ownerID)
 	if err != nil {
 		return err
 	}
@@ -24,6 +26,22 @@ func (s *Server) handleAdminListPools(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
+
+// listNodes answers with every node (ownerID "") or one owner's own nodes,
+// each with its last aggregate status.
+func (s *Server) listNodes(c echo.Context, ownerID string) error {
+	nodes, err := s.store.ListNodes(c.Request().Context(), ownerID)
+	if err != nil {
+		return err
+	}
+	out := api.NodeList{Nodes: make([]api.Node, len(nodes))}
+	for i, n := range nodes {
+		out.Nodes[i] = s.nodeView(n)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) handleAdminListPools(c echo.Context) error { return s.listPools(c, "") }
 
 func (s *Server) handleAdminCreatePool(c echo.Context) error {
 	var in api.PoolInput
@@ -59,17 +77,7 @@ func (s *Server) nodeView(n store.NodeWithPool) api.Node {
 	return v
 }
 
-func (s *Server) handleAdminListNodes(c echo.Context) error {
-	nodes, err := s.store.ListNodes(c.Request().Context(), "")
-	if err != nil {
-		return err
-	}
-	out := api.NodeList{Nodes: make([]api.Node, len(nodes))}
-	for i, n := range nodes {
-		out.Nodes[i] = s.nodeView(n)
-	}
-	return c.JSON(http.StatusOK, out)
-}
+func (s *Server) handleAdminListNodes(c echo.Context) error { return s.listNodes(c, "") }
 
 func (s *Server) handleAdminUpdateNode(c echo.Context) error {
 	var in api.NodeUpdate

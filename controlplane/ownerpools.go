@@ -14,17 +14,7 @@ import (
 // apps' devices are carried there too; no other owner's devices ever are.
 // Owners see only their own pools and nodes; operators see all.
 
-func (s *Server) handleListOwnPools(c echo.Context) error {
-	pools, err := s.store.ListPools(c.Request().Context(), currentOwner(c).ID)
-	if err != nil {
-		return err
-	}
-	out := api.PoolList{Pools: make([]api.Pool, len(pools))}
-	for i, p := range pools {
-		out.Pools[i] = poolView(p)
-	}
-	return c.JSON(http.StatusOK, out)
-}
+func (s *Server) handleListOwnPools(c echo.Context) error { return s.listPools(c, currentOwner(c).ID) }
 
 func (s *Server) handleCreateOwnPool(c echo.Context) error {
 	var in api.PoolInput
@@ -53,17 +43,7 @@ func (s *Server) handleOwnEnrollmentToken(c echo.Context) error {
 	return s.handleAdminEnrollmentToken(c)
 }
 
-func (s *Server) handleListOwnNodes(c echo.Context) error {
-	nodes, err := s.store.ListNodes(c.Request().Context(), currentOwner(c).ID)
-	if err != nil {
-		return err
-	}
-	out := api.NodeList{Nodes: make([]api.Node, len(nodes))}
-	for i, n := range nodes {
-		out.Nodes[i] = s.nodeView(n)
-	}
-	return c.JSON(http.StatusOK, out)
-}
+func (s *Server) handleListOwnNodes(c echo.Context) error { return s.listNodes(c, currentOwner(c).ID) }
 
 func (s *Server) handleDeleteOwnNode(c echo.Context) error {
 	id := c.Param("node_id")
