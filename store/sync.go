@@ -17,21 +17,26 @@ type PeerRow struct {
 // Eligibility: a node of pool P carries the devices of active owners who
 // either own P (a dedicated pool) or are on a plan that grants P (a shared
 // pool). A disabled node carries nothing.
+//
+// Two shapes of the same question. A full snapshot walks the owners' apps
+// to their devices and streams them all. A delta starts from the revision
+// index — few rows — and checks each device's app against the eligible
+// apps; "app_id || ”" keeps SQLite from walking the app index instead,
+// which would read every device of a large owner for each delta.
 const (
-	sharedPoolPeers = `SELECT d.id, d.public_key, d.ipv4, d.ipv6, d.revision
-		FROM devices d JOIN apps a ON a.id = d.app_id JOIN owners o ON o.id = a.owner_id
+	eligibleShared = `SELECT a.id FROM apps a JOIN owners o ON o.id = a.owner_id
 		WHERE o.status = 'active' AND o.plan_id IN (SELECT plan_id FROM plan_pools WHERE pool_id = ?)`
-	dedicatedPoolPeers = `SELECT d.id, d.public_key, d.ipv4, d.ipv6, d.revision
-		FROM devices d JOIN apps a ON a.id = d.app_id JOIN owners o ON o.id = a.owner_id
+	eligibleDedicated = `SELECT a.id FROM apps a JOIN owners o ON o.id = a.owner_id
 		WHERE o.status = 'active' AND o.id = ?`
+	snapshotPeers = `SELECT d.public_key, d.ipv4, d.ipv6, d.revision FROM devices d
+		WHERE d.app_id IN (%s) AND d.revision <= ?`
+	deltaPeers = `SELECT d.public_key, d.ipv4, d.ipv6, d.revision FROM devices d
+		WHERE d.revision > ? AND d.revision <= ? AND (d.app_id || '') IN (%s)`
 )
-
-// snapshotChunk is how many rows a full snapshot reads at a time.
-const snapshotChunk = 5000
 
 // PoolPeers calls fn for each device the nodes of pool carry whose
 // revision is in (since, upto]. It reads in one transaction, so the rows
-// are consistent, and in chunks, so memory does not grow with the pool.
+// are consistent, and streams them, so memory does not grow with the pool.
 func (s *Store) PoolPeers(ctx context.Context, poolID string, since, upto int64, fn func(PeerRow) error) error {
 	return s.poolPeers(ctx, poolID, since, upto, nil, fn)
 }
@@ -48,56 +53,47 @@ func (s *Store) poolPeers(ctx context.Context, poolID string, since, upto int64,
 	if err != nil {
 		return err
 	}
-	base, arg := sharedPoolPeers, p.ID
+	eligible, arg := eligibleShared, p.ID
 	if p.OwnerID != nil {
-		base, arg = dedicatedPoolPeers, *p.OwnerID
+		eligible, arg = eligibleDedicated, *p.OwnerID
+	}
+	q, args := fmt.Sprintf(snapshotPeers, eligible), []any{arg, upto}
+	if since > 0 {
+		q, args = fmt.Sprintf(deltaPeers, eligible), []any{since, upto, arg}
 	}
 	return translate(s.r.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if start != nil {
 			var n int64
-			if err := tx.Raw(`SELECT COUNT(*) FROM (`+base+` AND d.revision > ? AND d.revision <= ?) AS sel`, arg, since, upto).
-				Scan(&n).Error; err != nil {
+			if err := tx.Raw(`SELECT COUNT(*) FROM (`+q+`) AS sel`, args...).Scan(&n).Error; err != nil {
 				return err
 			}
 			if err := start(n); err != nil {
 				return err
 			}
 		}
-		after := ""
-		for {
-			rows, err := tx.Raw(base+` AND d.revision > ? AND d.revision <= ? AND d.id > ? ORDER BY d.id LIMIT ?`,
-				arg, since, upto, after, snapshotChunk).Rows()
-			if err != nil {
-				return err
-			}
-			n, last, err := scanPeers(rows, fn)
-			if err != nil {
-				return err
-			}
-			if n < snapshotChunk {
-				return nil
-			}
-			after = last
+		// One query, read row by row: the driver streams the rows, so memory
+		// stays flat however large the pool.
+		rows, err := tx.Raw(q, args...).Rows()
+		if err != nil {
+			return err
 		}
+		return scanPeers(rows, fn)
 	}, &sql.TxOptions{ReadOnly: true}))
 }
 
-// scanPeers feeds rows to fn and returns how many there were and the last
-// row's device ID for keyset paging.
-func scanPeers(rows *sql.Rows, fn func(PeerRow) error) (int, string, error) {
+// scanPeers feeds rows to fn.
+func scanPeers(rows *sql.Rows, fn func(PeerRow) error) error {
 	defer rows.Close()
-	n, last := 0, ""
 	for rows.Next() {
 		var r PeerRow
-		if err := rows.Scan(&last, &r.PublicKey, &r.IPv4, &r.IPv6, &r.Revision); err != nil {
-			return n, last, err
+		if err := rows.Scan(&r.PublicKey, &r.IPv4, &r.IPv6, &r.Revision); err != nil {
+			return err
 		}
-		n++
 		if err := fn(r); err != nil {
-			return n, last, err
+			return err
 		}
 	}
-	return n, last, rows.Err()
+	return rows.Err()
 }
 
 // CountPoolPeers returns how many devices the nodes of pool carry.
