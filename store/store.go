@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -93,6 +94,10 @@ type Store struct {
 	tunnel4, tunnel6 netip.Prefix
 	reg              registrar
 	hot              hotStmts
+
+	ckpt     *sql.DB // SQLite: the background checkpointer's connection
+	ckptStop context.CancelFunc
+	ckptDone chan struct{}
 }
 
 // Open connects, applies the SQLite pragmas, and runs pending migrations.
@@ -203,6 +208,46 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
 	s.w, s.r = w, r
+	return s.startCheckpointer(path, common)
+}
+
+// checkpointEvery is how often the background checkpointer copies the WAL
+// into the database file.
+const checkpointEvery = time.Second
+
+// startCheckpointer takes WAL checkpoints off the commit path. SQLite
+// otherwise checkpoints inside whichever commit crosses 1,000 WAL pages,
+// and that commit — with every registration batched behind it — waits
+// for the database file to be written and synced. The writer's automatic
+// checkpoints are turned off and a connection of its own runs PASSIVE
+// checkpoints, which never block the writer, every second.
+func (s *Store) startCheckpointer(path, common string) error {
+	if err := s.w.Exec("PRAGMA wal_autocheckpoint = 0").Error; err != nil {
+		return fmt.Errorf("turn off automatic checkpoints: %w", err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?"+common)
+	if err != nil {
+		return fmt.Errorf("open checkpoint connection: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	s.ckpt = db
+	ctx, cancel := context.WithCancel(context.Background())
+	s.ckptStop = cancel
+	s.ckptDone = make(chan struct{})
+	go func() {
+		defer close(s.ckptDone)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				var busy, log, done int
+				_ = db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done)
+			}
+		}
+	}()
 	return nil
 }
 
@@ -267,14 +312,25 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	}
 	// The pragma returns a row (busy, log, checkpointed); it must be read,
 	// or the cached statement stays active and blocks the next COMMIT.
-	var res struct{ Busy, Log, Checkpointed int }
-	if err := s.w.WithContext(ctx).Raw("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&res).Error; err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+	// A reader or the background checkpointer may hold the WAL for a
+	// moment; try again for up to two seconds.
+	for try := 0; ; try++ {
+		var res struct{ Busy, Log, Checkpointed int }
+		if err := s.w.WithContext(ctx).Raw("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&res).Error; err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if res.Busy == 0 {
+			return nil
+		}
+		if try == 40 {
+			return errors.New("checkpoint: database busy; WAL not truncated")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if res.Busy != 0 {
-		return errors.New("checkpoint: database busy; WAL not truncated")
-	}
-	return nil
 }
 
 // Close releases the connections.
@@ -282,6 +338,11 @@ func (s *Store) Close() error {
 	s.reg.wg.Wait() // let queued registrations finish
 	s.hot.close()
 	var errs []error
+	if s.ckpt != nil {
+		s.ckptStop()
+		<-s.ckptDone
+		errs = append(errs, s.ckpt.Close())
+	}
 	for _, g := range []*gorm.DB{s.w, s.r} {
 		if g == nil {
 			continue
