@@ -362,6 +362,8 @@ func authzRoutes() map[string]route {
 		"GET /plan":           {class: classPage, page: true, ok: 200, request: get("/plan")},
 		"POST /plan":          {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/plan", url.Values{"plan": {"business"}}) }},
 		"GET /account":        {class: classPage, page: true, ok: 200, request: get("/account")},
+		"GET /policy":         {class: classPage, page: true, ok: 200, request: get("/policy")},
+		"POST /policy":        {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/policy", url.Values{"version": {"1"}}) }},
 		"GET /account/export": {class: classPage, page: true, ok: 200, request: get("/account/export")},
 		"GET /account/delete": {class: classPage, page: true, ok: 200, request: get("/account/delete")},
 		// The confirmation is A's email, so others' accounts stay (400).

@@ -76,6 +76,8 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.GET("/plan", d.h(d.handlePlan), own...)
 	e.POST("/plan", d.h(d.handleChoosePlan), post...)
 	e.GET("/account", d.h(d.handleAccount), own...)
+	e.GET("/policy", d.h(d.handlePolicyPage), own...)
+	e.POST("/policy", d.h(d.handleAcceptPolicy), post...)
 	e.GET("/account/export", d.h(d.handleExport), own...)
 	e.GET("/account/delete", d.h(d.handleDeleteAccountPage), own...)
 	e.POST("/account/delete", d.h(d.handleDeleteAccount), post...)
@@ -148,6 +150,9 @@ type page struct {
 	Focus string
 	// Body is the page's own data.
 	Body any
+	// Policy, for a signed-in owner, is the privacy policy version still
+	// to review (the current one not accepted, or an announced one).
+	Policy *policyNotice
 }
 
 // pageUser is the signed-in account as the layout shows it.
@@ -158,22 +163,23 @@ type pageUser struct {
 
 // flashes are the confirmations a redirect may ask a page to show.
 var flashes = map[string]string{
-	"app-created":   "App created. Create an API key for it below.",
-	"app-renamed":   "App renamed.",
-	"app-deleted":   "App deleted, with its keys and devices. The devices are being removed from every server.",
-	"key-revoked":   "API key revoked. Requests with it are refused from now on.",
-	"plan-changed":  "Your plan was changed.",
-	"welcome":       "Welcome! Your account is ready. Choose a plan to start with — you can change it at any time.",
-	"signed-out":    "You are signed out.",
-	"deleted":       "Your account was deleted, with all its apps, API keys and devices. Nothing about it remains on this server.",
-	"plan-created":  "Plan created.",
-	"plan-saved":    "Plan saved.",
-	"plan-retired":  "Plan retired: new owners cannot choose it; owners on it keep it.",
-	"plan-restored": "Plan available again in the catalogue.",
-	"pool-created":  "Pool created. Create an enrollment token to add a node to it.",
-	"owner-saved":   "Account saved.",
-	"hold-set":      "Legal hold set: this account cannot be deleted until the hold is released.",
-	"hold-released": "Legal hold released.",
+	"app-created":     "App created. Create an API key for it below.",
+	"app-renamed":     "App renamed.",
+	"app-deleted":     "App deleted, with its keys and devices. The devices are being removed from every server.",
+	"key-revoked":     "API key revoked. Requests with it are refused from now on.",
+	"plan-changed":    "Your plan was changed.",
+	"policy-accepted": "Thank you: you accepted the privacy policy.",
+	"welcome":         "Welcome! Your account is ready. Choose a plan to start with — you can change it at any time.",
+	"signed-out":      "You are signed out.",
+	"deleted":         "Your account was deleted, with all its apps, API keys and devices. Nothing about it remains on this server.",
+	"plan-created":    "Plan created.",
+	"plan-saved":      "Plan saved.",
+	"plan-retired":    "Plan retired: new owners cannot choose it; owners on it keep it.",
+	"plan-restored":   "Plan available again in the catalogue.",
+	"pool-created":    "Pool created. Create an enrollment token to add a node to it.",
+	"owner-saved":     "Account saved.",
+	"hold-set":        "Legal hold set: this account cannot be deleted until the hold is released.",
+	"hold-released":   "Legal hold released.",
 }
 
 // newPage starts a page for the request: the signed-in account (if any),
@@ -182,6 +188,7 @@ func (d *dashboard) newPage(c echo.Context, title, nav string) *page {
 	p := &page{Title: title, Nav: nav, Errors: map[string]string{}, CSRF: d.s.csrfToken(d.formBinding(c))}
 	if o, ok := c.Get(ctxOwner).(store.Owner); ok {
 		p.Me = &pageUser{ID: o.ID, Email: o.Email, Admin: o.Role == store.RoleAdmin}
+		p.Policy = d.s.policyNoticeFor(o)
 	}
 	p.Flash = flashes[c.QueryParam("done")]
 	return p

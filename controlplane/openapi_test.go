@@ -138,7 +138,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 // server-rendered HTML pages (controlplane/dashboard.go).
 var dashboardSections = map[string]bool{
 	"login": true, "signup": true, "logout": true, "privacy": true, "apps": true,
-	"servers": true, "plan": true, "account": true, "admin": true,
+	"servers": true, "plan": true, "account": true, "admin": true, "policy": true,
 }
 
 // isDashboardRoute reports whether an echo route path is a dashboard page:
