@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -428,13 +427,6 @@ func (s *Store) ListDevices(ctx context.Context, appID, afterID string, limit in
 	var out []Device
 	err := s.read(ctx).Where("app_id = ? AND id > ?", appID, afterID).Order("id").Limit(limit).Find(&out).Error
 	return out, translate(err)
-}
-
-func notFoundIfNoRows(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	return err
 }
 
 // maxBatch bounds one RegisterDevices call.
