@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
         [ -f "${d}main.go" ] || continue; \
         name=$(basename "$d"); \
         echo "building $name"; \
-        CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o "/out/$name" "./$d"; \
+        CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X github.com/traceless-vpn/traceless/internal/version.version=${VERSION}" -o "/out/$name" "./$d"; \
     done; \
     test -x /out/traceless-server
 

@@ -6,7 +6,7 @@ GO ?= go
 export CGO_ENABLED := 1
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X github.com/traceless-vpn/traceless/internal/version.version=$(VERSION)
 
 .PHONY: all build test vet fmt-check bench run clean
 
