@@ -64,7 +64,7 @@ func loadServer() (string, error) {
 	}
 	var st settings
 	if err := json.Unmarshal(b, &st); err != nil {
-		return "", fmt.Errorf("settings file %s is damaged; remove it or run 'traceless login' again", p)
+		return "", fmt.Errorf("settings file %s is damaged: remove it, or pass --server", p)
 	}
 	return strings.TrimSpace(st.Server), nil
 }

@@ -205,7 +205,7 @@ func TestOwnerWalkthrough(t *testing.T) {
 	pub := randomPublic(t)
 	ok(t, "", s, k, "devices", "register", "--public-key", pub)
 	r = cliRun(t, "", s, k, "devices", "register", "--public-key", pub)
-	if r.code != 1 || !strings.Contains(r.stderr, "traceless: conflict: ") {
+	if r.code != 1 || r.stderr != "traceless: conflict: this public key is already registered\n" {
 		t.Fatalf("duplicate: %+v", r)
 	}
 

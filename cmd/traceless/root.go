@@ -79,7 +79,10 @@ API key from TRACELESS_API_KEY or --api-key.`,
 			if a.apiKey == "" {
 				a.apiKey = strings.TrimSpace(os.Getenv(envAPIKey))
 			}
-			return a.resolveServer()
+			if err := a.resolveServer(); err != nil {
+				return failure{err}
+			}
+			return nil
 		},
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
