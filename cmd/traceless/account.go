@@ -96,7 +96,9 @@ func (a *cli) loginCommand(signup bool) *cobra.Command {
 		Use:   "login",
 		Short: "Sign in and save the session for this server",
 		Long: `Sign in and save the session token in <user config dir>/traceless/token
-(mode 0600), tied to the --server it was issued by.
+(mode 0600), tied to the --server it was issued by. That server is also
+remembered (in config.json beside it) as the server of later commands
+that give neither --server nor TRACELESS_SERVER.
 
 The password is read without echo from a terminal, or from stdin with
 --password-stdin (or as the second line of piped input) for scripts.`,

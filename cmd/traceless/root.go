@@ -65,9 +65,11 @@ func (a *cli) rootCommand() *cobra.Command {
 and dedicated pools and nodes as an owner; plans, pools, nodes and owner
 accounts as an operator; and devices through an app API key.
 
-Sign in with 'traceless login' (the session is saved in your user config
-directory) or set TRACELESS_TOKEN. Device and server commands use an app
-API key from TRACELESS_API_KEY or --api-key.`,
+Sign in with 'traceless login' (the session and its server are saved in
+your user config directory) or set TRACELESS_TOKEN. Commands go to
+--server, else TRACELESS_SERVER, else the server of the last login, else
+` + defaultServer + `. Device and server commands use an app API key from
+TRACELESS_API_KEY or --api-key.`,
 		Version:           version.Line("traceless"),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
