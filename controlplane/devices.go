@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -67,10 +68,24 @@ func (s *Server) handleRegisterDevice(c echo.Context) error {
 	d, ch, err := s.store.RegisterDevice(c.Request().Context(), currentKey(c).AppID,
 		store.NewDevice{PublicKey: in.PublicKey, ExternalRef: in.ExternalRef})
 	if err != nil {
-		return err
+		return keyConflict(err)
 	}
 	s.publish(ch, currentKey(c).OwnerID)
 	return s.deviceCreated(c, http.StatusCreated, d)
+}
+
+// errKeyRegistered answers a registration or rotation with a public key
+// that a device already has. Keys are unique across apps, since every node
+// routes by key.
+var errKeyRegistered = apiError(http.StatusConflict, api.CodeConflict, "this public key is already registered")
+
+// keyConflict turns the store's conflict on registering or rotating a
+// device, which is always a known public key, into errKeyRegistered.
+func keyConflict(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return errKeyRegistered
+	}
+	return err
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -137,7 +152,7 @@ func (s *Server) handleRotateDevice(c echo.Context) error {
 	}
 	d, ch, err := s.store.RotateDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"), in.PublicKey)
 	if err != nil {
-		return err
+		return keyConflict(err)
 	}
 	s.publish(ch, currentKey(c).OwnerID)
 	return s.deviceCreated(c, http.StatusOK, d)

@@ -27,42 +27,64 @@ func (a *cli) accountCommands() []*cobra.Command {
 
 // credentials reads the email and password for login or signup: the email
 // from --email or a prompt; the password from stdin with --password-stdin,
-// without echo from a terminal, or as the next line of piped input.
+// without echo from a terminal, or as the next line of piped input. Input
+// that ends early without a terminal is a usage error that names the flags
+// to use instead.
 func (a *cli) credentials(email string, passwordStdin, confirm bool) (string, string, error) {
 	if passwordStdin && email == "" {
 		return "", "", usagef("--password-stdin needs --email")
 	}
-	var err error
 	if email == "" {
-		if email, err = a.prompt("Email: "); err != nil {
-			return "", "", fmt.Errorf("read email: %w", err)
-		}
-	}
-	var password string
-	if passwordStdin {
-		b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+		e, err := a.prompt("Email: ")
 		if err != nil {
-			return "", "", fmt.Errorf("read password: %w", err)
+			return "", "", a.inputError("email", err)
 		}
-		password = strings.TrimRight(string(b), "\r\n")
-	} else {
-		if password, err = a.promptPassword("Password: "); err != nil {
-			return "", "", fmt.Errorf("read password: %w", err)
-		}
-		if _, tty := a.terminal(); tty && confirm {
-			again, err := a.promptPassword("Password again: ")
-			if err != nil {
-				return "", "", err
-			}
-			if again != password {
-				return "", "", errors.New("the passwords differ")
-			}
-		}
+		email = e
+	}
+	password, err := a.readPassword(passwordStdin, confirm)
+	if err != nil {
+		return "", "", err
 	}
 	if email == "" || password == "" {
 		return "", "", errors.New("email and password are required")
 	}
 	return email, password, nil
+}
+
+// readPassword reads the password: all of stdin with passwordStdin, else
+// a prompt (twice on a terminal when confirm is true).
+func (a *cli) readPassword(passwordStdin, confirm bool) (string, error) {
+	if passwordStdin {
+		b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	password, err := a.promptPassword("Password: ")
+	if err != nil {
+		return "", a.inputError("password", err)
+	}
+	if _, tty := a.terminal(); tty && confirm {
+		again, err := a.promptPassword("Password again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != password {
+			return "", errors.New("the passwords differ")
+		}
+	}
+	return password, nil
+}
+
+// inputError explains a failed read of what ("email" or "password"). When
+// stdin is no terminal and ran out, nobody can be prompted: it says which
+// flags give the credentials to a script.
+func (a *cli) inputError(what string, err error) error {
+	if _, tty := a.terminal(); !tty && errors.Is(err, errEndOfInput) {
+		return usagef("no %s on stdin and no terminal to ask on: pass --email, and the password on stdin with --password-stdin", what)
+	}
+	return fmt.Errorf("read %s: %w", what, err)
 }
 
 // loginCommand is 'login', or 'signup' when signup is true; both save the
@@ -74,7 +96,9 @@ func (a *cli) loginCommand(signup bool) *cobra.Command {
 		Use:   "login",
 		Short: "Sign in and save the session for this server",
 		Long: `Sign in and save the session token in <user config dir>/traceless/token
-(mode 0600), tied to the --server it was issued by.
+(mode 0600), tied to the --server it was issued by. That server is also
+remembered (in config.json beside it) as the server of later commands
+that give neither --server nor TRACELESS_SERVER.
 
 The password is read without echo from a terminal, or from stdin with
 --password-stdin (or as the second line of piped input) for scripts.`,
@@ -86,7 +110,7 @@ The password is read without echo from a terminal, or from stdin with
 		cmd.Long = strings.Replace(cmd.Long, "Sign in and save", "Create an owner account, sign in and save", 1)
 	}
 	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
-		email, password, err := a.credentials(email, passwordStdin, signup)
+		addr, password, err := a.credentials(email, passwordStdin, signup)
 		if err != nil {
 			return err
 		}
@@ -96,15 +120,18 @@ The password is read without echo from a terminal, or from stdin with
 		}
 		var res api.AuthResponse
 		if signup {
-			res, err = c.Signup(cmd.Context(), email, password)
+			res, err = c.Signup(cmd.Context(), addr, password)
 		} else {
-			res, err = c.Login(cmd.Context(), email, password)
+			res, err = c.Login(cmd.Context(), addr, password)
 		}
 		if err != nil {
 			return err
 		}
 		p, err := saveSession(session{Server: a.server, Token: res.Token, ExpiresAt: res.ExpiresAt})
 		if err != nil {
+			return err
+		}
+		if err := saveServer(a.server); err != nil {
 			return err
 		}
 		return a.emit(res.Owner, func(t *table) {
@@ -155,8 +182,10 @@ func (a *cli) logoutCommand() *cobra.Command {
 func (a *cli) meCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "me",
-		Short: "Show the signed-in account",
-		Args:  args(),
+		Short: "Show the signed-in account and its server",
+		Long: `Show the signed-in account and the server it is on: --server, else
+TRACELESS_SERVER, else the server of the last login or signup.`,
+		Args: args(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			c, err := a.ownerClient()
 			if err != nil {
@@ -166,9 +195,18 @@ func (a *cli) meCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.emit(o, func(t *table) { ownerDetail(t, o) })
+			return a.emit(meResult{Owner: o, Server: a.server}, func(t *table) {
+				t.row("SERVER", a.server)
+				ownerDetail(t, o)
+			})
 		}),
 	}
+}
+
+// meResult is the output of 'me': the account and the server it is on.
+type meResult struct {
+	api.Owner
+	Server string `json:"server"`
 }
 
 func ownerDetail(t *table, o api.Owner) {

@@ -74,34 +74,9 @@ func (a *cli) adminPlanCommand(update bool) *cobra.Command {
 		var p api.Plan
 		var err error
 		if update {
-			cur, err := findPlan(ctx, c, argv[0])
-			if err != nil {
-				return err
-			}
-			merged := api.PlanInput{Slug: cur.Slug, Name: cur.Name, MaxApps: cur.MaxApps, MaxDevices: cur.MaxDevices,
-				MaxOwnNodes: cur.MaxOwnNodes, PriceCents: cur.PriceCents, Currency: cur.Currency, Retired: cur.Retired,
-				Pools: cur.Pools}
-			fl := cmd.Flags()
-			set := func(name string, apply func()) {
-				if fl.Changed(name) {
-					apply()
-				}
-			}
-			set("slug", func() { merged.Slug = in.Slug })
-			set("name", func() { merged.Name = in.Name })
-			set("max-apps", func() { merged.MaxApps = in.MaxApps })
-			set("max-devices", func() { merged.MaxDevices = in.MaxDevices })
-			set("max-own-nodes", func() { merged.MaxOwnNodes = in.MaxOwnNodes })
-			set("price-cents", func() { merged.PriceCents = in.PriceCents })
-			set("currency", func() { merged.Currency = in.Currency })
-			set("retired", func() { merged.Retired = in.Retired })
-			set("pool", func() { merged.Pools = in.Pools })
-			p, err = c.UpdatePlan(ctx, cur.ID, merged)
+			p, err = updatePlan(ctx, c, argv[0], in, cmd.Flags().Changed)
 		} else {
-			if in.Slug == "" || in.Name == "" {
-				return usagef("--slug and --name are required")
-			}
-			p, err = c.CreatePlan(ctx, in)
+			p, err = createPlan(ctx, c, in)
 		}
 		if err != nil {
 			return err
@@ -119,6 +94,41 @@ func (a *cli) adminPlanCommand(update bool) *cobra.Command {
 	f.BoolVar(&in.Retired, "retired", false, "closed to new owners")
 	f.StringSliceVar(&in.Pools, "pool", nil, "ID of a pool the plan grants (repeat or comma-separate)")
 	return cmd
+}
+
+// createPlan adds the plan in; its slug and name are required.
+func createPlan(ctx context.Context, c *client.Client, in api.PlanInput) (api.Plan, error) {
+	if in.Slug == "" || in.Name == "" {
+		return api.Plan{}, usagef("--slug and --name are required")
+	}
+	return c.CreatePlan(ctx, in)
+}
+
+// updatePlan replaces the plan ref (an ID or slug) with its current fields,
+// overwritten by those of in whose flag changed reports as given.
+func updatePlan(ctx context.Context, c *client.Client, ref string, in api.PlanInput, changed func(flag string) bool) (api.Plan, error) {
+	cur, err := findPlan(ctx, c, ref)
+	if err != nil {
+		return api.Plan{}, err
+	}
+	merged := api.PlanInput{Slug: cur.Slug, Name: cur.Name, MaxApps: cur.MaxApps, MaxDevices: cur.MaxDevices,
+		MaxOwnNodes: cur.MaxOwnNodes, PriceCents: cur.PriceCents, Currency: cur.Currency, Retired: cur.Retired,
+		Pools: cur.Pools}
+	set := func(flag string, apply func()) {
+		if changed(flag) {
+			apply()
+		}
+	}
+	set("slug", func() { merged.Slug = in.Slug })
+	set("name", func() { merged.Name = in.Name })
+	set("max-apps", func() { merged.MaxApps = in.MaxApps })
+	set("max-devices", func() { merged.MaxDevices = in.MaxDevices })
+	set("max-own-nodes", func() { merged.MaxOwnNodes = in.MaxOwnNodes })
+	set("price-cents", func() { merged.PriceCents = in.PriceCents })
+	set("currency", func() { merged.Currency = in.Currency })
+	set("retired", func() { merged.Retired = in.Retired })
+	set("pool", func() { merged.Pools = in.Pools })
+	return c.UpdatePlan(ctx, cur.ID, merged)
 }
 
 func (a *cli) adminPlansDeleteCommand() *cobra.Command {

@@ -32,6 +32,62 @@ func sessionPath() (string, error) {
 	return filepath.Join(dir, "traceless", "token"), nil
 }
 
+// settings is what the CLI remembers between runs besides the session, in
+// <user config dir>/traceless/config.json.
+type settings struct {
+	// Server is the server of the last login or signup: the default of
+	// --server when neither the flag nor TRACELESS_SERVER is given.
+	Server string `json:"server"`
+}
+
+// settingsPath is <user config dir>/traceless/config.json.
+func settingsPath() (string, error) {
+	p, err := sessionPath()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(p), "config.json"), nil
+}
+
+// loadServer returns the remembered server, or "" when there is none.
+func loadServer() (string, error) {
+	p, err := settingsPath()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read settings: %w", err)
+	}
+	var st settings
+	if err := json.Unmarshal(b, &st); err != nil {
+		return "", fmt.Errorf("settings file %s is damaged: remove it, or pass --server", p)
+	}
+	return strings.TrimSpace(st.Server), nil
+}
+
+// saveServer remembers server as the default for later commands.
+func saveServer(server string) error {
+	p, err := settingsPath()
+	if err != nil {
+		return err
+	}
+	if err = configDir(filepath.Dir(p)); err != nil {
+		return err
+	}
+	b, err := json.Marshal(settings{Server: server})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(p, append(b, '\n')); err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	return nil
+}
+
 // sameServer reports whether two server URLs name the same API.
 func sameServer(a, b string) bool {
 	return strings.TrimRight(strings.TrimSpace(a), "/") == strings.TrimRight(strings.TrimSpace(b), "/")
@@ -63,12 +119,8 @@ func saveSession(s session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create config directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return "", fmt.Errorf("restrict config directory: %w", err)
+	if err = configDir(filepath.Dir(p)); err != nil {
+		return "", err
 	}
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -78,6 +130,17 @@ func saveSession(s session) (string, error) {
 		return "", fmt.Errorf("save session: %w", err)
 	}
 	return p, nil
+}
+
+// configDir creates dir with mode 0700, or restricts it to 0700.
+func configDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create config directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("restrict config directory: %w", err)
+	}
+	return nil
 }
 
 // writeFileAtomic writes b to a new 0600 file beside p and renames it over p.
@@ -163,6 +226,9 @@ func (a *cli) terminal() (int, bool) {
 	return int(f.Fd()), true
 }
 
+// errEndOfInput is stdin ending before a line that was asked for.
+var errEndOfInput = errors.New("unexpected end of input")
+
 // readLine reads one line of stdin without its line ending.
 func (a *cli) readLine() (string, error) {
 	if a.lines == nil {
@@ -174,7 +240,7 @@ func (a *cli) readLine() (string, error) {
 	}
 	if err != nil {
 		if err == io.EOF {
-			return "", errors.New("unexpected end of input")
+			return "", errEndOfInput
 		}
 		return "", err
 	}

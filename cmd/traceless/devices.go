@@ -300,6 +300,32 @@ type configResult struct {
 	File     string `json:"file,omitempty"`
 }
 
+// configWithKey puts the private key read from keyFile into conf, after
+// checking that it is the key of the device.
+func configWithKey(ctx context.Context, c *client.Client, deviceID, keyFile, conf string) (string, error) {
+	key, err := readPrivateKey(keyFile)
+	if err != nil {
+		return "", err
+	}
+	d, err := c.Device(ctx, deviceID)
+	if err != nil {
+		return "", err
+	}
+	if key.PublicKey().String() != d.PublicKey {
+		return "", fmt.Errorf("the private key in %s does not belong to device %s", keyFile, deviceID)
+	}
+	return insertPrivateKey(conf, key)
+}
+
+// savedQR writes the QR code of conf to the file p.
+func (a *cli) savedQR(res configResult, p, conf string) error {
+	b, err := qrPNG(conf)
+	if err != nil {
+		return err
+	}
+	return a.saved(res, p, b)
+}
+
 func (a *cli) writeConfig(ctx context.Context, c *client.Client, deviceID, node, keyFile, qrFile, outFile string) error {
 	res := configResult{DeviceID: deviceID, ServerID: node}
 	if keyFile == "" && qrFile != "" {
@@ -314,29 +340,14 @@ func (a *cli) writeConfig(ctx context.Context, c *client.Client, deviceID, node,
 		return err
 	}
 	if keyFile != "" {
-		key, err := readPrivateKey(keyFile)
-		if err != nil {
-			return err
-		}
-		d, err := c.Device(ctx, deviceID)
-		if err != nil {
-			return err
-		}
-		if key.PublicKey().String() != d.PublicKey {
-			return fmt.Errorf("the private key in %s does not belong to device %s", keyFile, deviceID)
-		}
-		if conf, err = insertPrivateKey(conf, key); err != nil {
+		if conf, err = configWithKey(ctx, c, deviceID, keyFile, conf); err != nil {
 			return err
 		}
 		a.note("The config holds the device's private key: keep it secret.")
 	}
 	switch {
 	case qrFile != "":
-		b, err := qrPNG(conf)
-		if err != nil {
-			return err
-		}
-		return a.saved(res, qrFile, b)
+		return a.savedQR(res, qrFile, conf)
 	case outFile != "":
 		return a.saved(res, outFile, []byte(conf))
 	case a.json():

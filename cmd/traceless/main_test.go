@@ -205,7 +205,7 @@ func TestOwnerWalkthrough(t *testing.T) {
 	pub := randomPublic(t)
 	ok(t, "", s, k, "devices", "register", "--public-key", pub)
 	r = cliRun(t, "", s, k, "devices", "register", "--public-key", pub)
-	if r.code != 1 || !strings.Contains(r.stderr, "traceless: conflict: ") {
+	if r.code != 1 || r.stderr != "traceless: conflict: this public key is already registered\n" {
 		t.Fatalf("duplicate: %+v", r)
 	}
 
@@ -348,6 +348,16 @@ func TestAdmin(t *testing.T) {
 	}
 	if r := ok(t, "", s, "admin", "plans", "list"); !strings.Contains(r.stdout, "team") || !strings.Contains(r.stdout, "19.00 EUR") {
 		t.Fatalf("list: %s", r.stdout)
+	}
+	// The server's refusal of an update reaches the exit code and stderr;
+	// nothing is printed as if it had succeeded.
+	r := cliRun(t, "", s, "admin", "plans", "update", "team", "--pool", "Frankfurt")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "traceless: invalid_request: ") || r.stdout != "" {
+		t.Fatalf("update refused by the server: %+v", r)
+	}
+	r = cliRun(t, "", s, "admin", "plans", "update", "team", "--pool", "Frankfurt", "-o", "json")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "traceless: invalid_request: ") || r.stdout != "" {
+		t.Fatalf("update refused by the server, JSON: %+v", r)
 	}
 	ok(t, "", s, "admin", "plans", "delete", "team")
 	if r := cliRun(t, "", s, "admin", "plans", "delete", "team"); r.code != 1 {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -44,10 +43,6 @@ var (
 		deleteNode:  (*client.Client).AdminDeleteNode,
 	}
 )
-
-// agentCredentialFile is where the enrollment command line tells the agent
-// to keep its credential (a tmpfs under systemd's RuntimeDirectory).
-const agentCredentialFile = "/run/traceless/credential"
 
 func (a *cli) poolsCommand(sc scope) *cobra.Command {
 	cmd := &cobra.Command{
@@ -189,8 +184,13 @@ their credentials at once.`,
 // tokenResult is the output of 'pools token'.
 type tokenResult struct {
 	api.EnrollmentToken
-	// Command starts the node agent with the token.
+	// Command starts the node agent with the token, keeping the
+	// credential on disk (api.AgentCredentialFile).
 	Command string `json:"command"`
+	// TmpfsCommand does the same with the credential on a tmpfs
+	// (api.AgentTmpfsCredentialFile): after a reboot the node needs a new
+	// token.
+	TmpfsCommand string `json:"tmpfs_command"`
 }
 
 func (a *cli) poolsTokenCommand(sc scope) *cobra.Command {
@@ -201,7 +201,12 @@ func (a *cli) poolsTokenCommand(sc scope) *cobra.Command {
 		Long: `Issue a one-use token that lets one node join the pool before it expires,
 and print the command that starts the node agent with it. The token is
 shown only this once; the server keeps a hash. Give the node's public
---endpoint (HOST:PORT, what devices dial) to fill it in.`,
+--endpoint (HOST:PORT, what devices dial) to fill it in.
+
+The command passes the token in the agent's environment, not as a flag,
+and keeps the node's credential in ` + api.AgentCredentialFile + `, so the
+node rejoins by itself after a reboot. The second command keeps it on
+the tmpfs /run instead: nothing reaches the disk, but ` + api.AgentTmpfsConsequence + `.`,
 		Args: args("POOL"),
 		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
 			id, err := sc.resolvePool(ctx, c, argv[0])
@@ -212,38 +217,27 @@ shown only this once; the server keeps a hash. Give the node's public
 			if err != nil {
 				return err
 			}
-			res := tokenResult{EnrollmentToken: tok, Command: agentCommand(c.BaseURL(), tok.Token, endpoint)}
-			a.note("The token is shown only this once and works once, until %s. To keep it out of the node's process list,\n"+
-				"set TRACELESS_AGENT_ENROLL_TOKEN instead of --enroll-token.", cell(tok.ExpiresAt))
+			res := tokenResult{EnrollmentToken: tok,
+				Command:      api.EnrollCommand(c.BaseURL(), tok.Token, endpoint, api.AgentCredentialFile),
+				TmpfsCommand: api.EnrollCommand(c.BaseURL(), tok.Token, endpoint, api.AgentTmpfsCredentialFile)}
+			a.note("The token is shown only this once and works once, until %s.", cell(tok.ExpiresAt))
+			if endpoint == "" {
+				a.note("Replace %s with the node's public address that devices dial, or give --endpoint.", api.EndpointPlaceholder)
+			}
 			if a.json() {
 				return a.emit(res, nil)
 			}
-			_, err = fmt.Fprintf(a.stdout, "Enrollment token for pool %s:\n\n  %s\n\nOn the node, start the agent with:\n\n  %s\n",
-				cell(argv[0]), cell(tok.Token), cell(res.Command))
+			_, err = fmt.Fprintf(a.stdout, "Enrollment token for pool %s:\n\n  %s\n\n"+
+				"On the node, start the agent with (the token goes in its environment, out of the process list):\n\n  %s\n\n"+
+				"It keeps its credential in %s and rejoins by itself after a reboot.\n"+
+				"To keep the credential off the disk, on a tmpfs, use instead (%s):\n\n  %s\n",
+				cell(argv[0]), cell(tok.Token), cell(res.Command), api.AgentCredentialFile, api.AgentTmpfsConsequence,
+				cell(res.TmpfsCommand))
 			return err
 		}),
 	}
 	cmd.Flags().StringVar(&endpoint, "endpoint", "", "the node's public HOST:PORT, to fill in the command line")
 	return cmd
-}
-
-// agentCommand is the traceless-agent command line that enrolls a node.
-func agentCommand(server, token, endpoint string) string {
-	ep := "<HOST:PORT>"
-	if endpoint != "" {
-		ep = shellQuote(endpoint)
-	}
-	return strings.Join([]string{"traceless-agent", "--server", shellQuote(server), "--enroll-token", shellQuote(token),
-		"--endpoint", ep, "--credential-file", agentCredentialFile}, " ")
-}
-
-// shellQuote quotes s for a POSIX shell when it holds anything but safe
-// characters.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/[]@%+=,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (a *cli) nodesCommand(sc scope) *cobra.Command {

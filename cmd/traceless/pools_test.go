@@ -95,14 +95,23 @@ func TestOwnerPoolsAndNodes(t *testing.T) {
 	// The token, once, with the agent's command line.
 	r := ok(t, "", s, "pools", "token", "home")
 	token := enrollToken(r.stdout)
-	want := "traceless-agent --server " + url + " --enroll-token " + token +
-		" --endpoint <HOST:PORT> --credential-file /run/traceless/credential"
-	if token == "" || !strings.Contains(r.stdout, want) || !strings.Contains(r.stderr, "only this once") {
-		t.Fatalf("pools token: want %q in\n%s\nstderr %s", want, r.stdout, r.stderr)
+	// The token goes in the agent's environment, not on its command line;
+	// the credential is kept on disk, or on a tmpfs at a stated cost.
+	want := "TRACELESS_AGENT_ENROLL_TOKEN=" + token + " traceless-agent --server " + url +
+		" --endpoint <HOST:PORT> --credential-file /var/lib/traceless-agent/credential.json\n"
+	wantTmpfs := "TRACELESS_AGENT_ENROLL_TOKEN=" + token + " traceless-agent --server " + url +
+		" --endpoint <HOST:PORT> --credential-file /run/traceless-agent/credential.json\n"
+	if token == "" || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, wantTmpfs) ||
+		!strings.Contains(r.stdout, "after a reboot the node needs a new enrollment token") ||
+		strings.Contains(r.stdout, "--enroll-token") || !strings.Contains(r.stderr, "only this once") {
+		t.Fatalf("pools token: want %q and %q in\n%s\nstderr %s", want, wantTmpfs, r.stdout, r.stderr)
 	}
 	tr := decode[tokenResult](t, ok(t, "", s, "pools", "token", pool.ID, "--endpoint", "vpn.example.com:51820", "-o", "json"))
 	if tr.Token == "" || tr.Token == token || tr.PoolID != pool.ID ||
-		tr.Command != "traceless-agent --server "+url+" --enroll-token "+tr.Token+" --endpoint vpn.example.com:51820 --credential-file /run/traceless/credential" {
+		tr.Command != "TRACELESS_AGENT_ENROLL_TOKEN="+tr.Token+" traceless-agent --server "+url+
+			" --endpoint vpn.example.com:51820 --credential-file /var/lib/traceless-agent/credential.json" ||
+		tr.TmpfsCommand != "TRACELESS_AGENT_ENROLL_TOKEN="+tr.Token+" traceless-agent --server "+url+
+			" --endpoint vpn.example.com:51820 --credential-file /run/traceless-agent/credential.json" {
 		t.Fatalf("pools token json: %+v", tr)
 	}
 
@@ -150,7 +159,7 @@ func TestAdminPoolsNodesOwners(t *testing.T) {
 		t.Fatalf("admin pools list: %s", r.stdout)
 	}
 	r := ok(t, "", s, "admin", "pools", "token", "ams")
-	if !strings.Contains(r.stdout, "traceless-agent --server "+url+" --enroll-token tle_") {
+	if !strings.Contains(r.stdout, "TRACELESS_AGENT_ENROLL_TOKEN=tle_") || !strings.Contains(r.stdout, " traceless-agent --server "+url+" ") {
 		t.Fatalf("admin pools token: %s", r.stdout)
 	}
 	tr := decode[tokenResult](t, ok(t, "", s, "admin", "pools", "token", pool.ID, "-o", "json"))

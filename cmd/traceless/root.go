@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/traceless-vpn/traceless/controlplane/client"
+	"github.com/traceless-vpn/traceless/internal/version"
 )
 
 const (
@@ -63,10 +65,12 @@ func (a *cli) rootCommand() *cobra.Command {
 and dedicated pools and nodes as an owner; plans, pools, nodes and owner
 accounts as an operator; and devices through an app API key.
 
-Sign in with 'traceless login' (the session is saved in your user config
-directory) or set TRACELESS_TOKEN. Device and server commands use an app
-API key from TRACELESS_API_KEY or --api-key.`,
-		Version:           client.Version,
+Sign in with 'traceless login' (the session and its server are saved in
+your user config directory) or set TRACELESS_TOKEN. Commands go to
+--server, else TRACELESS_SERVER, else the server of the last login, else
+` + defaultServer + `. Device and server commands use an app API key from
+TRACELESS_API_KEY or --api-key.`,
+		Version:           version.Line("traceless"),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		DisableAutoGenTag: true,
@@ -77,15 +81,15 @@ API key from TRACELESS_API_KEY or --api-key.`,
 			if a.apiKey == "" {
 				a.apiKey = strings.TrimSpace(os.Getenv(envAPIKey))
 			}
+			if err := a.resolveServer(); err != nil {
+				return failure{err}
+			}
 			return nil
 		},
 	}
-	server := os.Getenv(envServer)
-	if server == "" {
-		server = defaultServer
-	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", server, "control plane URL (env "+envServer+")")
+	pf.StringVar(&a.server, "server", "", "control plane URL (env "+envServer+"; default: the server of the last login, else "+defaultServer+")")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&a.apiKey, "api-key", "", "app API key for device and server commands (prefer env "+envAPIKey+": flags show in the process list)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -196,9 +200,28 @@ func (a *cli) report(cmd *cobra.Command, err error) int {
 	return exitError
 }
 
+// resolveServer picks the server when --server is not given:
+// TRACELESS_SERVER, else the one 'traceless login' remembered, else
+// defaultServer.
+func (a *cli) resolveServer() error {
+	if strings.TrimSpace(a.server) != "" {
+		return nil
+	}
+	if env := strings.TrimSpace(os.Getenv(envServer)); env != "" {
+		a.server = env
+		return nil
+	}
+	remembered, err := loadServer()
+	if err != nil {
+		return err
+	}
+	a.server = cmp.Or(remembered, defaultServer)
+	return nil
+}
+
 // newClient returns a client for the --server URL with the given options.
 func (a *cli) newClient(opts ...client.Option) (*client.Client, error) {
-	opts = append([]client.Option{client.WithUserAgent("traceless-cli/" + client.Version)}, opts...)
+	opts = append([]client.Option{client.WithUserAgent("traceless-cli/" + version.String())}, opts...)
 	c, err := client.New(a.server, opts...)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--server: %w", err)}

@@ -126,15 +126,7 @@ func (a *cli) rotateIfDue(ctx context.Context, c *client.Client, deviceID, state
 	}
 	res := rotateResult{DeviceID: deviceID, RotationDays: policy.RotationDays}
 	if !found {
-		// Check the device before remembering anything about it.
-		if _, err := c.Device(ctx, deviceID); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(stateFile), 0o700); err != nil {
-			return fmt.Errorf("create state directory: %w", err)
-		}
-		st = rotationState{DeviceID: deviceID, LastRotated: time.Now().UTC().Truncate(time.Second)}
-		if err := saveRotationState(stateFile, st); err != nil {
+		if st, err = startRotationState(ctx, c, deviceID, stateFile); err != nil {
 			return err
 		}
 		res.Started = true
@@ -143,9 +135,9 @@ func (a *cli) rotateIfDue(ctx context.Context, c *client.Client, deviceID, state
 
 	var kp *keyPair
 	d, rotated, err := c.RotateIfDue(ctx, deviceID, st.LastRotated, func() (string, error) {
-		pub, pair, err := kf.resolve()
+		pub, pair, resolveErr := kf.resolve()
 		kp = pair
-		return pub, err
+		return pub, resolveErr
 	})
 	if err != nil {
 		return err
@@ -166,6 +158,23 @@ func (a *cli) rotateIfDue(ctx context.Context, c *client.Client, deviceID, state
 		return keyErr
 	}
 	return a.emitRotation(res.with(st), stateFile)
+}
+
+// startRotationState checks that the device exists, then creates
+// stateFile with the current time as its last rotation.
+func startRotationState(ctx context.Context, c *client.Client, deviceID, stateFile string) (rotationState, error) {
+	// Check the device before remembering anything about it.
+	if _, err := c.Device(ctx, deviceID); err != nil {
+		return rotationState{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(stateFile), 0o700); err != nil {
+		return rotationState{}, fmt.Errorf("create state directory: %w", err)
+	}
+	st := rotationState{DeviceID: deviceID, LastRotated: time.Now().UTC().Truncate(time.Second)}
+	if err := saveRotationState(stateFile, st); err != nil {
+		return rotationState{}, err
+	}
+	return st, nil
 }
 
 // with fills in the times of st.

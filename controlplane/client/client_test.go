@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -92,6 +93,27 @@ func wantCode(t *testing.T, err error, status int, code string) {
 	}
 }
 
+// wantKeyRegistered fails unless err is the 409 conflict for a public key
+// that a device already has, saying so.
+func wantKeyRegistered(t *testing.T, err error) {
+	t.Helper()
+	wantCode(t, err, http.StatusConflict, api.CodeConflict)
+	var ce *client.Error
+	if errors.As(err, &ce); ce.Message != "this public key is already registered" {
+		t.Fatalf("conflict message %q does not say the key is already registered", ce.Message)
+	}
+}
+
+// hasLine reports whether text has line as one of its lines.
+func hasLine(text, line string) bool {
+	for l := range strings.Lines(text) {
+		if strings.TrimRight(l, "\n") == line {
+			return true
+		}
+	}
+	return false
+}
+
 // owner signs up a fresh owner and returns a client holding its session.
 func owner(t *testing.T, url, email string) *client.Client {
 	t.Helper()
@@ -175,8 +197,8 @@ func TestOwnerAndProvisioning(t *testing.T) {
 
 	p := mustNew(t, url, client.WithAPIKey(key.Key))
 	servers, err := p.Servers(ctx)
-	if err != nil {
-		t.Fatalf("servers: %v", err)
+	if err != nil || len(servers) != 0 {
+		t.Fatalf("servers before any node: %+v, %v", servers, err)
 	}
 
 	pub := randomKey(t)
@@ -189,7 +211,7 @@ func TestOwnerAndProvisioning(t *testing.T) {
 		t.Fatalf("register: %+v", d)
 	}
 	_, err = p.RegisterDevice(ctx, api.DeviceInput{PublicKey: pub})
-	wantCode(t, err, http.StatusConflict, api.CodeConflict)
+	wantKeyRegistered(t, err)
 	_, err = p.RegisterDevice(ctx, api.DeviceInput{PublicKey: "not a key"})
 	wantCode(t, err, http.StatusBadRequest, api.CodeInvalidRequest)
 
@@ -240,6 +262,13 @@ func TestOwnerAndProvisioning(t *testing.T) {
 		t.Fatalf("get device: %+v, %v", got, err)
 	}
 
+	other, err := p.RegisterDevice(ctx, api.DeviceInput{PublicKey: randomKey(t)})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	_, err = p.RotateDevice(ctx, d.ID, other.PublicKey)
+	wantKeyRegistered(t, err)
+
 	newPub := randomKey(t)
 	rot, err := p.RotateDevice(ctx, d.ID, newPub)
 	if err != nil {
@@ -250,18 +279,57 @@ func TestOwnerAndProvisioning(t *testing.T) {
 	}
 
 	t.Run("config", func(t *testing.T) {
-		if len(servers) == 0 {
-			t.Skip("no nodes can be created until the agent API lands")
+		// A dedicated pool of the owner (the pro plan allows own nodes)
+		// with a node enrolled through the agent API, as traceless-agent
+		// does: the device's config then has that node as its peer.
+		pool, err := c.CreatePool(ctx, api.PoolInput{Name: "home", Region: "eu-central", Country: "DE", City: "Berlin"})
+		if err != nil {
+			t.Fatalf("create pool: %v", err)
 		}
-		conf, err := p.DeviceConfig(ctx, d.ID, servers[0].ID)
+		tok, err := c.CreateEnrollmentToken(ctx, pool.ID)
+		if err != nil {
+			t.Fatalf("enrollment token: %v", err)
+		}
+		nodePub := randomKey(t)
+		var node api.EnrollResponse
+		agentCall(t, url, "/agent/v1/enroll", "", api.EnrollRequest{Token: tok.Token, Name: "home-1", PublicKey: nodePub,
+			Endpoint: "192.0.2.10:51820"}, &node)
+
+		servers, err := p.Servers(ctx)
+		if err != nil || len(servers) != 1 || servers[0].ID != node.NodeID || servers[0].PublicKey != nodePub ||
+			servers[0].Endpoint != "192.0.2.10:51820" {
+			t.Fatalf("servers after enrolling %s: %+v, %v", node.NodeID, servers, err)
+		}
+		conf, err := p.DeviceConfig(ctx, d.ID, node.NodeID)
 		if err != nil {
 			t.Fatalf("config: %v", err)
 		}
-		if !strings.Contains(conf, rot.IPv4) || !strings.Contains(conf, rot.IPv6) || !strings.Contains(conf, "PrivateKey = <") {
-			t.Fatalf("config:\n%s", conf)
+		iface, peer, found := strings.Cut(conf, "[Peer]\n")
+		if !found || !strings.Contains(iface, "[Interface]\n") {
+			t.Fatalf("config has no [Interface] then [Peer]:\n%s", conf)
 		}
-		png, err := p.DeviceConfigQR(ctx, d.ID, servers[0].ID)
-		if err != nil || len(png) == 0 {
+		for _, line := range []string{
+			"PrivateKey = <device private key: generated and kept on the device>",
+			"Address = " + rot.IPv4 + "/32, " + rot.IPv6 + "/128",
+		} {
+			if !hasLine(iface, line) {
+				t.Errorf("[Interface] lacks %q:\n%s", line, conf)
+			}
+		}
+		for _, line := range []string{
+			"PublicKey = " + nodePub,
+			"Endpoint = 192.0.2.10:51820",
+			"AllowedIPs = 0.0.0.0/0, ::/0",
+		} {
+			if !hasLine(peer, line) {
+				t.Errorf("[Peer] lacks %q:\n%s", line, conf)
+			}
+		}
+		if strings.Contains(conf, pub) {
+			t.Errorf("config names the device's old key:\n%s", conf)
+		}
+		png, err := p.DeviceConfigQR(ctx, d.ID, node.NodeID)
+		if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
 			t.Fatalf("qr: %d bytes, %v", len(png), err)
 		}
 	})

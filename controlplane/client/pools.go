@@ -45,7 +45,8 @@ func (c *Client) DeletePool(ctx context.Context, poolID string) error {
 
 // CreateEnrollmentToken issues a one-use token that lets one node join the
 // owner's dedicated pool before ExpiresAt. The token is shown only here;
-// pass it to traceless-agent --enroll-token. It is never retried.
+// pass it to traceless-agent in its environment, as api.EnrollCommand
+// does. It is never retried.
 func (c *Client) CreateEnrollmentToken(ctx context.Context, poolID string) (api.EnrollmentToken, error) {
 	return c.enrollmentToken(ctx, ownerPrefix, poolID)
 }
