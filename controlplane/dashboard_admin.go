@@ -290,18 +290,28 @@ func (d *dashboard) handleAdminCreatePool(c echo.Context) error {
 	return redirect(c, pathWithDone("/admin/pools", "pool-created"))
 }
 
-// enrollBody is the page that shows an enrollment token once.
+// enrollBody is the page that shows an enrollment token once, with the
+// commands that start a node with it (api.EnrollCommand, as the CLI
+// prints them): the credential kept on disk, or on a tmpfs.
 type enrollBody struct {
-	Pool      store.Pool
-	Token     string
-	ExpiresAt time.Time
-	Command   string
+	Pool         store.Pool
+	Token        string
+	ExpiresAt    time.Time
+	Command      string
+	TmpfsCommand string
+	// The values the page explains next to the commands.
+	Placeholder, CredentialFile, TmpfsCredentialFile, TmpfsConsequence, TokenEnv string
 }
 
-// agentCommand is the command line that enrolls a node with token.
-func agentCommand(publicURL, token string) string {
-	return "traceless-agent --server " + publicURL + " --enroll-token " + token +
-		" --endpoint <host:port> --credential-file /run/traceless/credential"
+func newEnrollBody(c echo.Context, pool store.Pool, tok string, exp time.Time) enrollBody {
+	return enrollBody{Pool: pool, Token: tok, ExpiresAt: exp,
+		Command:             api.EnrollCommand(publicURL(c), tok, "", api.AgentCredentialFile),
+		TmpfsCommand:        api.EnrollCommand(publicURL(c), tok, "", api.AgentTmpfsCredentialFile),
+		Placeholder:         api.EndpointPlaceholder,
+		CredentialFile:      api.AgentCredentialFile,
+		TmpfsCredentialFile: api.AgentTmpfsCredentialFile,
+		TmpfsConsequence:    api.AgentTmpfsConsequence,
+		TokenEnv:            api.EnrollTokenEnv}
 }
 
 // publicURL is the control plane's address as the browser reached it.
@@ -323,7 +333,7 @@ func (d *dashboard) handleAdminEnrollmentToken(c echo.Context) error {
 		return err
 	}
 	p := d.newPage(c, "Enrollment token", "admin-pools")
-	p.Body = enrollBody{Pool: pool, Token: tok, ExpiresAt: exp, Command: agentCommand(publicURL(c), tok)}
+	p.Body = newEnrollBody(c, pool, tok, exp)
 	return d.render(c, http.StatusCreated, "enroll_token.html", p)
 }
 

@@ -642,8 +642,12 @@ func TestDashboardOperatorFlow(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no token on the page:\n%s", p.Body)
 	}
-	p.mustContain(t, "traceless-agent --server http://example.com --enroll-token "+m[1]+" --endpoint <host:port> --credential-file /run/traceless/credential",
-		"shown only this once")
+	// The commands are api.EnrollCommand's, as the CLI prints them: the
+	// token in the environment, never on the command line.
+	p.mustContain(t, api.EnrollCommand("http://example.com", m[1], "", api.AgentCredentialFile),
+		api.EnrollCommand("http://example.com", m[1], "", api.AgentTmpfsCredentialFile),
+		"TRACELESS_AGENT_ENROLL_TOKEN="+m[1]+" traceless-agent --server http://example.com --endpoint <HOST:PORT> --credential-file /var/lib/traceless-agent/credential.json",
+		api.AgentTmpfsConsequence, "shown only this once").mustNotContain(t, "--enroll-token")
 	var er api.EnrollResponse
 	w.h.Do(request{Method: "POST", Path: "/agent/v1/enroll", Body: api.EnrollRequest{Token: m[1], Name: "paris-a", PublicKey: newWGKey(t), Endpoint: "198.51.100.7:51820"}}).
 		MustStatus(t, 201).MustDecode(t, &er)
