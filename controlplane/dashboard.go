@@ -84,7 +84,7 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 
 	adm := []echo.MiddlewareFunc{d.requireSession, d.requireAdmin}
 	admPost := []echo.MiddlewareFunc{d.requireSession, d.requireAdmin, d.csrf}
-	e.GET("/admin", d.h(d.handleAdminRoot), adm...)
+	e.GET("/admin", d.h(d.handleAdminOverview), adm...)
 	e.GET("/admin/plans", d.h(d.handleAdminPlans), adm...)
 	e.POST("/admin/plans", d.h(d.handleAdminCreatePlan), admPost...)
 	e.GET("/admin/plans/:plan_id", d.h(d.handleAdminPlan), adm...)
@@ -188,7 +188,7 @@ func (d *dashboard) newPage(c echo.Context, title, nav string) *page {
 	p := &page{Title: title, Nav: nav, Errors: map[string]string{}, CSRF: d.s.csrfToken(d.formBinding(c))}
 	if o, ok := c.Get(ctxOwner).(store.Owner); ok {
 		p.Me = &pageUser{ID: o.ID, Email: o.Email, Admin: o.Role == store.RoleAdmin}
-		p.Policy = d.s.policyNoticeFor(o)
+		p.Policy = d.s.policyNoticeFor(c.Request().Context(), o)
 	}
 	p.Flash = flashes[c.QueryParam("done")]
 	return p
@@ -355,10 +355,11 @@ func limitForm(c echo.Context) {
 	}
 }
 
-// handleRoot sends visitors to their apps, or to the sign-in page.
+// handleRoot sends visitors to their landing page (operators to the
+// overview, owners to their apps), or to the sign-in page.
 func (d *dashboard) handleRoot(c echo.Context) error {
-	if _, _, ok := d.session(c); ok {
-		return redirect(c, "/apps")
+	if o, _, ok := d.session(c); ok {
+		return redirect(c, landing(o))
 	}
 	return redirect(c, "/login")
 }

@@ -17,8 +17,6 @@ import (
 
 // Operators' pages: plans, pools and enrollment tokens, nodes, owners.
 
-func (d *dashboard) handleAdminRoot(c echo.Context) error { return redirect(c, "/admin/nodes") }
-
 // planForm is the plan editor's input, as typed.
 type planForm struct {
 	Slug, Name, MaxApps, MaxDevices, MaxOwnNodes, Price, Currency string
@@ -390,10 +388,12 @@ type adminNodesBody struct {
 	Revision int64
 }
 
-func (d *dashboard) handleAdminNodes(c echo.Context) error {
-	nodes, err := d.s.store.ListNodes(c.Request().Context(), "")
+// nodeRows lists the nodes of ownerID's dedicated pools (every node for
+// ""), each with its last report and posture checks.
+func (d *dashboard) nodeRows(ctx context.Context, ownerID string) (adminNodesBody, error) {
+	nodes, err := d.s.store.ListNodes(ctx, ownerID)
 	if err != nil {
-		return err
+		return adminNodesBody{}, err
 	}
 	body := adminNodesBody{Revision: d.s.hub.current()}
 	for _, n := range nodes {
@@ -411,6 +411,14 @@ func (d *dashboard) handleAdminNodes(c echo.Context) error {
 			body.Online++
 		}
 		body.Nodes = append(body.Nodes, row)
+	}
+	return body, nil
+}
+
+func (d *dashboard) handleAdminNodes(c echo.Context) error {
+	body, err := d.nodeRows(c.Request().Context(), "")
+	if err != nil {
+		return err
 	}
 	p := d.newPage(c, "Nodes", "admin-nodes")
 	p.Body = body

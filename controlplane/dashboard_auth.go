@@ -54,7 +54,7 @@ func (d *dashboard) handleLogin(c echo.Context) error {
 		return err
 	}
 	if next == "" {
-		next = "/apps"
+		next = landing(o)
 	}
 	return redirect(c, next)
 }

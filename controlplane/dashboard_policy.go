@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -26,8 +27,16 @@ type policyNotice struct {
 	EffectiveAt string
 }
 
-// policyNoticeFor reports what an owner still has to review, or nil.
-func (s *Server) policyNoticeFor(o store.Owner) *policyNotice {
+// policyNoticeFor reports what an owner still has to review, or nil. The
+// policy is the owners' (what is stored about them, their apps and their
+// users): an operator is asked to accept it only once they own apps.
+func (s *Server) policyNoticeFor(ctx context.Context, o store.Owner) *policyNotice {
+	if o.Role == store.RoleAdmin {
+		apps, err := s.store.ListApps(ctx, o.ID)
+		if err == nil && len(apps) == 0 {
+			return nil
+		}
+	}
 	cur, up := s.policyState(s.now())
 	switch {
 	case o.AcceptedPolicyVersion != cur.Version && (up == nil || o.AcceptedPolicyVersion != up.Version):

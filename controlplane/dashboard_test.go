@@ -77,6 +77,7 @@ func TestDashboardPagesRender(t *testing.T) {
 		{newBrowser(t, w.h), "/signup", []string{"Create an account", "at least 10 characters"}},
 		{w.admin, "/admin/nodes", []string{"node-1", "Online", "Peers", "Applied revision", "9.9.9",
 			"Conntrack accounting off", "Swap off or encrypted", "4 checks fail", "Agent not dumpable"}},
+		{w.admin, "/admin", []string{"Overview", "Needs attention", "Frankfurt", "Plan Free includes no pool", "1 of 1"}},
 		{w.admin, "/admin/pools", []string{"Frankfurt", "eu-central", "Add a node"}},
 		{w.admin, "/admin/plans", []string{"Free", "Pro", "Business", "Retire", "Create a plan"}},
 		{w.admin, "/admin/plans/" + plan, []string{"Edit Pro", "Retired", "Frankfurt"}},
@@ -91,8 +92,8 @@ func TestDashboardPagesRender(t *testing.T) {
 	}
 	// Owners see no operator navigation.
 	w.a.get("/apps").mustNotContain(t, "/admin/nodes")
-	// The admin root sends to the nodes.
-	w.admin.get("/admin").mustRedirect(t, "/admin/nodes")
+	// Operators land on the overview, owners on their apps.
+	w.admin.get("/").mustRedirect(t, "/admin")
 	w.a.get("/").mustRedirect(t, "/apps")
 	newBrowser(t, w.h).get("/").mustRedirect(t, "/login")
 }

@@ -414,8 +414,8 @@ func (w *world) operatorFlow(t *testing.T) {
 
 	tb.open("/login")
 	tb.fill("sign in", "login-email", operatorEmail, "login-password", operatorPassword)
-	tb.submit("sign in", `form[action="/login"]`, http.StatusOK, "/apps")
-	tb.mustSee("Nodes", "Pools", "Plans", "Owners", "Signed in as "+operatorEmail)
+	tb.submit("sign in", `form[action="/login"]`, http.StatusOK, "/admin")
+	tb.mustSee("Overview", "Needs attention", "There is no shared pool yet", "Nodes", "Pools", "Plans", "Owners", "Signed in as "+operatorEmail)
 
 	tb.open("/admin/nodes")
 	tb.mustSee("No nodes yet")
@@ -446,7 +446,7 @@ func (w *world) operatorFlow(t *testing.T) {
 	if !regexp.MustCompile(`^tle_[A-Za-z0-9_-]{43}$`).MatchString(token) {
 		t.Fatalf("token %q", token)
 	}
-	want := "traceless-agent --server " + w.base + " --enroll-token " + token + " --endpoint <host:port> --credential-file /run/traceless/credential"
+	want := api.EnrollCommand(w.base, token, "", api.AgentCredentialFile)
 	if command != want {
 		t.Errorf("agent command:\n got %s\nwant %s", command, want)
 	}
