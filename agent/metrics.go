@@ -46,3 +46,14 @@ func newMetrics() *metrics {
 func (a *Agent) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{})
 }
+
+// RegisterMetrics adds collectors to the metrics MetricsHandler serves,
+// such as the binary's traceless_build_info.
+func (a *Agent) RegisterMetrics(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := a.metrics.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/traceless-vpn/traceless/store"
@@ -71,6 +72,9 @@ type Options struct {
 	// Alerts configures node health alerts: SMTP for email, check and
 	// retry intervals (see AlertOptions).
 	Alerts AlertOptions
+	// Collectors are added to the metrics /metrics serves, such as the
+	// binary's traceless_build_info.
+	Collectors []prometheus.Collector
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -193,6 +197,13 @@ func New(opts Options) (*Server, error) {
 	go func() { defer bg.Done(); s.alerts.run(ctx) }()
 	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
+	for _, c := range opts.Collectors {
+		if err := s.metrics.reg.Register(c); err != nil {
+			cancel()
+			<-s.done
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
 	s.echo = s.newEcho()
 	return s, nil
 }

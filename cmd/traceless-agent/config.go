@@ -2,11 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,143 +15,158 @@ import (
 	"github.com/traceless-vpn/traceless/internal/config"
 )
 
-// Config is every setting of traceless-agent. Each has a config-file key,
-// a flag and a TRACELESS_AGENT_* environment variable; flags win over the
-// environment, which wins over the file, which wins over the defaults.
+// Config is every setting of traceless-agent as written: in a config
+// file, the environment or flags. Its table (Config.table) names each
+// setting's key, flag, environment variable, default and help once;
+// Options turns it into the typed options the program runs with.
 type Config struct {
 	// Servers are the control-plane URLs, tried in order with failover.
-	Servers     []string `yaml:"servers" toml:"servers"`
-	EnrollToken string   `yaml:"enroll_token" toml:"enroll_token"`
+	Servers     []string
+	EnrollToken string
 	// CredentialFile is the agent's only state: node credential and
 	// WireGuard private key (JSON, mode 0600). Keep it in a directory of
 	// its own; the posture check fails if anything else is there.
-	CredentialFile string `yaml:"credential_file" toml:"credential_file"`
+	CredentialFile string
 	// Name is the node's name at enrollment (the host name when empty).
-	Name       string `yaml:"name" toml:"name"`
-	Interface  string `yaml:"interface" toml:"interface"`
-	ListenPort int    `yaml:"listen_port" toml:"listen_port"`
+	Name       string
+	Interface  string
+	ListenPort int
 	// Endpoint is the host:port clients dial, sent at enrollment.
-	Endpoint string `yaml:"endpoint" toml:"endpoint"`
-	Backend  string `yaml:"backend" toml:"backend"`
+	Endpoint string
+	Backend  string
 	// MTU applies when the control plane's tunnel sets none.
-	MTU        int      `yaml:"mtu" toml:"mtu"`
-	ScrubAfter Duration `yaml:"scrub_after" toml:"scrub_after"`
+	MTU        int
+	ScrubAfter Duration
 	// AllowShortScrub permits scrub_after below 130 s, which cuts active
 	// sessions (they re-handshake every 120 s); for tests, or for nodes
 	// whose operators accept that.
-	AllowShortScrub bool `yaml:"allow_short_scrub" toml:"allow_short_scrub"`
+	AllowShortScrub bool
 	// UserspaceHolder keeps a userspace device in a detached process of its
 	// own, so tunnels survive agent restarts as with the kernel module.
-	UserspaceHolder bool     `yaml:"userspace_holder" toml:"userspace_holder"`
-	ScrubInterval   Duration `yaml:"scrub_interval" toml:"scrub_interval"`
-	NATEgress       string   `yaml:"nat_egress" toml:"nat_egress"`
+	UserspaceHolder bool
+	ScrubInterval   Duration
+	NATEgress       string
 	// MetricsListen is the local Prometheus listener; "" turns it off.
-	MetricsListen  string `yaml:"metrics_listen" toml:"metrics_listen"`
-	Harden         bool   `yaml:"harden" toml:"harden"`
-	RequirePosture bool   `yaml:"require_posture" toml:"require_posture"`
-	LogLevel       string `yaml:"log_level" toml:"log_level"`
+	MetricsListen  string
+	Harden         bool
+	RequirePosture bool
+	LogLevel       string
 }
 
 // Duration is a time.Duration written as "12h" in config files.
 type Duration = config.Duration
 
-// DefaultConfig returns the settings used when nothing is configured.
+// table is the one description of every setting: its file key (the flag
+// and the TRACELESS_AGENT_* variable derive from it), the field it fills,
+// its default and its help. README's agent settings table is checked
+// against it (TestREADMESettingsTable).
+func (c *Config) table() *config.Table {
+	return &config.Table{Program: "traceless-agent", EnvPrefix: "TRACELESS_AGENT_", Settings: []config.Setting{
+		// The file key is plural, the flag and variable singular, as both
+		// take a comma-separated list.
+		{Key: "servers", Flag: "server", Value: config.List(&c.Servers), Arg: "URL,…",
+			Usage: "control-plane URLs, tried in order with failover (required)"},
+		{Key: "enroll_token", Value: config.String(&c.EnrollToken), Arg: "TOKEN",
+			Usage: "one-use enrollment token for the first start (prefer the environment)"},
+		{Key: "credential_file", Value: config.String(&c.CredentialFile), Default: "/var/lib/traceless-agent/credential.json", Arg: "FILE",
+			Usage: "the agent's only state: node credential and WireGuard key (mode 0600)"},
+		{Key: "name", Value: config.String(&c.Name), Unset: "the host name", Arg: "NAME",
+			Usage: "node name sent at enrollment"},
+		{Key: "interface", Value: config.String(&c.Interface), Default: "tl0", Arg: "NAME",
+			Usage: "WireGuard interface name"},
+		{Key: "listen_port", Value: config.Int(&c.ListenPort), Default: "51820", Arg: "PORT",
+			Usage: "WireGuard UDP port"},
+		{Key: "endpoint", Value: config.String(&c.Endpoint), Arg: "HOST:PORT",
+			Usage: "what clients dial, sent at enrollment (required with an enrollment token)"},
+		{Key: "backend", Value: config.String(&c.Backend), Default: "auto", Arg: "NAME",
+			Usage: "WireGuard backend: auto, kernel or userspace"},
+		{Key: "mtu", Value: config.Int(&c.MTU), Default: "1420", Arg: "N",
+			Usage: "interface MTU when the control plane sets none"},
+		{Key: "scrub_after", Value: config.Dur(&c.ScrubAfter), Default: "3m", Arg: "DURATION",
+			Usage: "idle time after which a peer's endpoint, handshake time and counters are forgotten (130s–24h)"},
+		{Key: "allow_short_scrub", Value: config.Bool(&c.AllowShortScrub), Default: "false",
+			Usage: "permit --scrub-after below 130s (cuts active sessions; for tests)"},
+		{Key: "userspace_holder", Value: config.Bool(&c.UserspaceHolder), Default: "true",
+			Usage: "run a userspace device in a detached process so tunnels survive agent restarts"},
+		{Key: "scrub_interval", Value: config.Dur(&c.ScrubInterval), Default: "5s", Arg: "DURATION",
+			Usage: "how often the scrubber looks for idle peers (1s–5m)"},
+		{Key: "nat_egress", Value: config.String(&c.NATEgress), Unset: "no NAT", Arg: "IFACE",
+			Usage: "masquerade tunnel traffic leaving through this interface"},
+		{Key: "metrics_listen", Value: config.String(&c.MetricsListen), Default: "127.0.0.1:9586", Arg: "HOST:PORT",
+			Usage: `local address for Prometheus metrics ("" turns them off)`},
+		{Key: "harden", Value: config.Bool(&c.Harden), Default: "true",
+			Usage: "turn conntrack accounting and timestamps off"},
+		{Key: "require_posture", Value: config.Bool(&c.RequirePosture), Default: "false",
+			Usage: "refuse to start when a privacy posture check fails"},
+		{Key: "log_level", Value: config.String(&c.LogLevel), Default: "info", Arg: "LEVEL",
+			Usage: "debug, info, warn or error"},
+	}}
+}
+
+// DefaultConfig returns the settings used when nothing is configured: the
+// table's defaults.
 func DefaultConfig() Config {
-	return Config{
-		CredentialFile:  "/var/lib/traceless-agent/credential.json",
-		Interface:       "tl0",
-		ListenPort:      51820,
-		Backend:         "auto",
-		MTU:             1420,
-		ScrubAfter:      Duration(180 * time.Second),
-		ScrubInterval:   Duration(5 * time.Second),
-		MetricsListen:   "127.0.0.1:9586",
-		Harden:          true,
-		UserspaceHolder: true,
-		LogLevel:        "info",
+	var c Config
+	if err := c.table().SetDefaults(); err != nil {
+		panic(err) // a default in the table does not parse; TestDefaultConfig fails
 	}
+	return c
 }
 
 // ParseConfig reads a YAML or TOML config file into c. Unknown keys are
 // errors, so a typo does not silently fall back to a default.
-func ParseConfig(r io.Reader, format string, c *Config) error { return config.Parse(r, format, c) }
+func ParseConfig(r io.Reader, format string, c *Config) error { return c.table().ParseFile(r, format) }
 
-// setting ties one Config field to its flag and environment variable.
-type setting = config.Setting
-
-func (c *Config) settings() []setting {
-	var out []setting
-	add := func(name, usage string, set func(string) error) {
-		env := "TRACELESS_AGENT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		out = append(out, setting{Name: name, Env: env, Usage: usage, Set: set})
-	}
-	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	num := func(p *int) func(string) error {
-		return func(v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%q is not a number", v)
-			}
-			*p = n
-			return nil
-		}
-	}
-	dur := func(p *Duration) func(string) error {
-		return func(v string) error { return p.UnmarshalText([]byte(v)) }
-	}
-	boolean := func(p *bool) func(string) error {
-		return func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
-			}
-			*p = b
-			return nil
-		}
-	}
-	add("server", "control-plane URL[,URL…], tried in order with failover", func(v string) error {
-		c.Servers = nil
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				c.Servers = append(c.Servers, s)
-			}
-		}
-		return nil
-	})
-	add("enroll-token", "one-use enrollment token for the first start (prefer the environment)", str(&c.EnrollToken))
-	add("credential-file", "the agent's only state: node credential and WireGuard key (mode 0600)", str(&c.CredentialFile))
-	add("name", "node name sent at enrollment (default: the host name)", str(&c.Name))
-	add("interface", "WireGuard interface name", str(&c.Interface))
-	add("listen-port", "WireGuard UDP port", num(&c.ListenPort))
-	add("endpoint", "HOST:PORT clients dial, sent at enrollment", str(&c.Endpoint))
-	add("backend", "WireGuard backend: auto, kernel or userspace", str(&c.Backend))
-	add("mtu", "interface MTU when the control plane sets none", num(&c.MTU))
-	add("scrub-after", "idle time after which a peer's endpoint, handshake time and counters are forgotten", dur(&c.ScrubAfter))
-	add("allow-short-scrub", "permit --scrub-after below 130s (cuts active sessions; for tests)", boolean(&c.AllowShortScrub))
-	out[len(out)-1].IsBool = true
-	add("userspace-holder", "run a userspace device in a detached process so tunnels survive agent restarts", boolean(&c.UserspaceHolder))
-	out[len(out)-1].IsBool = true
-	add("scrub-interval", "how often the scrubber looks for idle peers", dur(&c.ScrubInterval))
-	add("nat-egress", "masquerade tunnel traffic leaving through this interface", str(&c.NATEgress))
-	add("metrics-listen", `local address for Prometheus metrics ("" turns them off)`, str(&c.MetricsListen))
-	add("harden", "turn conntrack accounting and timestamps off", boolean(&c.Harden))
-	out[len(out)-1].IsBool = true
-	add("require-posture", "refuse to start when a privacy posture check fails", boolean(&c.RequirePosture))
-	out[len(out)-1].IsBool = true
-	add("log-level", "debug, info, warn or error", str(&c.LogLevel))
-	return out
+// Options are the settings parsed and checked, in the types the program
+// uses. Config.Options makes them; nothing parses a setting twice.
+type Options struct {
+	Servers                   []string
+	EnrollToken               string
+	CredentialFile            string
+	Name                      string // the host name when not set
+	Interface                 string
+	ListenPort                int
+	Endpoint                  string
+	Backend                   string
+	MTU                       int
+	ScrubAfter, ScrubInterval time.Duration
+	UserspaceHolder           bool
+	NATEgress                 string
+	MetricsListen             string // "": no metrics listener
+	Harden, RequirePosture    bool
+	LogLevel                  slog.Level
 }
-
-// ApplyEnv overrides c from the environment.
-func (c *Config) ApplyEnv(getenv func(string) string) error {
-	return config.ApplyEnv(c.settings(), getenv)
-}
-
-// RegisterFlags adds a flag per setting.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) { config.RegisterFlags(fs, c.settings()) }
 
 // Validate checks every setting and names the first bad one.
 func (c *Config) Validate() error {
+	_, err := c.Options()
+	return err
+}
+
+// Options checks every setting, naming the first bad one, and returns
+// them parsed.
+func (c *Config) Options() (*Options, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	o := &Options{
+		Servers: c.Servers, EnrollToken: c.EnrollToken, CredentialFile: c.CredentialFile, Name: c.Name,
+		Interface: c.Interface, ListenPort: c.ListenPort, Endpoint: c.Endpoint, Backend: c.Backend, MTU: c.MTU,
+		ScrubAfter: time.Duration(c.ScrubAfter), ScrubInterval: time.Duration(c.ScrubInterval),
+		UserspaceHolder: c.UserspaceHolder, NATEgress: c.NATEgress, MetricsListen: c.MetricsListen,
+		Harden: c.Harden, RequirePosture: c.RequirePosture,
+	}
+	if o.Name == "" {
+		o.Name, _ = os.Hostname()
+	}
+	if err := o.LogLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	return o, nil
+}
+
+// check validates each setting on its own terms.
+func (c *Config) check() error {
 	if len(c.Servers) == 0 {
 		return errors.New("servers: at least one control-plane URL is required (--server)")
 	}
@@ -169,6 +185,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ListenPort < 1 || c.ListenPort > 65535 {
 		return fmt.Errorf("listen_port: %d is outside 1..65535", c.ListenPort)
+	}
+	if c.EnrollToken != "" && c.Endpoint == "" {
+		// Without it the control plane refuses the enrollment, after the
+		// token has travelled; say so before any request.
+		return errors.New("endpoint: --endpoint HOST:PORT (TRACELESS_AGENT_ENDPOINT), the address clients dial, is required to enroll")
 	}
 	if c.Endpoint != "" {
 		host, port, err := net.SplitHostPort(c.Endpoint)

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -66,9 +65,9 @@ func TestExampleConfigs(t *testing.T) {
 			if err := got.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
 			}
-			rt := reflect.TypeOf(Config{})
-			for i := range rt.NumField() {
-				key := rt.Field(i).Tag.Get(tc.format)
+			var c Config
+			for _, s := range c.table().Settings {
+				key := s.Key
 				if !strings.Contains(string(b), "\n"+key+":") && !strings.Contains(string(b), "\n"+key+" =") {
 					t.Errorf("example lacks %q", key)
 				}
@@ -97,6 +96,7 @@ func TestParseFlagsPrecedence(t *testing.T) {
 		"TRACELESS_AGENT_SERVER":       "https://env1.example.com, https://env2.example.com",
 		"TRACELESS_AGENT_ENROLL_TOKEN": "tle_fromenv",
 		"TRACELESS_AGENT_HARDEN":       "false",
+		"TRACELESS_AGENT_ENDPOINT":     "vpn.example.com:51820",
 	}
 	m := NewMain(&strings.Builder{}, &strings.Builder{})
 	err := m.ParseFlags([]string{"--listen-port", "3333", "--nat-egress", "eth1", "--require-posture", "--scrub-after", "4m"},
@@ -109,6 +109,7 @@ func TestParseFlagsPrecedence(t *testing.T) {
 	want.Interface = "wgfile"
 	want.ListenPort = 3333
 	want.EnrollToken = "tle_fromenv"
+	want.Endpoint = "vpn.example.com:51820"
 	want.Harden = false
 	want.NATEgress = "eth1"
 	want.RequirePosture = true

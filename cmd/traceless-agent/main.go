@@ -20,12 +20,12 @@ import (
 
 	"github.com/traceless-vpn/traceless/agent"
 	"github.com/traceless-vpn/traceless/agent/wg"
-
 	"github.com/traceless-vpn/traceless/internal/config"
+	"github.com/traceless-vpn/traceless/internal/version"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// program is the command's name in messages, help and metrics.
+const program = "traceless-agent"
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == wg.HolderCommand {
@@ -40,19 +40,19 @@ func main() {
 	defer stop()
 	m := NewMain(os.Stdout, os.Stderr)
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrVersion) {
 			os.Exit(0)
 		}
-		fmt.Fprintln(os.Stderr, "traceless-agent:", err)
+		fmt.Fprintln(os.Stderr, program+":", err)
 		os.Exit(2)
 	}
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "traceless-agent:", err)
+		fmt.Fprintln(os.Stderr, program+":", err)
 		os.Exit(1)
 	}
 	<-ctx.Done()
 	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "traceless-agent:", err)
+		fmt.Fprintln(os.Stderr, program+":", err)
 		os.Exit(1)
 	}
 }
@@ -62,6 +62,7 @@ type Main struct {
 	Config Config
 	stdout io.Writer
 	stderr io.Writer
+	opts   *Options // Config parsed by ParseFlags
 
 	// openInterface opens the WireGuard interface; tests swap in the fake
 	// backend.
@@ -83,14 +84,21 @@ func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{Config: DefaultConfig(), stdout: stdout, stderr: stderr, openInterface: wg.Open}
 }
 
-// ParseFlags loads the config file, then the environment, then flags.
+// ParseFlags loads the defaults, the config file, the environment and the
+// flags, in that order, and parses the result into the options Run uses.
+// --version prints the version to stdout and returns config.ErrVersion;
+// -h prints the help and returns flag.ErrHelp.
 func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	scratch := DefaultConfig()
-	if err := config.Load("traceless-agent", args, getenv, m.stderr, "TRACELESS_AGENT_CONFIG", m.Config.settings(), scratch.settings(),
-		func(r io.Reader, format string) error { return ParseConfig(r, format, &m.Config) }); err != nil {
+	m.Config = Config{}
+	err := m.Config.table().Load(args, getenv, m.stderr)
+	if errors.Is(err, config.ErrVersion) {
+		fmt.Fprintln(m.stdout, version.Line(program))
+	}
+	if err != nil {
 		return err
 	}
-	return m.Config.Validate()
+	m.opts, err = m.Config.Options()
+	return err
 }
 
 // Run starts the agent: hardening and posture, enrollment or the
@@ -98,25 +106,29 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 // background (and the metrics listener is up), or with the reason it
 // cannot start. Close stops it.
 func (m *Main) Run(ctx context.Context) error {
-	c := m.Config
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.LogLevel))
-	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: level}))
-	name := c.Name
-	if name == "" {
-		name, _ = os.Hostname()
+	if m.opts == nil {
+		o, err := m.Config.Options()
+		if err != nil {
+			return err
+		}
+		m.opts = o
 	}
+	o := m.opts
+	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
 	a, err := agent.New(agent.Options{
-		Servers: c.Servers, EnrollToken: c.EnrollToken, CredentialFile: c.CredentialFile, Name: name,
-		NodeEndpoint: c.Endpoint, ListenPort: c.ListenPort, MTU: c.MTU, NATEgress: c.NATEgress,
-		Harden: c.Harden, RequirePosture: c.RequirePosture,
-		ScrubAfter: time.Duration(c.ScrubAfter), ScrubTick: time.Duration(c.ScrubInterval), Version: version,
+		Servers: o.Servers, EnrollToken: o.EnrollToken, CredentialFile: o.CredentialFile, Name: o.Name,
+		NodeEndpoint: o.Endpoint, ListenPort: o.ListenPort, MTU: o.MTU, NATEgress: o.NATEgress,
+		Harden: o.Harden, RequirePosture: o.RequirePosture,
+		ScrubAfter: o.ScrubAfter, ScrubTick: o.ScrubInterval, Version: version.String(),
 		Open: func() (*wg.Interface, error) {
-			return m.openInterface(wg.Config{Name: c.Interface, Backend: c.Backend, MTU: c.MTU, Holder: c.UserspaceHolder})
+			return m.openInterface(wg.Config{Name: o.Interface, Backend: o.Backend, MTU: o.MTU, Holder: o.UserspaceHolder})
 		},
 		Host: m.host, Logger: logger,
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.RegisterMetrics(version.Collector(program)); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -124,8 +136,8 @@ func (m *Main) Run(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	if c.MetricsListen != "" {
-		ln, err := net.Listen("tcp", c.MetricsListen)
+	if o.MetricsListen != "" {
+		ln, err := net.Listen("tcp", o.MetricsListen)
 		if err != nil {
 			cancel()
 			a.Close()

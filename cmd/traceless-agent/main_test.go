@@ -20,6 +20,7 @@ import (
 	"github.com/traceless-vpn/traceless/agent"
 	"github.com/traceless-vpn/traceless/agent/wg"
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/internal/version"
 )
 
 // syncBuffer is a goroutine-safe buffer for the program's output.
@@ -160,7 +161,8 @@ func TestMainRun(t *testing.T) {
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if !strings.Contains(string(body), "traceless_agent_peers 2") {
+		if !strings.Contains(string(body), "traceless_agent_peers 2") || !strings.Contains(string(body), `traceless_build_info{goversion=`) ||
+			!strings.Contains(string(body), `program="traceless-agent",version="`+version.String()+`"} 1`) {
 			t.Errorf("metrics:\n%s", body)
 		}
 		if err := m.Close(); err != nil {

@@ -275,7 +275,7 @@ func TestParseFlagsSettings(t *testing.T) {
 	if diff := cmp.Diff([]string{"10.0.0.0/8", "192.168.0.0/16"}, c.TrustedProxies); diff != "" {
 		t.Errorf("trusted proxies (-want +got):\n%s", diff)
 	}
-	if got := c.baseURL("127.0.0.1:1"); got != "https://vpn.example.com" {
+	if got := m.opts.baseURL("127.0.0.1:1"); got != "https://vpn.example.com" {
 		t.Errorf("baseURL = %q", got)
 	}
 	m = NewMain(&syncBuffer{}, &syncBuffer{})

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
+	"flag"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/traceless-vpn/traceless/controlplane"
+	"github.com/traceless-vpn/traceless/internal/config"
 )
 
 // configsDir holds the example configs, the systemd unit and the compose file.
@@ -25,9 +27,9 @@ const configsDir = "../../configs"
 // parse, validate, list every setting, and show the defaults they claim to.
 func TestExampleConfigs(t *testing.T) {
 	var want []string
-	rt := reflect.TypeOf(Config{})
-	for i := 0; i < rt.NumField(); i++ {
-		want = append(want, rt.Field(i).Tag.Get("yaml"))
+	var c0 Config
+	for _, s := range c0.table().Settings {
+		want = append(want, s.Key)
 	}
 	sort.Strings(want)
 
@@ -89,9 +91,10 @@ var envName = regexp.MustCompile(`\bTRACELESS_[A-Z0-9_]+\b`)
 // set environment variables the server reads.
 func TestExampleEnvNames(t *testing.T) {
 	c := DefaultConfig()
-	known := map[string]bool{"TRACELESS_CONFIG": true}
-	for _, s := range c.settings() {
-		known[s.Env] = true
+	tab := c.table()
+	known := map[string]bool{tab.ConfigEnv(): true}
+	for _, s := range tab.Settings {
+		known[tab.Env(s)] = true
 	}
 	for _, name := range []string{"traceless-server.service", "docker-compose.example.yml"} {
 		f, err := os.Open(filepath.Join(configsDir, name))
@@ -118,22 +121,36 @@ func TestExampleEnvNames(t *testing.T) {
 	}
 }
 
-// TestREADMEListsSettings checks that README.md's configuration table
-// names every setting's file key, flag and environment variable.
-func TestREADMEListsSettings(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+// TestREADMESettingsTable checks README.md's configuration table against
+// the settings table: one row per setting, in any order, with its file key,
+// flag, environment variable and default (backquotes aside), and no row
+// for a setting that does not exist.
+func TestREADMESettingsTable(t *testing.T) {
+	var c Config
+	checkREADMETable(t, "../../README.md", "## Configuration", c.table())
+}
+
+// TestHelpShowsSettings checks that --help names every setting's flag,
+// default and environment variable.
+func TestHelpShowsSettings(t *testing.T) {
+	stderr := &syncBuffer{}
+	m := NewMain(&syncBuffer{}, stderr)
+	if err := m.ParseFlags([]string{"--help"}, envMap(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
 	}
-	readme := string(b)
-	c := DefaultConfig()
-	for _, st := range c.settings() {
-		key := strings.ReplaceAll(st.Name, "-", "_")
-		for _, want := range []string{"`" + key + "`", "`--" + st.Name + "`", "`" + st.Env + "`"} {
-			if !strings.Contains(readme, want) {
-				t.Errorf("README.md does not mention %s (setting %s)", want, st.Name)
-			}
+	var c Config
+	tab := c.table()
+	for _, s := range tab.Settings {
+		want := "env " + tab.Env(s) + "; file key " + s.Key
+		if d := s.DefaultText(); d != "" {
+			want = "default: " + d + "; " + want
 		}
+		if !strings.Contains(stderr.String(), "--"+s.FlagName()) || !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks --%s with %q", s.FlagName(), want)
+		}
+	}
+	if !strings.Contains(stderr.String(), "--version") {
+		t.Error("help lacks --version")
 	}
 }
 
@@ -181,5 +198,18 @@ func TestExampleComposeParses(t *testing.T) {
 	}
 	if !strings.HasPrefix(svc.Environment["TRACELESS_DB"], "sqlite://") {
 		t.Errorf("compose TRACELESS_DB = %q, want the SQLite default", svc.Environment["TRACELESS_DB"])
+	}
+}
+
+// checkREADMETable fails for every difference between README.md's table
+// after heading and tab.
+func checkREADMETable(t *testing.T, readme, heading string, tab *config.Table) {
+	t.Helper()
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tab.CheckDocTable(string(b), heading) {
+		t.Errorf("README.md: %s", p)
 	}
 }

@@ -13,41 +13,43 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/traceless-vpn/traceless/controlplane"
-	"github.com/traceless-vpn/traceless/store"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/traceless-vpn/traceless/controlplane"
 	"github.com/traceless-vpn/traceless/internal/config"
+	"github.com/traceless-vpn/traceless/internal/version"
+	"github.com/traceless-vpn/traceless/store"
 )
 
 var randReader io.Reader = rand.Reader
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// program is the command's name in messages, help and metrics.
+const program = "traceless-server"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain(os.Stdout, os.Stderr)
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrVersion) {
 			os.Exit(0)
 		}
-		fmt.Fprintln(os.Stderr, "traceless-server:", err)
+		fmt.Fprintln(os.Stderr, program+":", err)
 		os.Exit(2)
 	}
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "traceless-server:", err)
+		fmt.Fprintln(os.Stderr, program+":", err)
+		m.Close()
 		os.Exit(1)
 	}
 	<-ctx.Done()
 	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "traceless-server:", err)
+		fmt.Fprintln(os.Stderr, program+":", err)
 		os.Exit(1)
 	}
 }
@@ -58,6 +60,7 @@ type Main struct {
 	stdout io.Writer
 	stderr io.Writer
 
+	opts  *Options // Config parsed by ParseFlags
 	store *store.Store
 	srv   *controlplane.Server
 	http  *http.Server
@@ -70,72 +73,64 @@ func NewMain(stdout, stderr io.Writer) *Main {
 	return &Main{Config: DefaultConfig(), stdout: stdout, stderr: stderr}
 }
 
-// ParseFlags loads the config file, then the environment, then flags.
+// ParseFlags loads the defaults, the config file, the environment and the
+// flags, in that order, and parses the result into the options Run uses.
+// --version prints the version to stdout and returns config.ErrVersion;
+// -h prints the help and returns flag.ErrHelp.
 func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	scratch := DefaultConfig()
-	if err := config.Load("traceless-server", args, getenv, m.stderr, "TRACELESS_CONFIG", m.Config.settings(), scratch.settings(),
-		func(r io.Reader, format string) error { return ParseConfig(r, format, &m.Config) }); err != nil {
+	m.Config = Config{}
+	err := m.Config.table().Load(args, getenv, m.stderr)
+	if errors.Is(err, config.ErrVersion) {
+		fmt.Fprintln(m.stdout, version.Line(program))
+	}
+	if err != nil {
 		return err
 	}
-	return m.Config.Validate()
+	m.opts, err = m.Config.Options()
+	return err
 }
 
 // Run opens the store, prepares a new database, and starts serving. It
 // returns once the listener is up; Close shuts down.
 func (m *Main) Run(ctx context.Context) error {
-	c := m.Config
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.LogLevel))
-	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: level}))
-
-	dbCfg, err := store.ParseDSN(c.DB)
-	if err != nil {
-		return fmt.Errorf("db: %w", err)
-	}
-	dbCfg.TunnelIPv4, dbCfg.TunnelIPv6 = netip.MustParsePrefix(c.TunnelIPv4), netip.MustParsePrefix(c.TunnelIPv6)
-	var policies []controlplane.PolicyVersion
-	if c.PolicyFile != "" {
-		f, err := os.Open(c.PolicyFile)
-		if err != nil {
-			return fmt.Errorf("policy_file: %w", err)
-		}
-		policies, err = controlplane.LoadPolicies(f)
-		f.Close()
+	if m.opts == nil {
+		o, err := m.Config.Options()
 		if err != nil {
 			return err
 		}
+		m.opts = o
 	}
-	st, err := store.Open(ctx, dbCfg)
+	o := m.opts
+	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
+
+	st, err := store.Open(ctx, o.Store)
 	if err != nil {
 		return err
 	}
 	m.store = st
-	key, err := loadSessionKey(c.SessionKeyFile)
+	key, err := loadSessionKey(o.SessionKeyFile)
 	if err != nil {
 		return err
 	}
-	nets, _ := c.trustedNets()
 	srv, err := controlplane.New(controlplane.Options{
-		Store: st, Logger: logger, SessionKey: key, SessionTTL: time.Duration(c.SessionTTL),
-		SecureCookies: c.SecureCookies || c.TLSCert != "", TrustedProxies: nets, Version: version,
-		ClientDNS: c.ClientDNS, KeyRate: c.KeyRate, TunnelMTU: c.TunnelMTU,
-		Policies: policies, PolicyNotice: time.Duration(c.PolicyNotice),
-		Alerts: controlplane.AlertOptions{
-			SMTP:    controlplane.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword},
-			SyncLag: time.Duration(c.AlertSyncLag),
-		},
+		Store: st, Logger: logger, SessionKey: key, SessionTTL: o.SessionTTL,
+		SecureCookies: o.SecureCookies, TrustedProxies: o.TrustedProxies, Version: version.String(),
+		ClientDNS: o.ClientDNS, KeyRate: o.KeyRate, TunnelMTU: o.TunnelMTU,
+		Policies: o.Policies, PolicyNotice: o.PolicyNotice,
+		Alerts:     controlplane.AlertOptions{SMTP: o.SMTP, SyncLag: o.AlertSyncLag},
+		Collectors: []prometheus.Collector{version.Collector(program)},
 	})
 	if err != nil {
 		return err
 	}
 	m.srv = srv
 
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.ln = ln
-	msg, err := srv.Bootstrap(ctx, c.AdminEmail, c.AdminPassword, c.baseURL(ln.Addr().String()))
+	msg, err := srv.Bootstrap(ctx, o.AdminEmail, o.AdminPassword, o.baseURL(ln.Addr().String()))
 	if err != nil {
 		ln.Close()
 		return err
@@ -156,15 +151,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.done = make(chan error, 1)
 	scheme := "http"
-	if c.TLSCert != "" {
+	if o.TLSCert != "" {
 		scheme = "https"
 		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		go func() { m.done <- m.http.ServeTLS(ln, c.TLSCert, c.TLSKey) }()
+		go func() { m.done <- m.http.ServeTLS(ln, o.TLSCert, o.TLSKey) }()
 	} else {
 		go func() { m.done <- m.http.Serve(ln) }()
 	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
-		slog.String("db", st.Driver()), slog.String("version", version))
+		slog.String("db", st.Driver()), slog.String("version", version.String()))
 	return nil
 }
 
