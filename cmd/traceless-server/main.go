@@ -34,24 +34,36 @@ const program = "traceless-server"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m := NewMain(os.Stdout, os.Stderr)
-	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+	os.Exit(NewMain(os.Stdout, os.Stderr).Exec(ctx, os.Args[1:], os.Getenv))
+}
+
+// Exec runs the program to its end and returns its exit status: 0 after
+// ctx ends (a signal) or for --help and --version, 2 for a bad setting, 1
+// when the server cannot start, when a listener fails while serving, or
+// when shutting down fails.
+func (m *Main) Exec(ctx context.Context, args []string, getenv func(string) string) int {
+	if err := m.ParseFlags(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrVersion) {
-			os.Exit(0)
+			return 0
 		}
-		fmt.Fprintln(os.Stderr, program+":", err)
-		os.Exit(2)
+		fmt.Fprintln(m.stderr, program+":", err)
+		return 2
 	}
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, program+":", err)
+		fmt.Fprintln(m.stderr, program+":", err)
 		m.Close()
-		os.Exit(1)
+		return 1
 	}
-	<-ctx.Done()
+	code := 0
+	if err := m.Wait(ctx); err != nil {
+		fmt.Fprintln(m.stderr, program+":", err)
+		code = 1
+	}
 	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, program+":", err)
-		os.Exit(1)
+		fmt.Fprintln(m.stderr, program+":", err)
+		code = 1
 	}
+	return code
 }
 
 // Main is the program: parsed config, the store and the HTTP server.
@@ -60,17 +72,24 @@ type Main struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	opts  *Options // Config parsed by ParseFlags
-	store *store.Store
-	srv   *controlplane.Server
-	http  *http.Server
-	ln    net.Listener
-	done  chan error
+	opts    *Options // Config parsed by ParseFlags
+	store   *store.Store
+	srv     *controlplane.Server
+	ln      net.Listener // the main listener
+	servers []*served
+	failed  chan error // the first listener to fail after start
+	started chan struct{}
+}
+
+// served is one HTTP server on its listener.
+type served struct {
+	http *http.Server
+	done chan struct{} // closed when Serve has returned
 }
 
 // NewMain returns a Main with default settings.
 func NewMain(stdout, stderr io.Writer) *Main {
-	return &Main{Config: DefaultConfig(), stdout: stdout, stderr: stderr}
+	return &Main{Config: DefaultConfig(), stdout: stdout, stderr: stderr, failed: make(chan error, 1), started: make(chan struct{})}
 }
 
 // ParseFlags loads the defaults, the config file, the environment and the
@@ -102,6 +121,16 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	o := m.opts
 	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
+	var tlsConfig *tls.Config
+	if o.TLSCert != "" {
+		// Load the pair now: a bad certificate or key is a reason not to
+		// start, not an error found by the first connection.
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return fmt.Errorf("tls_cert/tls_key: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 
 	st, err := store.Open(ctx, o.Store)
 	if err != nil {
@@ -138,8 +167,22 @@ func (m *Main) Run(ctx context.Context) error {
 	if msg != "" {
 		fmt.Fprintln(m.stdout, msg)
 	}
-	m.http = &http.Server{
-		Handler:           srv.Handler(),
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	m.serve(ln, srv.Handler(), tlsConfig)
+	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
+		slog.String("db", st.Driver()), slog.String("version", version.String()))
+	close(m.started)
+	return nil
+}
+
+// serve serves h on ln, over TLS when tc is set, until Close. A Serve that
+// returns for any other reason is reported by Wait.
+func (m *Main) serve(ln net.Listener, h http.Handler, tc *tls.Config) {
+	s := &served{http: &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -147,20 +190,37 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		// net/http's own error log names client addresses ("TLS handshake
 		// error from 203.0.113.9:…"); it is discarded.
-		ErrorLog: log.New(io.Discard, "", 0),
+		ErrorLog:  log.New(io.Discard, "", 0),
+		TLSConfig: tc,
+	}, done: make(chan struct{})}
+	m.servers = append(m.servers, s)
+	go func() {
+		defer close(s.done)
+		var err error
+		if tc != nil {
+			err = s.http.ServeTLS(ln, "", "") // the certificate is in tc
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case m.failed <- fmt.Errorf("serve %s: %w", ln.Addr(), err):
+			default: // another listener failed first
+			}
+		}
+	}()
+}
+
+// Wait blocks until ctx ends, returning nil, or until a listener stops
+// serving on its own, returning why. Either way the caller then calls
+// Close.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.failed:
+		return err
 	}
-	m.done = make(chan error, 1)
-	scheme := "http"
-	if o.TLSCert != "" {
-		scheme = "https"
-		m.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		go func() { m.done <- m.http.ServeTLS(ln, o.TLSCert, o.TLSKey) }()
-	} else {
-		go func() { m.done <- m.http.Serve(ln) }()
-	}
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
-		slog.String("db", st.Driver()), slog.String("version", version.String()))
-	return nil
 }
 
 // Addr is the address the server listens on.
@@ -170,14 +230,13 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 // checkpoints and closes the store.
 func (m *Main) Close() error {
 	var errs []error
-	if m.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		errs = append(errs, m.http.Shutdown(ctx))
-		if err := <-m.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, err)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, s := range m.servers {
+		errs = append(errs, s.http.Shutdown(ctx))
+		<-s.done
 	}
+	m.servers = nil
 	if m.srv != nil {
 		errs = append(errs, m.srv.Close())
 	}

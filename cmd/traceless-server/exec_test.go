@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExecBadTLS: a certificate or key that does not load stops the
+// server at start, with exit status 1 and an error naming the settings,
+// before it says it is listening.
+func TestExecBadTLS(t *testing.T) {
+	in := newInstance(t)
+	goodCert, goodKey, _ := MustSelfSignedCert(t, t.TempDir())
+	otherCert, _, _ := MustSelfSignedCert(t, t.TempDir())
+	garbage := filepath.Join(in.dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, cert, key string }{
+		{"garbage certificate", garbage, goodKey},
+		{"garbage key", goodCert, garbage},
+		{"key of another certificate", otherCert, goodKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stderr := &syncBuffer{}
+			m := NewMain(&syncBuffer{}, stderr)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code := m.Exec(ctx, in.args("--tls-cert", tc.cert, "--tls-key", tc.key), envMap(nil))
+			if code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			if !strings.Contains(stderr.String(), "traceless-server: tls_cert/tls_key: ") {
+				t.Errorf("stderr does not name tls_cert/tls_key:\n%s", stderr)
+			}
+			if strings.Contains(stderr.String(), `"listening"`) {
+				t.Errorf("the server said it was listening:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestExecListenerFails: a listener that stops serving after start ends
+// the program with exit status 1 and says why, instead of leaving it
+// running without a listener.
+func TestExecListenerFails(t *testing.T) {
+	in := newInstance(t)
+	stderr := &syncBuffer{}
+	m := NewMain(&syncBuffer{}, stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() { exit <- m.Exec(ctx, in.args(), envMap(nil)) }()
+	select {
+	case <-m.started:
+	case code := <-exit:
+		t.Fatalf("Exec returned %d before serving:\n%s", code, stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not start")
+	}
+	m.ln.Close() // what a failing listener looks like to Serve
+	select {
+	case code := <-exit:
+		if code != 1 {
+			t.Errorf("exit status %d, want 1", code)
+		}
+		if !strings.Contains(stderr.String(), "traceless-server: serve ") {
+			t.Errorf("stderr does not say which listener failed:\n%s", stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server kept running after its listener failed")
+	}
+}
+
+// TestExecSignal: the end of ctx (SIGINT or SIGTERM in main) is a clean
+// exit.
+func TestExecSignal(t *testing.T) {
+	in := newInstance(t)
+	m := NewMain(&syncBuffer{}, &syncBuffer{})
+	ctx, cancel := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	go func() { exit <- m.Exec(ctx, in.args(), envMap(nil)) }()
+	select {
+	case <-m.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not start")
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Errorf("exit status %d after the signal, want 0", code)
+	}
+}
