@@ -177,9 +177,11 @@ var flashes = map[string]string{
 	"plan-retired":    "Plan retired: new owners cannot choose it; owners on it keep it.",
 	"plan-restored":   "Plan available again in the catalogue.",
 	"pool-created":    "Pool created. Create an enrollment token to add a node to it.",
-	"owner-saved":     "Account saved.",
-	"hold-set":        "Legal hold set: this account cannot be deleted until the hold is released.",
-	"hold-released":   "Legal hold released.",
+	"pool-created-no-plan": "Pool created, in no plan: its nodes serve nobody until a plan includes it. " +
+		"Tick the pool on a plan's page (Plans) to include it.",
+	"owner-saved":   "Account saved.",
+	"hold-set":      "Legal hold set: this account cannot be deleted until the hold is released.",
+	"hold-released": "Legal hold released.",
 }
 
 // newPage starts a page for the request: the signed-in account (if any),

@@ -229,19 +229,50 @@ func (d *dashboard) handleAdminRetirePlan(c echo.Context) error {
 	return redirect(c, pathWithDone("/admin/plans", "plan-restored"))
 }
 
-// poolForm is the new pool form as typed.
-type poolForm struct{ Name, Region, Country, City string }
+// poolForm is the new pool form as typed; Plans holds the IDs of the
+// plans ticked to include the pool.
+type poolForm struct {
+	Name, Region, Country, City string
+	Plans                       map[string]bool
+}
 
 // adminPoolsBody is the pool list with the new pool form.
 type adminPoolsBody struct {
 	Pools []adminPoolRow
 	Form  poolForm
+	// Plans are the plans the form offers to include the new pool in.
+	Plans []store.PlanWithPools
+	// InNoPlan counts the shared pools that no plan includes.
+	InNoPlan int
 }
 
-// adminPoolRow is a pool with its node count.
+// adminPoolRow is a pool with its node count and the names of the plans
+// that include it.
 type adminPoolRow struct {
 	store.Pool
-	Nodes int
+	Nodes     int
+	PlanNames []string
+	// InNoPlan flags a shared pool that no plan includes: it serves nobody.
+	InNoPlan bool
+}
+
+// poolInNoPlanSet returns the IDs of the shared pools no plan includes.
+func (d *dashboard) poolInNoPlanSet(ctx context.Context) (map[string]bool, error) {
+	pools, err := d.s.store.ListPools(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	plans, err := d.s.store.PoolPlans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, p := range pools {
+		if poolView(p, plans[p.ID]).InNoPlan {
+			out[p.ID] = true
+		}
+	}
+	return out, nil
 }
 
 func (d *dashboard) adminPoolsPage(c echo.Context, status int, p *page, f poolForm) error {
@@ -254,36 +285,66 @@ func (d *dashboard) adminPoolsPage(c echo.Context, status int, p *page, f poolFo
 	if err != nil {
 		return err
 	}
+	plans, err := d.s.store.ListPlans(ctx, true)
+	if err != nil {
+		return err
+	}
 	count := map[string]int{}
 	for _, n := range nodes {
 		count[n.PoolID]++
 	}
-	body := adminPoolsBody{Form: f}
+	names := map[string][]string{}
+	for _, pl := range plans {
+		for _, id := range pl.PoolIDs {
+			names[id] = append(names[id], pl.Name)
+		}
+	}
+	body := adminPoolsBody{Form: f, Plans: plans}
 	for _, pl := range pools {
-		body.Pools = append(body.Pools, adminPoolRow{Pool: pl, Nodes: count[pl.ID]})
+		row := adminPoolRow{Pool: pl, Nodes: count[pl.ID], InNoPlan: pl.OwnerID == nil && len(names[pl.ID]) == 0}
+		if pl.OwnerID == nil {
+			row.PlanNames = names[pl.ID]
+		}
+		if row.InNoPlan {
+			body.InNoPlan++
+		}
+		body.Pools = append(body.Pools, row)
 	}
 	p.Body = body
 	return d.render(c, status, "admin_pools.html", p)
 }
 
 func (d *dashboard) handleAdminPools(c echo.Context) error {
-	return d.adminPoolsPage(c, http.StatusOK, d.newPage(c, "Pools", "admin-pools"), poolForm{})
+	return d.adminPoolsPage(c, http.StatusOK, d.newPage(c, "Pools", "admin-pools"), poolForm{Plans: map[string]bool{}})
 }
 
 func (d *dashboard) handleAdminCreatePool(c echo.Context) error {
 	f := poolForm{Name: formValue(c, "name"), Region: formValue(c, "region"),
-		Country: strings.ToUpper(formValue(c, "country")), City: formValue(c, "city")}
-	_, err := d.s.store.CreatePool(c.Request().Context(), store.Pool{Name: f.Name, Region: f.Region, Country: f.Country, City: f.City})
+		Country: strings.ToUpper(formValue(c, "country")), City: formValue(c, "city"), Plans: map[string]bool{}}
+	var planIDs []string
+	if form, err := c.FormParams(); err == nil {
+		for _, id := range form["plans"] {
+			if !f.Plans[id] {
+				f.Plans[id] = true
+				planIDs = append(planIDs, id)
+			}
+		}
+	}
+	_, err := d.s.store.CreateSharedPool(c.Request().Context(),
+		store.Pool{Name: f.Name, Region: f.Region, Country: f.Country, City: f.City}, planIDs)
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			err = badRequest("name", "is taken by another pool")
 		}
 		p := d.newPage(c, "Pools", "admin-pools")
-		status, err := p.setError("pool", err, "name", "region", "country", "city")
+		status, err := p.setError("pool", err, "name", "region", "country", "city", "plans")
 		if err != nil {
 			return err
 		}
 		return d.adminPoolsPage(c, status, p, f)
+	}
+	if len(planIDs) == 0 {
+		return redirect(c, pathWithDone("/admin/pools", "pool-created-no-plan"))
 	}
 	return redirect(c, pathWithDone("/admin/pools", "pool-created"))
 }
@@ -299,6 +360,9 @@ type enrollBody struct {
 	TmpfsCommand string
 	// The values the page explains next to the commands.
 	Placeholder, CredentialFile, TmpfsCredentialFile, TmpfsConsequence, TokenEnv string
+	// InNoPlan warns that no plan includes the pool: the node would serve
+	// nobody.
+	InNoPlan bool
 }
 
 func newEnrollBody(c echo.Context, pool store.Pool, tok string, exp time.Time) enrollBody {
@@ -330,8 +394,14 @@ func (d *dashboard) handleAdminEnrollmentToken(c echo.Context) error {
 	if err := d.s.store.CreateEnrollmentToken(ctx, pool.ID, hashAPIKey(tok), exp); err != nil {
 		return err
 	}
+	inNoPlan, err := d.poolInNoPlanSet(ctx)
+	if err != nil {
+		return err
+	}
 	p := d.newPage(c, "Enrollment token", "admin-pools")
-	p.Body = newEnrollBody(c, pool, tok, exp)
+	body := newEnrollBody(c, pool, tok, exp)
+	body.InNoPlan = inNoPlan[pool.ID]
+	p.Body = body
 	return d.render(c, http.StatusCreated, "enroll_token.html", p)
 }
 
@@ -379,6 +449,9 @@ type nodeRow struct {
 	Checks   []postureCheck
 	Failed   int
 	Reported bool
+	// PoolInNoPlan flags a node whose shared pool no plan includes: it
+	// serves nobody.
+	PoolInNoPlan bool
 }
 
 // adminNodesBody is the node list.
@@ -389,15 +462,20 @@ type adminNodesBody struct {
 }
 
 // nodeRows lists the nodes of ownerID's dedicated pools (every node for
-// ""), each with its last report and posture checks.
+// ""), each with its last report and posture checks, and flags those whose
+// shared pool is in no plan.
 func (d *dashboard) nodeRows(ctx context.Context, ownerID string) (adminNodesBody, error) {
 	nodes, err := d.s.store.ListNodes(ctx, ownerID)
 	if err != nil {
 		return adminNodesBody{}, err
 	}
+	inNoPlan, err := d.poolInNoPlanSet(ctx)
+	if err != nil {
+		return adminNodesBody{}, err
+	}
 	body := adminNodesBody{Revision: d.s.hub.current()}
 	for _, n := range nodes {
-		row := nodeRow{Node: d.s.nodeView(n)}
+		row := nodeRow{Node: d.s.nodeView(n), PoolInNoPlan: inNoPlan[n.PoolID]}
 		if row.Status != nil {
 			row.Reported = true
 			row.Checks = postureChecks(row.Status.Posture)

@@ -337,14 +337,16 @@ func (d *dashboard) handleDeviceConfigDownload(c echo.Context) error {
 // serversBody is the servers the owner's plan grants.
 type serversBody struct {
 	Servers []api.Server
+	// Explanation says why there is none.
+	Explanation *api.Explanation
 }
 
 func (d *dashboard) handleServers(c echo.Context) error {
-	servers, err := d.s.serverViews(c, currentOwner(c).ID)
+	list, err := d.s.serverList(c, currentOwner(c).ID)
 	if err != nil {
 		return err
 	}
 	p := d.newPage(c, "Servers", "servers")
-	p.Body = serversBody{Servers: servers}
+	p.Body = serversBody{Servers: list.Servers, Explanation: list.Explanation}
 	return d.render(c, http.StatusOK, "servers.html", p)
 }

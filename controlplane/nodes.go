@@ -9,20 +9,32 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-func poolView(p store.Pool) api.Pool {
-	return api.Pool{ID: p.ID, Name: p.Name, Region: p.Region, Country: p.Country, City: p.City, OwnerID: p.OwnerID}
+// poolView is a pool with the slugs of the plans that include it (plans,
+// from store.PoolPlans). Plans never include a dedicated pool: it serves
+// its owner alone.
+func poolView(p store.Pool, plans []string) api.Pool {
+	if p.OwnerID != nil || plans == nil {
+		plans = []string{}
+	}
+	return api.Pool{ID: p.ID, Name: p.Name, Region: p.Region, Country: p.Country, City: p.City, OwnerID: p.OwnerID,
+		Plans: plans, InNoPlan: p.OwnerID == nil && len(plans) == 0}
 }
 
 // listPools answers with every pool (ownerID "", for operators) or one
 // owner's dedicated pools.
 func (s *Server) listPools(c echo.Context, ownerID string) error {
-	pools, err := s.store.ListPools(c.Request().Context(), ownerID)
+	ctx := c.Request().Context()
+	pools, err := s.store.ListPools(ctx, ownerID)
+	if err != nil {
+		return err
+	}
+	plans, err := s.store.PoolPlans(ctx)
 	if err != nil {
 		return err
 	}
 	out := api.PoolList{Pools: make([]api.Pool, len(pools))}
 	for i, p := range pools {
-		out.Pools[i] = poolView(p)
+		out.Pools[i] = poolView(p, plans[p.ID])
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -48,11 +60,16 @@ func (s *Server) handleAdminCreatePool(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.store.CreatePool(c.Request().Context(), store.Pool{Name: in.Name, Region: in.Region, Country: in.Country, City: in.City})
+	ctx := c.Request().Context()
+	p, err := s.store.CreateSharedPool(ctx, store.Pool{Name: in.Name, Region: in.Region, Country: in.Country, City: in.City}, in.Plans)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, poolView(p))
+	plans, err := s.store.PoolPlans(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, poolView(p, plans[p.ID]))
 }
 
 // handleAdminEnrollmentToken issues a one-use token that lets one node join

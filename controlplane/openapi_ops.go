@@ -212,7 +212,8 @@ func provisioningOperations() []operation {
 			summary: "List the owner's dedicated pools", replies: []reply{{status: 200, body: api.PoolList{}}}},
 		{method: http.MethodPost, path: "/api/v1/pools", id: "createOwnPool", tag: "pools", sec: secOwner,
 			summary: "Create a dedicated pool for the owner's own nodes", body: api.PoolInput{},
-			desc:    "403 plan_limit when the plan allows no own nodes. The owner's apps' devices are carried by the pool's nodes; no other owner's are.",
+			desc: "403 plan_limit when the plan allows no own nodes. The owner's apps' devices are carried by the pool's nodes; no other owner's are. " +
+				"A dedicated pool is in no plan: `plans` is for operators and answers 400 here.",
 			replies: []reply{{status: 201, body: api.Pool{}}}, errs: []int{409}},
 		{method: http.MethodDelete, path: "/api/v1/pools/{pool_id}", id: "deleteOwnPool", tag: "pools", sec: secOwner,
 			summary: "Delete a dedicated pool and its nodes", replies: []reply{{status: 204}}},
@@ -229,7 +230,10 @@ func provisioningOperations() []operation {
 			desc:    "Devices remember when they last rotated and rotate when the policy says so; the server keeps no device-level time.",
 			replies: []reply{{status: 200, body: api.AppPolicy{}}}},
 		{method: http.MethodGet, path: "/api/v1/servers", id: "listServers", tag: "servers", sec: secAPIKey,
-			summary: "List servers", desc: "The nodes the app's plan grants.",
+			summary: "List servers",
+			desc: "The nodes the app's plan grants, and the enabled nodes of the owner's dedicated pools. " +
+				"When there is none, `explanation` says why (`plan_includes_no_pool`: the plan includes no server pool, " +
+				"ask the operator; `no_enabled_node`: its pools have no enabled node yet).",
 			replies: []reply{{status: 200, body: api.ServerList{}}}},
 		{method: http.MethodPost, path: "/api/v1/devices", id: "registerDevice", tag: "devices", sec: secAPIKey,
 			summary: "Register a device", body: api.DeviceInput{},
@@ -288,6 +292,9 @@ func adminOperations() []operation {
 			summary: "List pools", replies: []reply{{status: 200, body: api.PoolList{}}}},
 		{method: http.MethodPost, path: "/api/v1/admin/pools", id: "adminCreatePool", tag: "admin", sec: secAdmin,
 			summary: "Create a shared pool", body: api.PoolInput{},
+			desc: "`plans` names the plans (by slug or ID) that include the new pool; 400 for an unknown plan. " +
+				"A pool that no plan includes serves nobody: its answer says `in_no_plan: true` until a plan includes it " +
+				"(PUT /api/v1/admin/plans/{plan_id} with the pool in `pools`).",
 			replies: []reply{{status: 201, body: api.Pool{}}}, errs: []int{409}},
 		{method: http.MethodDelete, path: "/api/v1/admin/pools/{pool_id}", id: "adminDeletePool", tag: "admin", sec: secAdmin,
 			summary: "Delete a pool and its nodes", replies: []reply{{status: 204}}},

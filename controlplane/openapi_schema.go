@@ -118,6 +118,21 @@ var fieldRules = map[reflect.Type]map[string][]fieldRule{
 	reflect.TypeFor[api.OwnerList](): {
 		"next_cursor": {describe("Pass as ?cursor= for the next page; empty on the last page.")},
 	},
+	reflect.TypeFor[api.Pool](): {
+		"owner_id":   {describe("The owner of a dedicated pool; null for a shared pool.")},
+		"plans":      {describe("Slugs of the plans that include a shared pool (retired plans too); empty for a dedicated pool, which serves its owner alone.")},
+		"in_no_plan": {describe("True for a shared pool that no plan includes: its nodes serve nobody until a plan includes it.")},
+	},
+	reflect.TypeFor[api.PoolInput](): {
+		"plans": {describe("Operators only: the plans (slugs or IDs) that include the new shared pool. Without it the pool serves nobody until a plan includes it.")},
+	},
+	reflect.TypeFor[api.ServerList](): {
+		"explanation": {describe("Why `servers` is empty; absent when it is not.")},
+	},
+	reflect.TypeFor[api.Explanation](): {
+		"code":    {enum(api.NoServersPlanIncludesNoPool, api.NoServersNoEnabledNode), describe("Stable reason; clients switch on it.")},
+		"message": {describe("The reason for people; it may change.")},
+	},
 	reflect.TypeFor[api.Server](): {
 		"public_key": {pattern(wgKeyPattern)},
 		"online":     {describe("Whether the node reported its status recently.")},

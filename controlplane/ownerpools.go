@@ -21,12 +21,15 @@ func (s *Server) handleCreateOwnPool(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
+	if len(in.Plans) > 0 {
+		return badRequest("plans", "is for operators' shared pools; a dedicated pool serves your own apps and is in no plan")
+	}
 	p, err := s.store.CreateOwnerPool(c.Request().Context(), currentOwner(c).ID,
 		store.Pool{Name: in.Name, Region: in.Region, Country: in.Country, City: in.City})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, poolView(p))
+	return c.JSON(http.StatusCreated, poolView(p, nil))
 }
 
 func (s *Server) handleDeleteOwnPool(c echo.Context) error {

@@ -33,11 +33,42 @@ func (s *Server) serverView(v store.Server) api.Server {
 }
 
 func (s *Server) handleListServers(c echo.Context) error {
-	servers, err := s.serverViews(c, currentKey(c).OwnerID)
+	list, err := s.serverList(c, currentKey(c).OwnerID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, api.ServerList{Servers: servers})
+	return c.JSON(http.StatusOK, list)
+}
+
+// serverList is the servers the owner's devices may use and, when there
+// are none, why: an empty list alone leaves an owner guessing.
+func (s *Server) serverList(c echo.Context, ownerID string) (api.ServerList, error) {
+	servers, err := s.serverViews(c, ownerID)
+	if err != nil || len(servers) > 0 {
+		return api.ServerList{Servers: servers}, err
+	}
+	g, err := s.store.GetServerGrant(c.Request().Context(), ownerID)
+	if err != nil {
+		return api.ServerList{}, err
+	}
+	return api.ServerList{Servers: servers, Explanation: noServersExplanation(g)}, nil
+}
+
+// noServersExplanation says why an owner with grant g has no server.
+func noServersExplanation(g store.ServerGrant) *api.Explanation {
+	if g.PlanPools == 0 && g.OwnPools == 0 {
+		return &api.Explanation{Code: api.NoServersPlanIncludesNoPool, Message: fmt.Sprintf(
+			"Your plan (%s) includes no server pool, so there is no server to offer; ask the operator to include a pool in it, or change to a plan that includes one.",
+			g.PlanName)}
+	}
+	msg := "The server pools your plan includes have no enabled node yet; servers appear as soon as the operator enrolls one or enables a disabled one."
+	if g.OwnPools > 0 {
+		msg = "Neither the server pools your plan includes nor your dedicated pools have an enabled node yet; servers appear as soon as one is enrolled (or a disabled one enabled)."
+		if g.PlanPools == 0 {
+			msg = "Your dedicated pools have no enabled node yet, and your plan includes no shared server pool; servers appear as soon as you enroll a node into one of your pools."
+		}
+	}
+	return &api.Explanation{Code: api.NoServersNoEnabledNode, Message: msg}
 }
 
 // privateKeyPlaceholder stands where the device's private key goes. The

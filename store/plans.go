@@ -218,6 +218,66 @@ func setPlanPools(tx *gorm.DB, planID string, poolIDs []string) error {
 	return nil
 }
 
+// CreateSharedPool stores a shared pool and includes it in plans (each a
+// plan's slug or ID), in one transaction: invalid "plans" for an unknown
+// plan, ErrConflict when the name is taken. A new pool has no nodes yet,
+// so including it changes no node's peers.
+func (s *Store) CreateSharedPool(ctx context.Context, p Pool, plans []string) (Pool, error) {
+	p.ID = uuid.NewString()
+	p.OwnerID = nil
+	if err := p.Validate(); err != nil {
+		return Pool{}, err
+	}
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		ids := make([]string, 0, len(plans))
+		for _, ref := range plans {
+			var id []string
+			if err := tx.Model(&Plan{}).Where("id = ? OR slug = ?", ref, ref).Pluck("id", &id).Error; err != nil {
+				return err
+			}
+			if len(id) != 1 {
+				return invalid("plans", "unknown plan %q", ref)
+			}
+			ids = append(ids, id[0])
+		}
+		if err := tx.Create(&p).Error; err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if err := tx.Create(&PlanPool{PlanID: id, PoolID: p.ID}).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Pool{}, err
+	}
+	return p, nil
+}
+
+// PoolPlans returns, by pool ID, the slugs of the plans that include each
+// pool (retired plans too), in slug order. A pool that no plan includes is
+// absent.
+func (s *Store) PoolPlans(ctx context.Context) (map[string][]string, error) {
+	var rows []struct{ PoolID, Slug string }
+	err := s.read(ctx).Table("plan_pools").Select("plan_pools.pool_id, plans.slug").
+		Joins("JOIN plans ON plans.id = plan_pools.plan_id").Order("plans.slug").Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := map[string][]string{}
+	for _, r := range rows {
+		out[r.PoolID] = append(out[r.PoolID], r.Slug)
+	}
+	return out, nil
+}
+
 // DeletePlan removes a plan; ErrConflict while owners are on it (retire it
 // instead).
 func (s *Store) DeletePlan(ctx context.Context, id string) error {

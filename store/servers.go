@@ -36,6 +36,32 @@ func (s *Store) GetServer(ctx context.Context, ownerID, nodeID string) (Server, 
 	return out[0], nil
 }
 
+// ServerGrant is what an owner's servers come from: the owner's plan, how
+// many shared pools it includes and how many dedicated pools the owner
+// has. It explains an empty ListServers.
+type ServerGrant struct {
+	PlanName  string
+	PlanPools int
+	OwnPools  int
+}
+
+// GetServerGrant returns where the owner's servers come from.
+func (s *Store) GetServerGrant(ctx context.Context, ownerID string) (ServerGrant, error) {
+	var rows []ServerGrant
+	err := s.read(ctx).Raw(`SELECT plans.name AS plan_name,
+		(SELECT COUNT(*) FROM plan_pools JOIN pools ON pools.id = plan_pools.pool_id
+			WHERE plan_pools.plan_id = plans.id AND pools.owner_id IS NULL) AS plan_pools,
+		(SELECT COUNT(*) FROM pools WHERE pools.owner_id = owners.id) AS own_pools
+		FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`, ownerID).Scan(&rows).Error
+	if err != nil {
+		return ServerGrant{}, translate(err)
+	}
+	if len(rows) == 0 {
+		return ServerGrant{}, ErrNotFound
+	}
+	return rows[0], nil
+}
+
 func (s *Store) servers(ctx context.Context, q string, args ...any) ([]Server, error) {
 	rows, err := s.read(ctx).Raw(q, args...).Rows()
 	if err != nil {

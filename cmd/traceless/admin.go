@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -70,11 +71,12 @@ func (a *cli) adminPlanCommand(update bool) *cobra.Command {
 		cmd.Short = "Change a plan (only the fields given; PLAN is its ID or slug)"
 		cmd.Args = args("PLAN")
 	}
+	var addPools []string
 	cmd.RunE = a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
 		var p api.Plan
 		var err error
 		if update {
-			p, err = updatePlan(ctx, c, argv[0], in, cmd.Flags().Changed)
+			p, err = updatePlan(ctx, c, argv[0], in, addPools, cmd.Flags().Changed)
 		} else {
 			p, err = createPlan(ctx, c, in)
 		}
@@ -92,7 +94,10 @@ func (a *cli) adminPlanCommand(update bool) *cobra.Command {
 	f.IntVar(&in.PriceCents, "price-cents", 0, "monthly price in cents")
 	f.StringVar(&in.Currency, "currency", "EUR", "ISO 4217 currency of the price")
 	f.BoolVar(&in.Retired, "retired", false, "closed to new owners")
-	f.StringSliceVar(&in.Pools, "pool", nil, "ID of a pool the plan grants (repeat or comma-separate)")
+	f.StringSliceVar(&in.Pools, "pool", nil, "ID of a pool the plan grants (repeat or comma-separate); replaces the plan's pools")
+	if update {
+		f.StringSliceVar(&addPools, "add-pool", nil, "ID or name of a pool to include in the plan, keeping its others (repeat or comma-separate)")
+	}
 	return cmd
 }
 
@@ -105,11 +110,21 @@ func createPlan(ctx context.Context, c *client.Client, in api.PlanInput) (api.Pl
 }
 
 // updatePlan replaces the plan ref (an ID or slug) with its current fields,
-// overwritten by those of in whose flag changed reports as given.
-func updatePlan(ctx context.Context, c *client.Client, ref string, in api.PlanInput, changed func(flag string) bool) (api.Plan, error) {
+// overwritten by those of in whose flag changed reports as given, and adds
+// the pools addPools names (IDs or names).
+func updatePlan(ctx context.Context, c *client.Client, ref string, in api.PlanInput, addPools []string,
+	changed func(flag string) bool) (api.Plan, error) {
 	cur, err := findPlan(ctx, c, ref)
 	if err != nil {
 		return api.Plan{}, err
+	}
+	var added []string
+	for _, pool := range addPools {
+		id, err := adminScope.resolvePool(ctx, c, pool)
+		if err != nil {
+			return api.Plan{}, err
+		}
+		added = append(added, id)
 	}
 	merged := api.PlanInput{Slug: cur.Slug, Name: cur.Name, MaxApps: cur.MaxApps, MaxDevices: cur.MaxDevices,
 		MaxOwnNodes: cur.MaxOwnNodes, PriceCents: cur.PriceCents, Currency: cur.Currency, Retired: cur.Retired,
@@ -128,6 +143,11 @@ func updatePlan(ctx context.Context, c *client.Client, ref string, in api.PlanIn
 	set("currency", func() { merged.Currency = in.Currency })
 	set("retired", func() { merged.Retired = in.Retired })
 	set("pool", func() { merged.Pools = in.Pools })
+	for _, id := range added {
+		if !slices.Contains(merged.Pools, id) {
+			merged.Pools = append(merged.Pools, id)
+		}
+	}
 	return c.UpdatePlan(ctx, cur.ID, merged)
 }
 

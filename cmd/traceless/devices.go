@@ -273,9 +273,13 @@ the private key.`,
 				return usagef("--qr and --out exclude each other")
 			}
 			if node == "" {
-				servers, err := c.Servers(ctx)
+				list, err := c.ListServers(ctx)
 				if err != nil {
 					return err
+				}
+				servers := list.Servers
+				if len(servers) == 0 && list.Explanation != nil {
+					return fmt.Errorf("no server to write a config for: %s", list.Explanation.Message)
 				}
 				if len(servers) != 1 {
 					return usagef("--node is required: the app may use %d servers (see 'traceless servers list')", len(servers))
@@ -374,9 +378,20 @@ func (a *cli) serversCommand() *cobra.Command {
 		Short: "List the servers devices may connect to",
 		Args:  args(),
 		RunE: a.keyAction(func(ctx context.Context, c *client.Client, _ []string) error {
-			servers, err := c.Servers(ctx)
+			list, err := c.ListServers(ctx)
 			if err != nil {
 				return err
+			}
+			servers := list.Servers
+			if len(servers) == 0 && list.Explanation != nil {
+				// Why there is none, rather than an empty table; scripts
+				// reading JSON still get their empty list.
+				if a.json() {
+					a.note("No servers: %s", cell(list.Explanation.Message))
+				} else {
+					_, err := fmt.Fprintf(a.stdout, "No servers: %s\n", cell(list.Explanation.Message))
+					return err
+				}
 			}
 			return a.emit(nonNil(servers), func(t *table) {
 				t.row("ID", "NAME", "POOL", "REGION", "COUNTRY", "CITY", "ENDPOINT", "ONLINE")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -65,19 +66,36 @@ listed too. POOL is a pool's ID or its name.`
 
 func poolTable(t *table, admin bool, pools ...api.Pool) {
 	if admin {
-		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY", "OWNER")
+		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY", "OWNER", "PLANS")
 	} else {
 		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY")
 	}
 	for _, p := range pools {
 		if admin {
-			owner := "shared"
+			owner, plans := "shared", strings.Join(p.Plans, ",")
 			if p.OwnerID != nil {
-				owner = *p.OwnerID
+				owner, plans = *p.OwnerID, "(dedicated)"
 			}
-			t.row(p.ID, p.Name, p.Region, p.Country, p.City, owner)
+			if p.InNoPlan {
+				plans = inNoPlanCell
+			}
+			t.row(p.ID, p.Name, p.Region, p.Country, p.City, owner, plans)
 		} else {
 			t.row(p.ID, p.Name, p.Region, p.Country, p.City)
+		}
+	}
+}
+
+// inNoPlanCell flags a shared pool that no plan includes.
+const inNoPlanCell = "NONE: serves nobody"
+
+// noteInNoPlan tells the operator which of pools no plan includes and how
+// to include them: their nodes would serve nobody.
+func (a *cli) noteInNoPlan(pools ...api.Pool) {
+	for _, p := range pools {
+		if p.InNoPlan {
+			a.note("Pool %s is in no plan: its nodes serve nobody until a plan includes it "+
+				"('traceless admin plans update PLAN --add-pool %s').", cell(p.Name), cell(p.ID))
 		}
 	}
 }
@@ -92,6 +110,7 @@ func (a *cli) poolsListCommand(sc scope) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.noteInNoPlan(pools...)
 			return a.emit(nonNil(pools), func(t *table) { poolTable(t, sc.admin, pools...) })
 		}),
 	}
@@ -111,6 +130,7 @@ func (a *cli) poolsCreateCommand(sc scope) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.noteInNoPlan(p)
 			return a.emit(p, func(t *table) { poolTable(t, sc.admin, p) })
 		}),
 	}
@@ -119,6 +139,14 @@ func (a *cli) poolsCreateCommand(sc scope) *cobra.Command {
 	f.StringVar(&in.Region, "region", "", "region, such as eu-central")
 	f.StringVar(&in.Country, "country", "", "ISO 3166 alpha-2 country code, such as DE")
 	f.StringVar(&in.City, "city", "", "city")
+	if sc.admin {
+		cmd.Long = `Create a shared pool. A pool serves the owners whose plan includes it:
+name those plans with --plan (a slug or ID; repeat it or comma-separate).
+A pool in no plan serves nobody until a plan includes it
+('traceless admin plans update PLAN --add-pool POOL').`
+		cmd.Example = "  traceless admin pools create --name Frankfurt --region eu-central --country DE --city Frankfurt --plan pro --plan business"
+		f.StringSliceVar(&in.Plans, "plan", nil, "slug or ID of a plan that includes the pool (repeat or comma-separate)")
+	}
 	return cmd
 }
 
@@ -213,6 +241,11 @@ the tmpfs /run instead: nothing reaches the disk, but ` + api.AgentTmpfsConseque
 			if err != nil {
 				return err
 			}
+			if sc.admin {
+				if err := a.warnPoolInNoPlan(ctx, c, sc, id); err != nil {
+					return err
+				}
+			}
 			tok, err := sc.enrollToken(c, ctx, id)
 			if err != nil {
 				return err
@@ -238,6 +271,21 @@ the tmpfs /run instead: nothing reaches the disk, but ` + api.AgentTmpfsConseque
 	}
 	cmd.Flags().StringVar(&endpoint, "endpoint", "", "the node's public HOST:PORT, to fill in the command line")
 	return cmd
+}
+
+// warnPoolInNoPlan notes when the pool with id is in no plan: a node
+// enrolled there would serve nobody.
+func (a *cli) warnPoolInNoPlan(ctx context.Context, c *client.Client, sc scope, id string) error {
+	pools, err := sc.listPools(c, ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		if p.ID == id {
+			a.noteInNoPlan(p)
+		}
+	}
+	return nil
 }
 
 func (a *cli) nodesCommand(sc scope) *cobra.Command {

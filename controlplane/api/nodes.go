@@ -10,6 +10,12 @@ type Pool struct {
 	Country string  `json:"country"`
 	City    string  `json:"city"`
 	OwnerID *string `json:"owner_id"`
+	// Plans are the slugs of the plans that include a shared pool, retired
+	// ones too; empty for a dedicated pool, which serves its owner alone.
+	Plans []string `json:"plans"`
+	// InNoPlan is true for a shared pool that no plan includes: its nodes
+	// serve nobody until a plan includes it.
+	InNoPlan bool `json:"in_no_plan"`
 }
 
 // PoolInput creates a pool.
@@ -18,6 +24,11 @@ type PoolInput struct {
 	Region  string `json:"region"`
 	Country string `json:"country"`
 	City    string `json:"city"`
+	// Plans are the plans (by slug, or by ID) that include a new shared
+	// pool; operators only. A shared pool created without plans serves
+	// nobody until a plan includes it. Owners' dedicated pools are in no
+	// plan, so an owner sending plans gets invalid_request.
+	Plans []string `json:"plans,omitempty"`
 }
 
 // PoolList is a list of pools.

@@ -110,4 +110,24 @@ type Server struct {
 // ServerList is the servers an app's plan grants.
 type ServerList struct {
 	Servers []Server `json:"servers"`
+	// Explanation says why Servers is empty; it is absent otherwise.
+	Explanation *Explanation `json:"explanation,omitempty"`
 }
+
+// Explanation says why an answer is empty, with a stable code that clients
+// may switch on and a message for people that may change.
+type Explanation struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Why a servers list is empty.
+const (
+	// NoServersPlanIncludesNoPool: the owner's plan includes no server pool
+	// and the owner has no dedicated pool; the operator must include a
+	// pool in the plan (or the owner changes plan).
+	NoServersPlanIncludesNoPool = "plan_includes_no_pool"
+	// NoServersNoEnabledNode: the pools the owner may use have no enabled
+	// node yet.
+	NoServersNoEnabledNode = "no_enabled_node"
+)

@@ -16,11 +16,20 @@ import (
 
 func devicePath(deviceID string) string { return "/api/v1/devices/" + url.PathEscape(deviceID) }
 
-// Servers returns the nodes the app's plan grants.
+// Servers returns the nodes the app's plan grants. ListServers also says
+// why there are none.
 func (c *Client) Servers(ctx context.Context) ([]api.Server, error) {
+	out, err := c.ListServers(ctx)
+	return out.Servers, err
+}
+
+// ListServers returns the nodes the app's plan grants and, when there are
+// none, an Explanation of why (api.NoServersPlanIncludesNoPool: the plan
+// includes no server pool and the operator must include one).
+func (c *Client) ListServers(ctx context.Context) (api.ServerList, error) {
 	var out api.ServerList
 	err := c.doJSON(ctx, &request{method: http.MethodGet, path: "/api/v1/servers", auth: authKey}, &out)
-	return out.Servers, err
+	return out, err
 }
 
 // RegisterDevice registers a device by its WireGuard public key and returns
