@@ -242,7 +242,7 @@ the tmpfs /run instead: nothing reaches the disk, but ` + api.AgentTmpfsConseque
 				return err
 			}
 			if sc.admin {
-				if err := a.warnPoolInNoPlan(ctx, c, sc, id); err != nil {
+				if err = a.warnPoolInNoPlan(ctx, c, sc, id); err != nil {
 					return err
 				}
 			}
