@@ -140,8 +140,10 @@ type Agent struct {
 	needFull   bool
 	revoked    bool
 	lastStatus time.Time
-	// resyncStreak counts resyncs asked for right after a full snapshot.
-	resyncStreak int
+	// resyncStreak counts resyncs asked for right after a full snapshot;
+	// unaskedStreak counts snapshots in a row the agent did not ask for.
+	resyncStreak  int
+	unaskedStreak int
 
 	mu           sync.Mutex
 	posture      api.Posture

@@ -208,10 +208,16 @@ type peersAnswer struct {
 	binary   bool
 }
 
-// peers long-polls for changes since a revision. It asks for the binary
-// snapshot encoding, which the control plane uses for full snapshots.
-func (c *controlPlane) peers(ctx context.Context, token string, since int64) (*peersAnswer, error) {
+// peers long-polls for changes since a revision, or with full asks for a
+// full snapshot at once. It asks for the binary snapshot encoding, which
+// the control plane uses for full snapshots. A full request also says
+// since=0, which control planes before full=true read as the same
+// request.
+func (c *controlPlane) peers(ctx context.Context, token string, since int64, full bool) (*peersAnswer, error) {
 	path := "/agent/v1/peers?since=" + strconv.FormatInt(since, 10)
+	if full {
+		path = "/agent/v1/peers?since=0&full=true"
+	}
 	res, err := c.do(ctx, http.MethodGet, path, token, api.SnapshotMediaType+", application/json;q=0.9", nil, http.StatusOK)
 	if err != nil {
 		return nil, err
@@ -229,7 +235,7 @@ func (c *controlPlane) peers(ctx context.Context, token string, since int64) (*p
 	if err := json.NewDecoder(io.LimitReader(res.Body, maxJSONBytes)).Decode(&pr); err != nil {
 		return nil, fmt.Errorf("GET /agent/v1/peers: decode answer: %w", err)
 	}
-	a := &peersAnswer{revision: pr.Revision, full: pr.Full || since == 0}
+	a := &peersAnswer{revision: pr.Revision, full: pr.Full || full}
 	if a.full {
 		a.set = newSetBuilder(len(pr.Upserts))
 		for _, p := range pr.Upserts {

@@ -22,6 +22,15 @@
 // no tunnel; a userspace device lives in the agent process and is
 // re-created, then filled by the first (full) sync.
 //
+// # Sync
+//
+// The agent asks for a full snapshot (full=true) at start, after a
+// failed apply or an answer it cannot place, and when a status report
+// shows its peer set differs from the control plane's; otherwise it
+// long-polls since the revision it holds, revision 0 included, and
+// applies deltas. Snapshots it did not ask for, in a row, are paced with
+// the error backoff, so no control plane can make it poll in a loop.
+//
 // # Failure
 //
 // The agent never wipes the device on an error. It keeps the current

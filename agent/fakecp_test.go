@@ -40,11 +40,15 @@ type fakeCP struct {
 	binary      bool
 	forceResync bool
 	down        bool
-	enrolled    *api.EnrollRequest
+	// legacy answers since=0 with a snapshot at once, as control planes
+	// did before full=true.
+	legacy   bool
+	enrolled *api.EnrollRequest
 
 	// Observations.
 	statuses  []api.NodeStatus
 	polls     []int64 // since of each poll
+	fullAsked int     // polls with full=true
 	fullJSON  int
 	fullBin   int
 	tokenReqs int
@@ -151,10 +155,19 @@ func (cp *fakeCP) handlePeers(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, api.CodeInvalidRequest)
 		return
 	}
+	full := r.URL.Query().Get("full") == "true"
 	cp.mu.Lock()
 	cp.polls = append(cp.polls, since)
+	if full {
+		cp.fullAsked++
+	}
+	if full || (cp.legacy && since == 0) {
+		defer cp.mu.Unlock()
+		cp.writeFull(w, r)
+		return
+	}
 	deadline := time.After(cp.pollWindow)
-	for waiting := true; waiting && since != 0 && cp.revision == since; {
+	for waiting := true; waiting && cp.revision == since; {
 		wake := cp.wake
 		cp.mu.Unlock()
 		select {
@@ -167,7 +180,7 @@ func (cp *fakeCP) handlePeers(w http.ResponseWriter, r *http.Request) {
 		cp.mu.Lock()
 	}
 	defer cp.mu.Unlock()
-	if since == 0 || since < cp.logStart || since > cp.revision {
+	if since < cp.logStart || since > cp.revision || (since == 0 && cp.revision > 0) {
 		cp.writeFull(w, r)
 		return
 	}

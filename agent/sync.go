@@ -85,11 +85,11 @@ func (a *Agent) syncOnce(ctx context.Context) error {
 		}
 		a.setupDone = true
 	}
-	since := a.dev.revision()
-	if a.needFull {
+	since, full := a.dev.revision(), a.needFull
+	if full {
 		since = 0
 	}
-	ans, err := a.cp.peers(ctx, tok, since)
+	ans, err := a.cp.peers(ctx, tok, since, full)
 	if err != nil {
 		return err
 	}
@@ -99,6 +99,7 @@ func (a *Agent) syncOnce(ctx context.Context) error {
 		return &applyError{err}
 	}
 	a.needFull = false
+	defer a.paceSnapshots(ctx, ans.full && !full)
 	// A long poll lasts about the status interval; a tenth of slack keeps
 	// reports from slipping to every other poll.
 	if !changed && a.opts.Now().Sub(a.lastStatus) < a.opts.StatusInterval*9/10 {
@@ -127,6 +128,27 @@ func (a *Agent) syncOnce(ctx context.Context) error {
 		slog.Int64(keyRevision, ans.revision), slog.Int(keyAttempt, a.resyncStreak), slog.Duration(keyRetryIn, delay))
 	sleep(ctx, delay)
 	return nil
+}
+
+// paceSnapshots slows the loop down when the control plane answers polls
+// with full snapshots the agent did not ask for, again and again without
+// a delta between them: a control plane that cannot answer its revision
+// with a wait (one from before since=0 waited at revision 0) must not
+// make the node poll in a loop. The first such snapshot goes at once
+// (after a restart of the control plane, say), later ones back off.
+func (a *Agent) paceSnapshots(ctx context.Context, unasked bool) {
+	if !unasked {
+		a.unaskedStreak = 0
+		return
+	}
+	a.unaskedStreak++
+	if a.unaskedStreak < 2 {
+		return
+	}
+	delay := a.backoff(a.unaskedStreak - 1)
+	a.log.Debug("control plane keeps answering with snapshots; pacing polls",
+		slog.Int(keyAttempt, a.unaskedStreak), slog.Duration(keyRetryIn, delay))
+	sleep(ctx, delay)
 }
 
 // applyError is a failure to apply an answer to the device: not the

@@ -31,8 +31,8 @@ func TestSyncEnrollAndSnapshot(t *testing.T) {
 				if binary && (cp.fullBin != 1 || cp.fullJSON != 0) || !binary && (cp.fullJSON != 1 || cp.fullBin != 0) {
 					t.Errorf("snapshots served: %d binary, %d JSON", cp.fullBin, cp.fullJSON)
 				}
-				if cp.polls[0] != 0 {
-					t.Errorf("first poll since %d, want 0", cp.polls[0])
+				if cp.polls[0] != 0 || cp.fullAsked != 1 {
+					t.Errorf("first poll since %d, %d polls asked for a snapshot; want since=0&full=true once", cp.polls[0], cp.fullAsked)
 				}
 				dev, _ := h.fake.Device("tl0")
 				if cp.enrolled == nil || cp.enrolled.PublicKey != dev.PublicKey.String() || cp.enrolled.Name != "node-a" ||
@@ -103,6 +103,54 @@ func TestSyncDeltas(t *testing.T) {
 			t.Errorf("%d full snapshots, want only the first", cp.fullBin+cp.fullJSON)
 		}
 	})
+}
+
+// TestSyncIdleAtRevisionZero: before any device exists the node holds
+// the current state at revision 0 and waits in long polls; it asks for a
+// snapshot once, at start.
+func TestSyncIdleAtRevisionZero(t *testing.T) {
+	cp := newFakeCP(t)
+	h := newHarness(t, []string{cp.URL()}, nil)
+	h.start()
+	h.waitFor("the empty snapshot reported", func() bool { return h.reported(cp) })
+	var before int
+	cp.with(func(cp *fakeCP) { before = len(cp.polls) })
+	const periods = 4
+	var window time.Duration
+	cp.with(func(cp *fakeCP) { window = cp.pollWindow })
+	time.Sleep(periods * window)
+	cp.with(func(cp *fakeCP) {
+		if n := len(cp.polls) - before; n > periods+1 {
+			t.Errorf("%d polls in %d poll windows at revision 0; want at most %d", n, periods, periods+1)
+		}
+		if cp.fullAsked != 1 || cp.fullBin+cp.fullJSON != 1 {
+			t.Errorf("%d snapshots asked for, %d served; want the one at start", cp.fullAsked, cp.fullBin+cp.fullJSON)
+		}
+	})
+	cp.upsert(testPeer(1))
+	h.waitFor("the first peer", func() bool { return h.inStep(cp) && h.reported(cp) })
+}
+
+// TestSyncPacesUnaskedSnapshots: a control plane that answers every poll
+// with a snapshot (as they did at revision 0 before since=0 waited) gets
+// polls at the backoff's pace, not in a loop.
+func TestSyncPacesUnaskedSnapshots(t *testing.T) {
+	cp := newFakeCP(t)
+	cp.with(func(cp *fakeCP) { cp.legacy = true })
+	h := newHarness(t, []string{cp.URL()}, func(o *Options) { o.MinBackoff, o.MaxBackoff = 50*time.Millisecond, 200*time.Millisecond })
+	h.start()
+	h.waitFor("the empty snapshot reported", func() bool { return h.reported(cp) })
+	var before int
+	cp.with(func(cp *fakeCP) { before = len(cp.polls) })
+	time.Sleep(time.Second)
+	cp.with(func(cp *fakeCP) {
+		// At most 200 ms apart once paced, at least 100 ms (jitter).
+		if n := len(cp.polls) - before; n > 12 {
+			t.Errorf("%d polls in 1 s against a control plane answering snapshots; want at most 12", n)
+		}
+	})
+	cp.upsert(testPeer(1))
+	h.waitFor("the first peer", func() bool { return h.inStep(cp) })
 }
 
 func TestSyncResync(t *testing.T) {

@@ -125,13 +125,29 @@ func currentNode(c echo.Context) store.Node {
 }
 
 // handlePeers long-polls for the changes a node must apply since a
-// revision: a delta of upserts and removals, or a full snapshot.
+// revision: a delta of upserts and removals, or a full snapshot. A node
+// asks for a snapshot with full=true; since=R says it holds revision R
+// and waits until the installation moves past R, whatever R is. Since=0
+// is no request for a snapshot: on an installation still at revision 0 a
+// node that holds the empty set must wait like any other, or it polls in
+// a loop. Agents before full=true existed send since=0 at start and treat
+// any answer to it as the whole set, which every answer to since=0 is.
 func (s *Server) handlePeers(c echo.Context) error {
-	since, err := strconv.ParseInt(c.QueryParam("since"), 10, 64)
-	if err != nil || since < 0 {
-		return badRequest("since", "must be a non-negative revision")
+	full, err := parseFull(c.QueryParam("full"))
+	if err != nil {
+		return err
+	}
+	var since int64
+	if v := c.QueryParam("since"); v != "" || !full {
+		since, err = strconv.ParseInt(v, 10, 64)
+		if err != nil || since < 0 {
+			return badRequest("since", "must be a non-negative revision")
+		}
 	}
 	n := currentNode(c)
+	if full {
+		return s.writeSnapshot(c, n, s.hub.current())
+	}
 	pool, err := s.store.GetPool(c.Request().Context(), n.PoolID)
 	if err != nil {
 		return err
@@ -173,6 +189,17 @@ func (s *Server) handlePeers(c echo.Context) error {
 			return nil
 		}
 	}
+}
+
+// parseFull reads the full query parameter: absent or false, or true.
+func parseFull(v string) (bool, error) {
+	switch v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, badRequest("full", "must be true or false")
 }
 
 // poolDelta returns the upserts of pool in (since, upto]. A change wakes

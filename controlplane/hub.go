@@ -16,7 +16,8 @@ import (
 // removals — nothing about a deleted device is kept on disk. The ring is
 // bounded; a node asking about revisions older than the ring covers (or
 // any revision when the server just started) gets a full snapshot, so no
-// node can miss a change.
+// node can miss a change. A node at the current revision waits, revision
+// 0 included.
 type hub struct {
 	mu      sync.Mutex
 	cur     int64           // every revision <= cur is published
@@ -157,7 +158,9 @@ func (h *hub) since(since int64, pool, owner string) delta {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	d := delta{cur: h.cur, wake: h.wake}
-	if since <= 0 || since < h.oldest || since > h.cur {
+	// A node at revision 0 holds the empty set: it waits while the
+	// installation is at 0 and takes a snapshot once it moves.
+	if since < h.oldest || since > h.cur || (since == 0 && h.cur > 0) {
 		d.full = true
 		return d
 	}

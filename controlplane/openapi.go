@@ -29,7 +29,10 @@ const openAPIChangelog = `## Changelog
 
 Contract changes (routes, methods, status codes, JSON field names) are recorded here.
 
-- v1.0 — initial contract.`
+- v1.0 — initial contract.
+- ` + "`GET /agent/v1/peers`" + ` takes ` + "`full=true`" + ` to ask for a full snapshot;
+  ` + "`since=0`" + ` on an installation still at revision 0 now waits for a change
+  instead of answering at once, so a node holding the empty set long-polls.`
 
 const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
 create apps and API keys; their apps register end-user devices (a WireGuard

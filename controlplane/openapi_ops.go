@@ -321,11 +321,19 @@ func adminOperations() []operation {
 			replies: []reply{{status: 200, body: api.NodeToken{}}}},
 		{method: http.MethodGet, path: "/agent/v1/peers", id: "agentPeers", tag: "agent", sec: secNode,
 			summary: "Long-poll for peer changes since a revision",
-			desc: "Answers within about 25 s: a delta (upserts, then removes, on top of revision `since`) or, when `since` is 0 or too old, " +
-				"a full snapshot. With `Accept: " + api.SnapshotMediaType + "` a full snapshot is streamed as fixed 52-byte records.",
-			query: []*openapi3.Parameter{openapi3.NewQueryParameter("since").WithRequired(true).
-				WithDescription("The revision the node has applied; 0 for a full snapshot.").
-				WithSchema(openapi3.NewInt64Schema().WithMin(0))},
+			desc: "With `full=true`, a full snapshot at once. Otherwise waits until the installation moves past revision `since` " +
+				"(0 included: a node at revision 0 holds the empty set) or about 25 s pass, then answers a delta (upserts, then removes, " +
+				"on top of `since`), or a full snapshot when `since` is 0 and the installation has moved, or `since` is too old. " +
+				"A snapshot is the whole set, so agents that treat any answer to `since=0` as one stay correct. " +
+				"With `Accept: " + api.SnapshotMediaType + "` a full snapshot is streamed as fixed 52-byte records.",
+			query: []*openapi3.Parameter{
+				openapi3.NewQueryParameter("since").
+					WithDescription("The revision the node has applied. Required unless full=true.").
+					WithSchema(openapi3.NewInt64Schema().WithMin(0)),
+				openapi3.NewQueryParameter("full").
+					WithDescription("true asks for a full snapshot now: at start, after a gap, or when status asked for a resync.").
+					WithSchema(openapi3.NewBoolSchema()),
+			},
 			replies: []reply{{status: 200, body: api.PeersResponse{},
 				media: map[string]*openapi3.Schema{api.SnapshotMediaType: binaryBody}}}},
 		{method: http.MethodPost, path: "/agent/v1/status", id: "agentStatus", tag: "agent", sec: secNode,

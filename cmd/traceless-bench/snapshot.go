@@ -60,7 +60,7 @@ func (b *bench) enrollNode(ctx context.Context) (string, error) {
 // fetchSnapshot downloads a full snapshot and returns its size, the time
 // to the last byte, and the number of peers decoded from it.
 func fetchSnapshot(ctx context.Context, url, token string, binary bool) (int64, time.Duration, int64, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/agent/v1/peers?since=0", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/agent/v1/peers?full=true", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	if binary {
 		req.Header.Set("Accept", api.SnapshotMediaType)
