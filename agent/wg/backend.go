@@ -150,6 +150,11 @@ func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
 	if kind, err := links.Kind(cfg.Name); err == nil {
 		return nil, &Error{Op: "open " + cfg.Name, Err: fmt.Errorf("a %q link of that name exists: %w", kind, os.ErrExist)}
 	}
+	if holderAnswers(cfg.Name) {
+		// No link here, yet a device answers: another namespace's.
+		return nil, foreignDevice(cfg.Name)
+	}
+	// A socket nobody answers on (its process is gone) is replaced.
 	u, err := startUserspace(cfg.Name, cfg.MTU)
 	if err != nil {
 		return nil, err
@@ -174,7 +179,15 @@ func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
 // openHeld takes over the device of a running holder, or starts one.
 func openHeld(cfg Config, links *Netlink) (*Interface, error) {
 	existed := holderAnswers(cfg.Name)
-	if !existed {
+	if existed {
+		// The socket is shared by every network namespace; the device
+		// behind it is this namespace's only if its link is here.
+		if kind, err := links.Kind(cfg.Name); err != nil || kind != tunKind {
+			return nil, foreignDevice(cfg.Name)
+		}
+	} else {
+		// Nothing answers: no socket, or one whose holder is gone, which
+		// the new holder replaces.
 		if kind, err := links.Kind(cfg.Name); err == nil {
 			return nil, &Error{Op: "open " + cfg.Name, Err: fmt.Errorf("a %q link of that name exists: %w", kind, os.ErrExist)}
 		}

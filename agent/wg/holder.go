@@ -3,6 +3,7 @@ package wg
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -90,6 +91,51 @@ func startHolder(cfg Config) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// socketDir holds the UAPI sockets of userspace devices, as wireguard-go
+// and wgctrl know them. It is a path in the file system, shared by every
+// network namespace of a mount namespace.
+const socketDir = "/var/run/wireguard"
+
+// tunKind is the link kind of a userspace device's TUN link.
+const tunKind = "tuntap"
+
+// socketPath is the UAPI socket of the userspace device name.
+func socketPath(name string) string { return socketDir + "/" + name + ".sock" }
+
+// foreignDevice is the error for a userspace device that answers on the
+// UAPI socket of name but has no link in this network namespace: it
+// lives in another one. Taking it over would configure a device whose
+// link cannot be set up here; replacing its socket would cut the other
+// namespace off its device.
+func foreignDevice(name string) error {
+	who := "its process"
+	if pid := socketPeer(socketPath(name)); pid > 0 {
+		who = "process " + strconv.Itoa(pid)
+	}
+	return &Error{Op: "open " + name, Err: fmt.Errorf("a userspace WireGuard device of that name answers on %s (%s) but has no "+
+		"link in this network namespace: it lives in another network namespace, which shares %s with this one; "+
+		"choose another interface name or stop %s: %w", socketPath(name), who, socketDir, who, os.ErrExist)}
+}
+
+// socketPeer returns the process serving a unix socket, or 0.
+func socketPeer(path string) int {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if cred == nil {
+		return 0
+	}
+	return int(cred.Pid)
 }
 
 // holderAnswers reports whether a userspace device of that name answers
