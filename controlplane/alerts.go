@@ -184,17 +184,10 @@ func (s *Server) alertSettings(ctx context.Context, ownerID string) (store.Alert
 	return a, err == nil, err
 }
 
-// wantsKind reports whether the settings subscribe to kind.
+// wantsKind reports whether the settings subscribe to kind; a test event
+// goes to every channel.
 func wantsKind(a store.AlertSettings, kind string) bool {
-	if kind == api.AlertTest {
-		return true
-	}
-	for k := range strings.SplitSeq(a.Events, ",") {
-		if k == kind {
-			return true
-		}
-	}
-	return false
+	return kind == api.AlertTest || a.Wants(kind)
 }
 
 func (s *Server) alertSettingsView(a store.AlertSettings, newSecret string) api.AlertSettings {

@@ -599,6 +599,38 @@ func TestAlertHistoryOptIn(t *testing.T) {
 	}
 }
 
+// TestAlertHistoryFollowsEvents: an owner who subscribes to node_offline
+// and node_online gets only those, by webhook and in the opt-in history,
+// although the node going offline also takes its pool down.
+func TestAlertHistoryFollowsEvents(t *testing.T) {
+	w := newAlertWorld(t)
+	tok := w.owner.Token
+	r := newHookReceiver(t)
+	w.hook(t, tok, r)
+	w.putAlerts(t, tok, api.AlertSettingsInput{Events: &[]string{api.AlertNodeOffline, api.AlertNodeOnline}, History: new(true)})
+	w.report(t, w.nodeToken, w.healthy())
+	w.check(t)
+	w.h.clock.Advance(onlineWindow + time.Second)
+	w.check(t) // node_offline and pool_down
+	w.report(t, w.nodeToken, w.healthy())
+	w.check(t) // node_online and pool_up
+	got := kindsOf(r.waitN(2))
+	h := historyPage(t, w, tok, "")
+	var kinds []string
+	for _, e := range h.Entries {
+		kinds = append(kinds, e.Kind)
+	}
+	want := []string{api.AlertNodeOffline, api.AlertNodeOnline}
+	sort.Strings(got)
+	sort.Strings(kinds)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("delivered kinds (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("history kinds (-want +got):\n%s", diff)
+	}
+}
+
 // TestAlertRetentionTicker checks that the retention job runs on its own.
 func TestAlertRetentionTicker(t *testing.T) {
 	w := newAlertWorld(t, func(o *Options) { o.Alerts.PurgeEvery = 10 * time.Millisecond })

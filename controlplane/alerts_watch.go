@@ -272,9 +272,10 @@ func postureDiff(was, is api.Posture) (failed, fixed []string) {
 	return failed, fixed
 }
 
-// dispatch hands each event to the owners whose devices its pool carries:
-// queued for their channels when they subscribe to its kind, and stored
-// in their history when they opted in to one.
+// dispatch hands each event to the owners whose devices its pool carries
+// and who subscribe to its kind: queued for their channels, and stored in
+// their history when they opted in to one. The event filter applies to
+// both; the store checks it again when it writes the history.
 func (a *alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
 	var pools []string
 	seen := map[string]bool{}
@@ -293,12 +294,10 @@ func (a *alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
 		var send []api.AlertEvent
 		var hist []store.AlertHistory
 		for _, ev := range evs {
-			if !sub.Pools[ev.Pool.ID] {
+			if !sub.Pools[ev.Pool.ID] || !wantsKind(sub.Settings, ev.Kind) {
 				continue
 			}
-			if wantsKind(sub.Settings, ev.Kind) {
-				send = append(send, ev)
-			}
+			send = append(send, ev)
 			if sub.Settings.KeepHistory {
 				hist = append(hist, historyOf(ev))
 			}

@@ -115,6 +115,18 @@ func printableASCII(s string) bool {
 	return true
 }
 
+// Wants reports whether the owner subscribed to events of kind: the
+// filter that decides both what is delivered and what goes into the
+// opt-in history.
+func (a *AlertSettings) Wants(kind string) bool {
+	for k := range strings.SplitSeq(a.Events, ",") {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // empty reports whether the settings ask for nothing, so that no row
 // needs to be kept.
 func (a *AlertSettings) empty() bool {
@@ -256,8 +268,11 @@ func (s *Store) OwnerPoolIDs(ctx context.Context, ownerID string) ([]string, err
 }
 
 // AddAlertHistory stores status changes in the owner's monitoring history
-// if, and only if, the owner opted in; it reports how many it stored. Each
-// entry gets an ID and expires after the owner's retention period.
+// if, and only if, the owner opted in, and only those of the kinds the
+// owner subscribed to (Events, as for deliveries); it reports how many it
+// stored. The settings are read in the same transaction, so a change of
+// either applies at once. Each entry gets an ID and expires after the
+// owner's retention period.
 func (s *Store) AddAlertHistory(ctx context.Context, ownerID string, entries []AlertHistory) (int, error) {
 	stored := 0
 	err := s.write(ctx, func(tx *gorm.DB) error {
@@ -271,6 +286,9 @@ func (s *Store) AddAlertHistory(ctx context.Context, ownerID string, entries []A
 		}
 		rows := make([]AlertHistory, 0, len(entries))
 		for _, e := range entries {
+			if !a.Wants(e.Kind) {
+				continue
+			}
 			e.ID = uuid.NewString()
 			e.OwnerID = ownerID
 			e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)

@@ -189,6 +189,48 @@ func TestAlertHistoryOptIn(t *testing.T) {
 	})
 }
 
+// TestAlertHistoryFollowsEvents: the history keeps only the kinds the
+// owner subscribed to, as deliveries do; a pool_down reaches the history
+// of an owner who asked for node_offline and node_online only if the
+// filter is not applied.
+func TestAlertHistoryFollowsEvents(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		w := newAlertWorld(t, s)
+		at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+		on := webhookSettings(w.a.ID) // node_offline,node_online
+		on.KeepHistory = true
+		mustPutAlertSettings(t, s, on)
+		n, err := s.AddAlertHistory(ctx, w.a.ID, []AlertHistory{
+			historyEntry("node_offline", w.shared.ID, "n1", at),
+			{Kind: "pool_down", PoolID: w.shared.ID, PoolName: "Frankfurt", Detail: "no node of the pool is online", OccurredAt: at},
+			historyEntry("posture_regressed", w.shared.ID, "n1", at),
+			historyEntry("node_online", w.shared.ID, "n1", at.Add(time.Minute)),
+		})
+		if err != nil || n != 2 {
+			t.Fatalf("AddAlertHistory = %d, %v; want 2 (the subscribed kinds)", n, err)
+		}
+		rows, err := s.ListAlertHistory(ctx, w.a.ID, HistoryCursor{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, r := range rows {
+			kinds = append(kinds, r.Kind)
+		}
+		if diff := cmp.Diff([]string{"node_online", "node_offline"}, kinds); diff != "" {
+			t.Errorf("stored kinds (-want +got):\n%s", diff)
+		}
+
+		// No kinds subscribed: nothing is kept, even with the opt-in.
+		on.Events = ""
+		mustPutAlertSettings(t, s, on)
+		if n, err := s.AddAlertHistory(ctx, w.a.ID, []AlertHistory{historyEntry("node_offline", w.shared.ID, "n1", at)}); err != nil || n != 0 {
+			t.Errorf("AddAlertHistory with no kinds subscribed = %d, %v; want 0", n, err)
+		}
+	})
+}
+
 func TestPurgeAlertHistory(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
