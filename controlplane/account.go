@@ -26,6 +26,7 @@ func (s *Server) deleteOwner(ctx context.Context, ownerID string) error {
 		return err
 	}
 	s.publish(ch, ownerID)
+	s.alerts.forget(ownerID)
 	if err := s.store.Checkpoint(ctx); err != nil {
 		// The rows are gone; the WAL copy goes at the next checkpoint.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "checkpoint after account deletion", slog.String(logError, err.Error()))

@@ -53,11 +53,15 @@ type AlertOptions struct {
 	// PurgeEvery is how often expired monitoring history is deleted
 	// (default 1h).
 	PurgeEvery time.Duration
-	// AllowLoopbackWebhooks lets webhooks go to 127.0.0.1, ::1 or
-	// localhost, over http:// too (tests and development). Otherwise a
-	// webhook needs https:// and a public address, so that owners cannot
-	// make the control plane call into its own network.
-	AllowLoopbackWebhooks bool
+	// AllowPrivateTargets lets webhooks go to loopback (127.0.0.1, ::1,
+	// localhost) and private addresses (10/8, 172.16/12, 192.168/16,
+	// 100.64/10, fc00::/7), over http:// too, so that alerts can be tried
+	// with a receiver on a laptop or a LAN. Link-local addresses (where
+	// clouds serve instance metadata), unspecified and multicast addresses
+	// stay refused. Off (the default), a webhook needs https:// and a
+	// public address, so that owners cannot make the control plane call
+	// into its own network.
+	AllowPrivateTargets bool
 }
 
 // SMTPConfig is the mail server alert emails go through.
@@ -110,7 +114,8 @@ type alerter struct {
 	mu     sync.Mutex
 	closed bool
 	queues map[queueKey]*deliveryQueue
-	wg     sync.WaitGroup // delivery workers
+	states map[queueKey]*api.AlertDelivery // each channel's last outcome
+	wg     sync.WaitGroup                  // delivery workers
 }
 
 func newAlerter(ctx context.Context, s *Server, opts AlertOptions) *alerter {
@@ -123,6 +128,7 @@ func newAlerter(ctx context.Context, s *Server, opts AlertOptions) *alerter {
 		testLimit: newLimiter(10*time.Second, 5, time.Hour, s.now),
 		watch:     newWatchState(),
 		queues:    map[queueKey]*deliveryQueue{},
+		states:    map[queueKey]*api.AlertDelivery{},
 	}
 }
 
@@ -196,7 +202,8 @@ func (s *Server) alertSettingsView(a store.AlertSettings, newSecret string) api.
 		events = strings.Split(a.Events, ",")
 	}
 	return api.AlertSettings{WebhookURL: a.WebhookURL, WebhookSecret: newSecret, Email: a.Email,
-		EmailAvailable: s.alerts.emailEnabled(), Events: events, History: a.KeepHistory, RetentionDays: a.RetentionDays}
+		EmailAvailable: s.alerts.emailEnabled(), Events: events, History: a.KeepHistory, RetentionDays: a.RetentionDays,
+		Delivery: s.alerts.deliveryView(a)}
 }
 
 func (s *Server) handleGetAlertSettings(c echo.Context) error {
@@ -224,6 +231,7 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	old := a
 	newSecret := ""
 	if in.WebhookURL != nil {
 		u, err := s.alerts.checkWebhookURL(*in.WebhookURL)
@@ -275,6 +283,14 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	if err := s.store.PutAlertSettings(ctx, a); err != nil {
 		return err
 	}
+	// A new receiver starts with a clean slate: the outcome of the old
+	// one says nothing about it.
+	if a.WebhookURL != old.WebhookURL {
+		s.alerts.resetDelivery(a.OwnerID, channelWebhook)
+	}
+	if a.Email != old.Email {
+		s.alerts.resetDelivery(a.OwnerID, channelEmail)
+	}
 	return c.JSON(http.StatusOK, s.alertSettingsView(a, newSecret))
 }
 
@@ -296,9 +312,10 @@ func alertKinds(kinds []string) (string, error) {
 }
 
 // checkWebhookURL validates a webhook URL: https:// with a host that is
-// not a private, loopback or link-local address (http:// and loopback
-// only with AllowLoopbackWebhooks), no credentials, at most 2 KiB. The
-// dialer checks the resolved addresses again at every delivery.
+// not a private, loopback or link-local address (loopback and private
+// addresses, over http:// too, only with AllowPrivateTargets), no
+// credentials, at most 2 KiB. The dialer checks the resolved addresses
+// again at every delivery.
 func (a *alerter) checkWebhookURL(raw string) (string, error) {
 	if raw == "" {
 		return "", nil
@@ -323,18 +340,20 @@ func (a *alerter) checkWebhookURL(raw string) (string, error) {
 		return "", bad("must not have a fragment")
 	}
 	host := strings.ToLower(u.Hostname())
-	loopback := host == "localhost" || strings.HasSuffix(host, ".localhost")
+	// private: the host is this machine or a private network, which
+	// only AllowPrivateTargets admits (and then over http:// too).
+	private := host == "localhost" || strings.HasSuffix(host, ".localhost")
 	if ip, err := netip.ParseAddr(host); err == nil {
-		loopback = ip.Unmap().IsLoopback()
-		if !loopback && blockedAddr(ip) {
+		private = blockedAddr(ip)
+		if private && !webhookTargetAllowed(ip, a.opts.AllowPrivateTargets) {
 			return "", bad("must not point at a private, loopback or link-local address")
 		}
 	}
 	switch {
-	case loopback && !a.opts.AllowLoopbackWebhooks:
+	case private && !a.opts.AllowPrivateTargets:
 		return "", bad("must not point at a private, loopback or link-local address")
 	case u.Scheme == "https":
-	case u.Scheme == "http" && loopback:
+	case u.Scheme == "http" && private:
 	default:
 		return "", bad("must use https://")
 	}

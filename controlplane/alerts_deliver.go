@@ -70,8 +70,8 @@ type queuedEvent struct {
 	queued time.Time // for RetryFor (the real clock: retries wait in real time)
 }
 
-// enqueue queues evs for every channel set names and reports the channels.
-func (a *alerter) enqueue(set store.AlertSettings, evs []api.AlertEvent) []string {
+// channels lists the channels set names that this server can serve.
+func (a *alerter) channels(set store.AlertSettings) []string {
 	chans := []string{}
 	if set.WebhookURL != "" {
 		chans = append(chans, channelWebhook)
@@ -79,6 +79,12 @@ func (a *alerter) enqueue(set store.AlertSettings, evs []api.AlertEvent) []strin
 	if set.Email != "" && a.emailEnabled() {
 		chans = append(chans, channelEmail)
 	}
+	return chans
+}
+
+// enqueue queues evs for every channel set names and reports the channels.
+func (a *alerter) enqueue(set store.AlertSettings, evs []api.AlertEvent) []string {
+	chans := a.channels(set)
 	bodies := make([][]byte, len(evs))
 	for i, ev := range evs {
 		bodies[i], _ = json.Marshal(ev)
@@ -136,20 +142,28 @@ func (a *alerter) deliverQueue(q *deliveryQueue) {
 		if ctx.Err() != nil {
 			return
 		}
+		attempt++
 		if err == nil || !retry {
-			if err != nil && !errors.Is(err, errNoChannel) {
+			switch {
+			case errors.Is(err, errNoChannel):
+				a.resetDelivery(q.key.owner, q.key.channel)
+			case err != nil:
 				a.logUndelivered(q.key.channel, it.ev.Kind, "alert not delivered", err)
+				a.noteDelivery(q.key, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
+			default:
+				a.noteDelivery(q.key, it.ev.Kind, api.DeliveryDelivered, nil, attempt)
 			}
 			a.pop(q, it.seq)
 			continue
 		}
-		wait := a.backoff(attempt)
-		attempt++
+		wait := a.backoff(attempt - 1)
 		if time.Since(it.queued)+wait > a.opts.RetryFor {
 			a.logUndelivered(q.key.channel, it.ev.Kind, "alert dropped after retrying", err)
+			a.noteDelivery(q.key, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
 			a.pop(q, it.seq)
 			continue
 		}
+		a.noteDelivery(q.key, it.ev.Kind, api.DeliveryRetrying, err, attempt)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -158,6 +172,69 @@ func (a *alerter) deliverQueue(q *deliveryQueue) {
 		case <-t.C:
 		}
 	}
+}
+
+// noteDelivery records the outcome of an attempt on a channel: what the
+// owner sees of the channel's delivery (deliveryView). It is held in
+// memory only and names no URL or address (err is a deliverError).
+func (a *alerter) noteDelivery(k queueKey, kind, state string, err error, attempts int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.states[k]
+	if st == nil {
+		st = &api.AlertDelivery{Channel: k.channel}
+		a.states[k] = st
+	}
+	st.State, st.Kind, st.Attempts, st.Error = state, kind, attempts, ""
+	if err != nil {
+		st.Error = err.Error()
+	}
+	switch state {
+	case api.DeliveryDelivered:
+		st.Delivered++
+		st.Attempts = 0
+	case api.DeliveryGaveUp:
+		st.GaveUp++
+	}
+}
+
+// resetDelivery forgets a channel's outcome: the channel was changed or
+// removed.
+func (a *alerter) resetDelivery(owner, channel string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.states, queueKey{owner: owner, channel: channel})
+}
+
+// forget drops everything held in memory about an owner's deliveries: the
+// account is gone. Queued events are dropped by their workers, which find
+// no settings.
+func (a *alerter) forget(owner string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ch := range []string{channelWebhook, channelEmail} {
+		delete(a.states, queueKey{owner: owner, channel: ch})
+	}
+}
+
+// deliveryView is the delivery outcome of each channel set configures, as
+// this server saw it since it started.
+func (a *alerter) deliveryView(set store.AlertSettings) []api.AlertDelivery {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []api.AlertDelivery{}
+	for _, ch := range a.channels(set) {
+		k := queueKey{owner: set.OwnerID, channel: ch}
+		d := api.AlertDelivery{Channel: ch, State: api.DeliveryIdle}
+		if st := a.states[k]; st != nil {
+			d = *st
+		}
+		if q := a.queues[k]; q != nil {
+			d.Pending = len(q.items)
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func (a *alerter) logUndelivered(channel, kind, msg string, err error) {
@@ -260,27 +337,41 @@ func blockedAddr(ip netip.Addr) bool {
 	return !ip.IsGlobalUnicast() || ip.IsPrivate() || sharedAddressSpace.Contains(ip)
 }
 
-// newWebhookClient returns the client webhooks are sent with: no proxy,
-// no redirects, and a dialer that refuses non-public addresses after DNS
-// resolution (loopback only with AllowLoopbackWebhooks).
-func newWebhookClient(opts AlertOptions) *http.Client {
-	d := &net.Dialer{Timeout: opts.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+// privateAddr reports whether ip is a loopback or private unicast
+// address: this machine or a network of its own, which a webhook may
+// reach only with AllowPrivateTargets. Link-local addresses are not among
+// them: clouds serve instance metadata (and credentials) there.
+func privateAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsLoopback() || ip.IsPrivate() || sharedAddressSpace.Contains(ip)
+}
+
+// webhookTargetAllowed reports whether a webhook may connect to ip.
+func webhookTargetAllowed(ip netip.Addr, allowPrivate bool) bool {
+	return !blockedAddr(ip) || (allowPrivate && privateAddr(ip))
+}
+
+// webhookDialControl refuses, after DNS resolution, every connection to
+// an address that webhookTargetAllowed does not allow.
+func webhookDialControl(allowPrivate bool) func(network, address string, _ syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
 		host, _, err := net.SplitHostPort(address)
 		if err != nil {
 			return errBlockedAddress
 		}
 		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return errBlockedAddress
-		}
-		if opts.AllowLoopbackWebhooks && ip.Unmap().IsLoopback() {
-			return nil
-		}
-		if blockedAddr(ip) {
+		if err != nil || !webhookTargetAllowed(ip, allowPrivate) {
 			return errBlockedAddress
 		}
 		return nil
-	}}
+	}
+}
+
+// newWebhookClient returns the client webhooks are sent with: no proxy,
+// no redirects, and a dialer that refuses non-public addresses after DNS
+// resolution (loopback and private ones only with AllowPrivateTargets).
+func newWebhookClient(opts AlertOptions) *http.Client {
+	d := &net.Dialer{Timeout: opts.Timeout, Control: webhookDialControl(opts.AllowPrivateTargets)}
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,

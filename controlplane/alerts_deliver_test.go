@@ -14,6 +14,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,7 @@ func TestAlertBackoff(t *testing.T) {
 func TestWebhookDialerRefusesPrivate(t *testing.T) {
 	r := newHookReceiver(t)
 	for _, allow := range []bool{false, true} {
-		c := newWebhookClient(AlertOptions{Timeout: 5 * time.Second, AllowLoopbackWebhooks: allow})
+		c := newWebhookClient(AlertOptions{Timeout: 5 * time.Second, AllowPrivateTargets: allow})
 		resp, err := c.Post(r.URL("/x"), "application/json", strings.NewReader(`{}`))
 		if resp != nil {
 			resp.Body.Close()
@@ -211,6 +212,23 @@ func TestWebhookDialerRefusesPrivate(t *testing.T) {
 	} {
 		if got := blockedAddr(netip.MustParseAddr(addr)); got != blocked {
 			t.Errorf("blockedAddr(%s) = %v, want %v", addr, got, blocked)
+		}
+	}
+	// After DNS resolution the dialer lets through what the setting
+	// allows: private and loopback addresses only with it; link-local,
+	// unspecified and multicast addresses never.
+	for addr, allowed := range map[string][2]bool{ // without, with AllowPrivateTargets
+		"93.184.216.34": {true, true}, "[2606:2800:220:1::1]": {true, true},
+		"127.0.0.1": {false, true}, "[::1]": {false, true}, "10.0.0.1": {false, true}, "172.16.5.4": {false, true},
+		"192.168.1.1": {false, true}, "100.64.1.1": {false, true}, "[fd00::1]": {false, true}, "[::ffff:10.0.0.1]": {false, true},
+		"169.254.169.254": {false, false}, "[fe80::1]": {false, false}, "0.0.0.0": {false, false}, "224.0.0.1": {false, false},
+		"[ff02::1]": {false, false},
+	} {
+		for i, allow := range []bool{false, true} {
+			err := webhookDialControl(allow)("tcp", addr+":443", nil)
+			if (err == nil) != allowed[i] || (err != nil && !errors.Is(err, errBlockedAddress)) {
+				t.Errorf("dial %s with AllowPrivateTargets=%v: %v, want allowed=%v", addr, allow, err, allowed[i])
+			}
 		}
 	}
 }
@@ -431,5 +449,148 @@ func TestAlertEmailSettingsStore(t *testing.T) {
 	w.putAlerts(t, w.owner.Token, api.AlertSettingsInput{Email: new("")})
 	if _, err := w.h.store.GetAlertSettings(context.Background(), w.owner.Owner.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("settings that ask for nothing are still stored: %v", err)
+	}
+}
+
+// deliveryOf returns the owner's delivery outcome of channel as GET
+// /api/v1/alerts/settings shows it.
+func (w *alertWorld) deliveryOf(t *testing.T, token, channel string) (api.AlertDelivery, bool) {
+	t.Helper()
+	var set api.AlertSettings
+	w.h.Do(request{Method: "GET", Path: "/api/v1/alerts/settings", Token: token}).MustStatus(t, http.StatusOK).MustDecode(t, &set)
+	for _, d := range set.Delivery {
+		if d.Channel == channel {
+			return d, true
+		}
+	}
+	return api.AlertDelivery{}, false
+}
+
+// waitDelivery waits until the channel's outcome satisfies cond.
+func (w *alertWorld) waitDelivery(t *testing.T, token, channel, what string, cond func(api.AlertDelivery) bool) api.AlertDelivery {
+	t.Helper()
+	var d api.AlertDelivery
+	waitFor(t, what, func() bool {
+		d, _ = w.deliveryOf(t, token, channel)
+		return cond(d)
+	})
+	return d
+}
+
+// TestAlertDeliveryState: the owner sees each channel's outcome (idle,
+// retrying, gave up, delivered) with the last failure described without
+// the URL, per owner, from memory; a changed channel starts afresh and a
+// deleted account leaves nothing behind.
+func TestAlertDeliveryState(t *testing.T) {
+	w := newAlertWorld(t, func(o *Options) { o.Alerts.RetryFor = 300 * time.Millisecond })
+	tok := w.owner.Token
+	r := newHookReceiver(t)
+	w.hook(t, tok, r)
+	if d, ok := w.deliveryOf(t, tok, channelWebhook); !ok || d != (api.AlertDelivery{Channel: channelWebhook, State: api.DeliveryIdle}) {
+		t.Fatalf("before any event: %+v, %v", d, ok)
+	}
+	test := func() {
+		t.Helper()
+		w.h.Do(request{Method: "POST", Path: "/api/v1/alerts/test", Token: tok}).MustStatus(t, http.StatusAccepted)
+	}
+
+	// Down: retrying, then given up at the end of the retry period.
+	r.fail(1000, http.StatusServiceUnavailable)
+	test()
+	d := w.waitDelivery(t, tok, channelWebhook, "retrying", func(d api.AlertDelivery) bool { return d.State == api.DeliveryRetrying })
+	if d.Kind != api.AlertTest || d.Error != "webhook answered 503" || d.Attempts < 1 || d.Pending != 1 || d.Delivered != 0 {
+		t.Errorf("retrying: %+v", d)
+	}
+	d = w.waitDelivery(t, tok, channelWebhook, "gave up", func(d api.AlertDelivery) bool { return d.State == api.DeliveryGaveUp })
+	if d.Error != "webhook answered 503" || d.GaveUp != 1 || d.Attempts < 2 || d.Pending != 0 {
+		t.Errorf("gave up: %+v", d)
+	}
+
+	// Back: delivered, the failure cleared.
+	r.fail(0, 0)
+	test()
+	d = w.waitDelivery(t, tok, channelWebhook, "delivered", func(d api.AlertDelivery) bool { return d.State == api.DeliveryDelivered })
+	if d != (api.AlertDelivery{Channel: channelWebhook, State: api.DeliveryDelivered, Kind: api.AlertTest, Delivered: 1, GaveUp: 1}) {
+		t.Errorf("delivered: %+v", d)
+	}
+
+	// A refusal (4xx) is given up at once.
+	r.fail(1, http.StatusNotFound)
+	test()
+	d = w.waitDelivery(t, tok, channelWebhook, "refused", func(d api.AlertDelivery) bool { return d.GaveUp == 2 })
+	if d.State != api.DeliveryGaveUp || d.Error != "webhook answered 404" || d.Attempts != 1 {
+		t.Errorf("refused: %+v", d)
+	}
+	b, _ := json.Marshal(d)
+	host := strings.TrimPrefix(r.srv.URL, "http://")
+	for _, s := range []string{host, "/hooks/traceless", "127.0.0.1"} {
+		if strings.Contains(string(b), s) {
+			t.Errorf("the delivery outcome names %q: %s", s, b)
+		}
+	}
+
+	// Another owner sees nothing of it.
+	other := w.h.MustOwner()
+	var set api.AlertSettings
+	w.h.Do(request{Method: "GET", Path: "/api/v1/alerts/settings", Token: other.Token}).MustStatus(t, 200).MustDecode(t, &set)
+	if len(set.Delivery) != 0 {
+		t.Errorf("another owner sees deliveries: %+v", set.Delivery)
+	}
+
+	// A new URL starts afresh.
+	r2 := newHookReceiver(t)
+	w.putAlerts(t, tok, api.AlertSettingsInput{WebhookURL: new(r2.URL("/other"))})
+	if d, _ := w.deliveryOf(t, tok, channelWebhook); d != (api.AlertDelivery{Channel: channelWebhook, State: api.DeliveryIdle}) {
+		t.Errorf("after a new URL: %+v", d)
+	}
+
+	// The account's deletion leaves nothing in memory.
+	test()
+	w.waitDelivery(t, tok, channelWebhook, "delivered to the new URL", func(d api.AlertDelivery) bool { return d.Delivered == 1 })
+	w.h.Do(request{Method: "DELETE", Path: "/api/v1/me", Token: tok}).MustStatus(t, http.StatusNoContent)
+	a := w.h.srv.alerts
+	a.mu.Lock()
+	for k := range a.states {
+		if k.owner == w.owner.Owner.ID {
+			t.Errorf("delivery state of a deleted account kept: %v", k)
+		}
+	}
+	a.mu.Unlock()
+}
+
+// TestAlertDeliveryDocumented: the settings' delivery outcome is in the
+// served OpenAPI document, with its states.
+func TestAlertDeliveryDocumented(t *testing.T) {
+	h := newHarness(t)
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum []string `json:"enum"`
+					Ref  string   `json:"$ref"`
+					Item *struct {
+						Ref string `json:"$ref"`
+					} `json:"items"`
+				} `json:"properties"`
+				Required []string `json:"required"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(h.Do(request{Method: "GET", Path: "/api/v1/openapi.json"}).MustStatus(t, 200).Body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	settings := doc.Components.Schemas["AlertSettings"]
+	if p, ok := settings.Properties["delivery"]; !ok || p.Item == nil || p.Item.Ref != "#/components/schemas/AlertDelivery" {
+		t.Fatalf("AlertSettings.delivery = %+v", p)
+	}
+	if !slices.Contains(settings.Required, "delivery") {
+		t.Error("AlertSettings.delivery is not required")
+	}
+	del := doc.Components.Schemas["AlertDelivery"]
+	if diff := cmp.Diff(api.AlertDeliveryStates, del.Properties["state"].Enum); diff != "" {
+		t.Errorf("AlertDelivery.state enum (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{channelWebhook, channelEmail}, del.Properties["channel"].Enum); diff != "" {
+		t.Errorf("AlertDelivery.channel enum (-want +got):\n%s", diff)
 	}
 }

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"net/http"
+	"reflect"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -18,6 +19,23 @@ const alertWebhookDoc = "Each event is POSTed to `webhook_url` as an `AlertEvent
 	"while the receiver is down for a while. Events carry node and pool facts only; aggregate numbers " +
 	"(peer count, revisions) only for the owner's own nodes."
 
+// alertDeliveryDoc describes the delivery outcome in the settings.
+const alertDeliveryDoc = "`delivery` gives, for each configured channel, how alerts fare as this server has seen since it " +
+	"started (held in memory only, never stored): `idle`, `delivered`, `retrying` (an event failed and is retried; later " +
+	"events wait) or `gave_up` (refused, or still failing at the end of the retry period), with the last failure described " +
+	"without the URL or address. Changing a channel starts it afresh."
+
+func init() {
+	fieldRules[reflect.TypeFor[api.AlertDelivery]()] = map[string][]fieldRule{
+		"channel": {enum(channelWebhook, channelEmail)},
+		"state":   {enum(api.AlertDeliveryStates...)},
+		"error":   {describe("The last failure, without the URL or address; empty after a delivery.")},
+	}
+	fieldRules[reflect.TypeFor[api.AlertSettings]()] = map[string][]fieldRule{
+		"delivery": {describe("The delivery outcome of each configured channel, from this server's memory.")},
+	}
+}
+
 func alertOperations() []operation {
 	historyLimit := openapi3.NewQueryParameter("limit").
 		WithDescription("Page size (default 50).").
@@ -30,7 +48,7 @@ func alertOperations() []operation {
 			summary: "Alert settings",
 			desc: "Where the owner is told about the health of the nodes and pools carrying the owner's devices (the shared pools " +
 				"of the plan and the owner's own pools), which kinds, and whether a monitoring history is kept (opt-in, off by default). " +
-				"Without stored settings: no channel, every kind, no history.",
+				"Without stored settings: no channel, every kind, no history.\n\n" + alertDeliveryDoc,
 			replies: []reply{{status: 200, body: api.AlertSettings{}}}},
 		{method: http.MethodPut, path: "/api/v1/alerts/settings", id: "putAlertSettings", tag: "alerts", sec: secOwner,
 			summary: "Change the alert settings", body: api.AlertSettingsInput{},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -128,7 +129,7 @@ func fastAlerts(o *Options) {
 	o.Alerts.RetryMax = 80 * time.Millisecond
 	o.Alerts.RetryFor = time.Minute
 	o.Alerts.Timeout = 5 * time.Second
-	o.Alerts.AllowLoopbackWebhooks = true
+	o.Alerts.AllowPrivateTargets = true
 }
 
 func newAlertWorld(t *testing.T, mods ...func(*Options)) *alertWorld {
@@ -181,7 +182,7 @@ func TestAlertSettingsAPI(t *testing.T) {
 	tok := w.owner.Token
 	var got api.AlertSettings
 	w.h.Do(request{Method: "GET", Path: "/api/v1/alerts/settings", Token: tok}).MustStatus(t, 200).MustDecode(t, &got)
-	want := api.AlertSettings{Events: api.AlertKinds, RetentionDays: 30}
+	want := api.AlertSettings{Events: api.AlertKinds, RetentionDays: 30, Delivery: []api.AlertDelivery{}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("default settings (-want +got):\n%s", diff)
 	}
@@ -193,7 +194,8 @@ func TestAlertSettingsAPI(t *testing.T) {
 	if !strings.HasPrefix(secret, webhookSecretPrefix) || len(secret) < 40 {
 		t.Fatalf("secret = %q", secret)
 	}
-	want = api.AlertSettings{WebhookURL: url, Events: []string{api.AlertNodeOffline, api.AlertPoolDown}, RetentionDays: 30}
+	want = api.AlertSettings{WebhookURL: url, Events: []string{api.AlertNodeOffline, api.AlertPoolDown}, RetentionDays: 30,
+		Delivery: []api.AlertDelivery{{Channel: "webhook", State: api.DeliveryIdle}}}
 	w.h.Do(request{Method: "GET", Path: "/api/v1/alerts/settings", Token: tok}).MustStatus(t, 200).MustDecode(t, &got)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after PUT, GET (-want +got; never the secret):\n%s", diff)
@@ -218,14 +220,14 @@ func TestAlertSettingsAPI(t *testing.T) {
 		t.Error("a new webhook reused the old secret")
 	}
 
+	// Private targets, refused without the operator's setting:
+	// TestAlertWebhookPrivateTargets (this world allows them).
 	for name, tc := range map[string]struct {
 		body  any
 		field string
 	}{
 		"http to a public host":    {map[string]any{"webhook_url": "http://hooks.example.com/x"}, "webhook_url"},
-		"private address":          {map[string]any{"webhook_url": "https://10.1.2.3/x"}, "webhook_url"},
 		"link-local address":       {map[string]any{"webhook_url": "https://[fe80::1]/x"}, "webhook_url"},
-		"carrier-grade NAT":        {map[string]any{"webhook_url": "https://100.64.0.9/x"}, "webhook_url"},
 		"credentials":              {map[string]any{"webhook_url": "https://user:pw@hooks.example.com/x"}, "webhook_url"},
 		"not a URL":                {map[string]any{"webhook_url": "hooks.example.com"}, "webhook_url"},
 		"other scheme":             {map[string]any{"webhook_url": "ftp://hooks.example.com/x"}, "webhook_url"},
@@ -248,11 +250,40 @@ func TestAlertSettingsAPI(t *testing.T) {
 	w.putAlerts(t, tok, api.AlertSettingsInput{WebhookURL: new("https://hooks.example.com/traceless")})
 }
 
-func TestAlertWebhookLoopbackNeedsOption(t *testing.T) {
-	w := newAlertWorld(t, func(o *Options) { o.Alerts.AllowLoopbackWebhooks = false })
-	for _, u := range []string{"http://127.0.0.1:9/x", "https://127.0.0.1/x", "https://localhost/x", "https://[::1]/x"} {
-		w.h.Do(request{Method: "PUT", Path: "/api/v1/alerts/settings", Token: w.owner.Token, Body: api.AlertSettingsInput{WebhookURL: &u}}).
-			MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest, Field: "webhook_url"})
+// TestAlertWebhookPrivateTargets: loopback and private webhook targets
+// (over http:// too) are refused unless the operator allows private
+// targets; link-local addresses, other schemes and http:// to public
+// hosts are refused either way.
+func TestAlertWebhookPrivateTargets(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allow=%v", allow), func(t *testing.T) {
+			w := newAlertWorld(t, func(o *Options) { o.Alerts.AllowPrivateTargets = allow })
+			for u, private := range map[string]bool{
+				"http://127.0.0.1:9/x":        true,
+				"https://127.0.0.1/x":         true,
+				"http://localhost:8080/hook":  true,
+				"https://localhost/x":         true,
+				"https://[::1]/x":             true,
+				"http://10.1.2.3:8080/x":      true,
+				"https://192.168.1.20/x":      true,
+				"http://172.16.0.5/x":         true,
+				"https://100.64.0.9/x":        true,
+				"http://[fd00::1]:8080/x":     true,
+				"https://hooks.example.com/x": false,
+			} {
+				res := w.h.Do(request{Method: "PUT", Path: "/api/v1/alerts/settings", Token: w.owner.Token, Body: api.AlertSettingsInput{WebhookURL: &u}})
+				if !private || allow {
+					res.MustStatus(t, http.StatusOK)
+				} else {
+					res.MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest, Field: "webhook_url"})
+				}
+			}
+			for _, u := range []string{"https://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "https://0.0.0.0/x",
+				"http://224.0.0.1/x", "http://hooks.example.com/x", "ftp://10.1.2.3/x"} {
+				w.h.Do(request{Method: "PUT", Path: "/api/v1/alerts/settings", Token: w.owner.Token, Body: api.AlertSettingsInput{WebhookURL: &u}}).
+					MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest, Field: "webhook_url"})
+			}
+		})
 	}
 }
 

@@ -243,7 +243,7 @@ func TestPurgeAlertHistory(t *testing.T) {
 			a := webhookSettings(o.id)
 			a.KeepHistory, a.RetentionDays = true, o.days
 			mustPutAlertSettings(t, s, a)
-			if _, err := s.AddAlertHistory(ctx, o.id, []AlertHistory{historyEntry("pool_down", w.shared.ID, "", at)}); err != nil {
+			if _, err := s.AddAlertHistory(ctx, o.id, []AlertHistory{historyEntry("node_offline", w.shared.ID, "n1", at)}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -62,6 +62,9 @@ type Config struct {
 	// AlertSyncLag is how long a node may trail the current revision
 	// before owners are told it lags.
 	AlertSyncLag Duration
+	// AlertAllowPrivateTargets lets alert webhooks go to loopback and
+	// private addresses, over http:// too: for trying alerts on a laptop.
+	AlertAllowPrivateTargets bool
 }
 
 // Duration is a time.Duration written as "12h" in config files.
@@ -121,6 +124,8 @@ func (c *Config) table() *config.Table {
 			Usage: "SMTP password (prefer the environment)"},
 		{Key: "alert_sync_lag", Value: config.Dur(&c.AlertSyncLag), Default: "1m", Arg: "DURATION",
 			Usage: "how long a node may trail the current sync revision before owners are told (5s–24h)"},
+		{Key: "alert_allow_private_targets", Value: config.Bool(&c.AlertAllowPrivateTargets), Default: "false",
+			Usage: "let alert webhooks go to loopback and private addresses, over http:// too, to try alerts on a laptop; off, a webhook needs https:// and a public address (link-local is refused either way)"},
 	}}
 }
 
@@ -159,6 +164,8 @@ type Options struct {
 	PolicyNotice    time.Duration
 	SMTP            controlplane.SMTPConfig
 	AlertSyncLag    time.Duration
+	// AlertPrivateTargets admits loopback and private webhook targets.
+	AlertPrivateTargets bool
 }
 
 // Validate checks every setting and names the first bad one.
@@ -175,7 +182,7 @@ func (c *Config) Options() (*Options, error) {
 		SecureCookies: c.SecureCookies || c.TLSCert != "", AdminEmail: c.AdminEmail, AdminPassword: c.AdminPassword,
 		TunnelMTU: c.TunnelMTU, ClientDNS: c.ClientDNS, KeyRate: c.KeyRate, PolicyNotice: time.Duration(c.PolicyNotice),
 		SMTP:         controlplane.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword},
-		AlertSyncLag: time.Duration(c.AlertSyncLag),
+		AlertSyncLag: time.Duration(c.AlertSyncLag), AlertPrivateTargets: c.AlertAllowPrivateTargets,
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %q is not host:port", c.Listen)

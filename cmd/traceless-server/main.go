@@ -146,7 +146,8 @@ func (m *Main) Run(ctx context.Context) error {
 		SecureCookies: o.SecureCookies, TrustedProxies: o.TrustedProxies, Version: version.String(),
 		ClientDNS: o.ClientDNS, KeyRate: o.KeyRate, TunnelMTU: o.TunnelMTU,
 		Policies: o.Policies, PolicyNotice: o.PolicyNotice,
-		Alerts:     controlplane.AlertOptions{SMTP: o.SMTP, SyncLag: o.AlertSyncLag},
+		Alerts: controlplane.AlertOptions{SMTP: o.SMTP, SyncLag: o.AlertSyncLag,
+			AllowPrivateTargets: o.AlertPrivateTargets}, // off by default: owners cannot point the server at its own network
 		Collectors: []prometheus.Collector{version.Collector(program)},
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,8 +20,8 @@ func (a *cli) alertsCommand() *cobra.Command {
 offline, lags behind or fails a privacy posture check, through a signed
 webhook or email. Event kinds: ` + strings.Join(api.AlertKinds, ", ") + `.`,
 	}
-	cmd.AddCommand(a.alertsShowCommand(), a.alertsSetCommand(), a.alertsTestCommand(), a.alertsHistoryCommand(),
-		a.alertsClearHistoryCommand())
+	cmd.AddCommand(a.alertsShowCommand(), a.alertsSetCommand(), a.alertsTestCommand(), a.alertsDeliveryCommand(),
+		a.alertsHistoryCommand(), a.alertsClearHistoryCommand())
 	return cmd
 }
 
@@ -37,6 +38,59 @@ func alertSettingsDetail(t *table, s api.AlertSettings) {
 	t.row("EVENTS", strings.Join(s.Events, ", "))
 	t.row("HISTORY", s.History)
 	t.row("RETENTION DAYS", s.RetentionDays)
+	for _, d := range s.Delivery {
+		t.row("DELIVERY ("+strings.ToUpper(d.Channel)+")", deliverySummary(d))
+	}
+}
+
+// deliverySummary says in one line how a channel fares: "retrying
+// (3 attempts): webhook answered 503; 2 waiting".
+func deliverySummary(d api.AlertDelivery) string {
+	s := strings.ReplaceAll(d.State, "_", " ")
+	switch d.State {
+	case api.DeliveryIdle:
+		s += " (nothing sent since the server started)"
+	case api.DeliveryRetrying, api.DeliveryGaveUp:
+		s += fmt.Sprintf(" (%s, %d attempts): %s", d.Kind, d.Attempts, d.Error)
+	case api.DeliveryDelivered:
+		s += " (" + d.Kind + ")"
+	}
+	if d.Pending > 0 {
+		s += fmt.Sprintf("; %d waiting", d.Pending)
+	}
+	return s
+}
+
+func (a *cli) alertsDeliveryCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delivery",
+		Short: "Show how your alerts fare on each channel",
+		Long: `Show, for your webhook and email, whether the last alert was delivered,
+is being retried (later ones wait behind it) or was given up, with the
+last failure, as the server has seen since it started. Nothing about
+deliveries is stored.`,
+		Args: args(),
+		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, _ []string) error {
+			s, err := c.AlertSettings(ctx)
+			if err != nil {
+				return err
+			}
+			d := s.Delivery
+			if d == nil {
+				d = []api.AlertDelivery{}
+			}
+			return a.emit(d, func(t *table) {
+				if len(d) == 0 {
+					t.row("No channel is set up ('traceless alerts set --webhook-url URL').")
+					return
+				}
+				t.row("CHANNEL", "STATE", "LAST KIND", "ATTEMPTS", "WAITING", "DELIVERED", "GAVE UP", "LAST ERROR")
+				for _, x := range d {
+					t.row(x.Channel, strings.ReplaceAll(x.State, "_", " "), x.Kind, x.Attempts, x.Pending, x.Delivered, x.GaveUp, x.Error)
+				}
+			})
+		}),
+	}
 }
 
 func (a *cli) alertsShowCommand() *cobra.Command {

@@ -14,13 +14,18 @@ import (
 
 func TestAlertsCommands(t *testing.T) {
 	var deliveries atomic.Int32
+	var refuse atomic.Bool
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
 		if r.Header.Get(api.AlertSignatureHeader) != "" {
 			deliveries.Add(1)
 		}
 	}))
 	defer recv.Close()
-	url, _ := newServer(t, func(o *controlplane.Options) { o.Alerts.AllowLoopbackWebhooks = true })
+	url, _ := newServer(t, func(o *controlplane.Options) { o.Alerts.AllowPrivateTargets = true })
 	s := "--server=" + url
 	ok(t, password, s, "signup", "--email", "fay@example.com", "--password-stdin")
 
@@ -53,6 +58,37 @@ func TestAlertsCommands(t *testing.T) {
 			t.Fatal("no webhook delivery")
 		}
 	}
+	// The channel's outcome: delivered, then given up after a refusal.
+	waitDelivery := func(state string) []api.AlertDelivery {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			d := decode[[]api.AlertDelivery](t, ok(t, "", s, "alerts", "delivery", "-o", "json"))
+			if len(d) == 1 && d[0].State == state {
+				return d
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alerts delivery: %+v, want %s", d, state)
+			}
+		}
+	}
+	if d := waitDelivery(api.DeliveryDelivered); d[0].Channel != "webhook" || d[0].Kind != api.AlertTest || d[0].Delivered != 1 {
+		t.Fatalf("alerts delivery: %+v", d)
+	}
+	if r := ok(t, "", s, "alerts", "show"); !strings.Contains(r.stdout, "DELIVERY (WEBHOOK)") || !strings.Contains(r.stdout, "delivered (test)") {
+		t.Fatalf("alerts show: %s", r.stdout)
+	}
+	refuse.Store(true)
+	ok(t, "", s, "alerts", "test")
+	waitDelivery(api.DeliveryGaveUp)
+	r = ok(t, "", s, "alerts", "delivery")
+	host := strings.TrimPrefix(recv.URL, "http://")
+	if !strings.Contains(r.stdout, "gave up") || !strings.Contains(r.stdout, "webhook answered 410") || strings.Contains(r.stdout, host) {
+		t.Fatalf("alerts delivery: %s", r.stdout)
+	}
+	if r := ok(t, "", s, "alerts", "show"); !strings.Contains(r.stdout, "gave up (test, 1 attempts): webhook answered 410") {
+		t.Fatalf("alerts show: %s", r.stdout)
+	}
+	refuse.Store(false)
 
 	set = decode[api.AlertSettings](t, ok(t, "", s, "alerts", "set", "--history", "--retention-days", "30", "-o", "json"))
 	if !set.History || set.RetentionDays != 30 || set.WebhookSecret != "" {

@@ -99,6 +99,42 @@ type AlertSettings struct {
 	History bool `json:"history"`
 	// RetentionDays is how long history entries are kept (1-365).
 	RetentionDays int `json:"retention_days"`
+	// Delivery is how alerts fare on each configured channel, as this
+	// server has seen since it started (held in memory only).
+	Delivery []AlertDelivery `json:"delivery"`
+}
+
+// Delivery states of an alert channel.
+const (
+	DeliveryIdle      = "idle"      // nothing sent since the server started
+	DeliveryDelivered = "delivered" // the last event reached the channel
+	DeliveryRetrying  = "retrying"  // an event failed and is retried; later events wait behind it
+	DeliveryGaveUp    = "gave_up"   // the last event was refused, or kept failing until the retry period ended
+)
+
+// AlertDeliveryStates are the delivery states, in a stable order.
+var AlertDeliveryStates = []string{DeliveryIdle, DeliveryDelivered, DeliveryRetrying, DeliveryGaveUp}
+
+// AlertDelivery is the delivery outcome of one of the owner's channels:
+// the owner's own receiver or mailbox, never anything about end users.
+// It names neither the URL nor the address.
+type AlertDelivery struct {
+	// Channel is "webhook" or "email".
+	Channel string `json:"channel"`
+	// State is one of AlertDeliveryStates.
+	State string `json:"state"`
+	// Kind is the kind of the last event tried; empty while idle.
+	Kind string `json:"kind"`
+	// Error describes the last failure ("webhook answered 503", "SMTP
+	// RCPT answered 550"); empty once an event is delivered.
+	Error string `json:"error"`
+	// Attempts counts the tries of the event being retried or given up.
+	Attempts int `json:"attempts"`
+	// Pending counts the events waiting in the queue.
+	Pending int `json:"pending"`
+	// Delivered and GaveUp count events since the server started.
+	Delivered int `json:"delivered"`
+	GaveUp    int `json:"gave_up"`
 }
 
 // AlertSettingsInput changes the alert settings; absent fields are left

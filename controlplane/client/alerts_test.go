@@ -31,7 +31,7 @@ func TestAlerts(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer recv.Close()
-	url := newServer(t, func(o *controlplane.Options) { o.Alerts.AllowLoopbackWebhooks = true })
+	url := newServer(t, func(o *controlplane.Options) { o.Alerts.AllowPrivateTargets = true })
 	c := owner(t, url, "vic@example.com")
 
 	s, err := c.AlertSettings(ctx)
@@ -57,7 +57,7 @@ func TestAlerts(t *testing.T) {
 	badKinds := []string{"nope"}
 	_, err = c.UpdateAlertSettings(ctx, api.AlertSettingsInput{Events: &badKinds})
 	wantCode(t, err, http.StatusBadRequest, api.CodeInvalidRequest)
-	private := "https://10.0.0.1/hook"
+	private := "https://169.254.169.254/hook" // link-local: refused even with private targets allowed
 	_, err = c.UpdateAlertSettings(ctx, api.AlertSettingsInput{WebhookURL: &private})
 	wantCode(t, err, http.StatusBadRequest, api.CodeInvalidRequest)
 
