@@ -17,22 +17,15 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/traceless-vpn/traceless/agent/internal/roottest"
 	"github.com/traceless-vpn/traceless/agent/wg"
 )
 
 // needRoot skips a test that needs root and a TUN device, saying why;
-// under CI=true as root a missing TUN device fails instead.
+// under CI=true it fails instead (roottest.Require).
 func needRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root to create TUN devices, links and nftables rules (run as root, as .ci/run does)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("CI=true as root but /dev/net/tun is missing: %v", err)
-		}
-		tb.Skipf("needs /dev/net/tun: %v", err)
-	}
+	roottest.Require(tb)
 }
 
 // netns is a network namespace of the test's own, kept alive by a locked

@@ -17,22 +17,15 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
+	"github.com/traceless-vpn/traceless/agent/internal/roottest"
 	"github.com/traceless-vpn/traceless/agent/wg"
 )
 
-// needRoot skips a test that needs root and a TUN device, with the
-// reason; under CI=true as root a missing TUN device fails instead.
+// needRoot skips a test that needs root and a TUN device, saying why;
+// under CI=true it fails instead (roottest.Require).
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create TUN devices and links (run as root, as .ci/run does)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true as root but /dev/net/tun is missing: %v", err)
-		}
-		t.Skipf("needs /dev/net/tun: %v", err)
-	}
+	roottest.Require(t)
 }
 
 // devName returns a unique interface name for this test process.
