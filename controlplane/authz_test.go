@@ -167,6 +167,8 @@ func authzRoutes() map[string]route {
 	return map[string]route{
 		"GET /healthz":  {class: classPublic, ok: 200, request: get("/healthz")},
 		"HEAD /healthz": {class: classPublic, ok: 200, request: func(*authzWorld) request { return request{Method: "HEAD", Path: "/healthz"} }},
+		"GET /readyz":   {class: classPublic, ok: 200, request: get("/readyz")},
+		"HEAD /readyz":  {class: classPublic, ok: 200, request: func(*authzWorld) request { return request{Method: "HEAD", Path: "/readyz"} }},
 		"GET /metrics":  {class: classPublic, ok: 200, request: get("/metrics")},
 		"GET /setup":    {class: classPublic, fixed: 410, request: get("/setup?token=x")},
 		"POST /setup": {class: classPublic, fixed: 410, request: func(*authzWorld) request {

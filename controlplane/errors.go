@@ -55,8 +55,12 @@ var echoCodes = map[int]string{
 	http.StatusTooManyRequests:       api.CodeRateLimited,
 }
 
+// errStorageUnavailable is what a client sees when the store cannot write.
+var errStorageUnavailable = apiError(http.StatusServiceUnavailable, api.CodeStorageUnavailable, "storage is unavailable; try again later")
+
 // toAPIError maps any handler error to the error the client sees. The
-// second result reports whether the error is internal (and must be logged).
+// second result reports whether the error is the server's own (and must be
+// logged): internal, or the store unavailable.
 func toAPIError(err error) (*api.Error, bool) {
 	var ae *api.Error
 	if errors.As(err, &ae) {
@@ -70,6 +74,9 @@ func toAPIError(err error) (*api.Error, bool) {
 		if errors.Is(err, s.err) {
 			return &api.Error{Status: s.status, Code: s.code, Message: s.msg}, false
 		}
+	}
+	if store.IsUnavailable(err) {
+		return errStorageUnavailable, true
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -88,7 +95,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	ae, internal := toAPIError(err)
 	if internal {
 		// The route pattern, never the path: paths carry IDs and keys.
-		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "internal error",
+		msg := "internal error"
+		if ae.Code == api.CodeStorageUnavailable {
+			msg = "storage unavailable"
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelError, msg,
 			slog.String(logRoute, routeOf(c)), slog.String(logError, err.Error()))
 	}
 	if c.Request().Method == http.MethodHead {

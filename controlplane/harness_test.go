@@ -181,6 +181,7 @@ func newHarness(tb testing.TB, mods ...func(*Options)) *harness {
 	for _, m := range mods {
 		m(&h.opts)
 	}
+	h.store = h.opts.Store // a mod may bring a store of its own
 	srv := MustNew(tb, h.opts)
 	h.srv = srv
 	h.ts = httptest.NewServer(srv.Handler())

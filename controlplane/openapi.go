@@ -44,7 +44,7 @@ unknown fields.
 
 **Errors** are ` + "`{\"error\": {\"code\": \"...\", \"message\": \"...\", \"field\": \"...\"}}`" + `
 with a stable code: invalid_request, unauthorized, forbidden, not_found,
-conflict, plan_limit, rate_limited, legal_hold, internal.
+conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable.
 
 **Authentication.** Owners send their sign-in token as
 ` + "`Authorization: Bearer <token>`" + ` or the dashboard's HttpOnly cookie
@@ -176,6 +176,8 @@ var errorResponseTable = map[int]errorResponse{
 		api.Error{Code: api.CodeRateLimited, Message: "too many requests; slow down"}},
 	500: {"InternalError", "internal: an internal error; nothing about it is returned.",
 		api.Error{Code: api.CodeInternal, Message: "internal error"}},
+	503: {"StorageUnavailable", "storage_unavailable: the database cannot take writes now (disk full, read-only, gone); try again later.",
+		api.Error{Code: api.CodeStorageUnavailable, Message: "storage is unavailable; try again later"}},
 }
 
 // errorResponses are the shared error responses, all with the ErrorBody
@@ -257,7 +259,7 @@ func (op operation) errorStatuses() []int {
 	if op.raw {
 		return nil
 	}
-	out := []int{http.StatusInternalServerError}
+	out := []int{http.StatusInternalServerError, http.StatusServiceUnavailable}
 	if op.body != nil {
 		out = append(out, 400, 413, 415)
 	}

@@ -227,6 +227,8 @@ func (s *Server) routes(e *echo.Echo) {
 	s.dashboardRoutes(e)
 	e.GET("/healthz", s.handleHealth)
 	e.HEAD("/healthz", s.handleHealth)
+	e.GET("/readyz", s.handleReady)
+	e.HEAD("/readyz", s.handleReady)
 	e.GET("/metrics", s.handleMetrics)
 	e.GET("/setup", s.handleSetupPage)
 	e.GET("/static/*", s.handleStatic)

@@ -88,8 +88,9 @@ func ParseDSN(dsn string) (Config, error) {
 type Store struct {
 	w, r   *gorm.DB
 	driver string
-	path   string // SQLite file path
-	dsn    string // PostgreSQL DSN, for the LISTEN connection
+	path   string      // SQLite file path
+	opened os.FileInfo // SQLite: the file as opened, for Ready
+	dsn    string      // PostgreSQL DSN, for the LISTEN connection
 
 	tunnel4, tunnel6 netip.Prefix
 	reg              registrar
@@ -208,6 +209,7 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 	rdb.SetMaxOpenConns(n)
 	rdb.SetMaxIdleConns(n)
 	s.w, s.r = w, r
+	s.opened, _ = os.Stat(path)
 	return s.startCheckpointer(path, common)
 }
 
@@ -372,11 +374,14 @@ func translate(err error) error {
 	}
 	var ve *ValidationError
 	if errors.As(err, &ve) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) ||
-		errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrLegalHold) {
+		errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrLegalHold) || errors.Is(err, ErrUnavailable) {
 		return err
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return ErrNotFound
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {

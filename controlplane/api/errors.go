@@ -13,6 +13,9 @@ const (
 	CodeRateLimited    = "rate_limited"
 	CodeLegalHold      = "legal_hold"
 	CodeInternal       = "internal"
+	// CodeStorageUnavailable (503) means the database cannot take writes
+	// now (disk full, read-only, gone); the same request may work later.
+	CodeStorageUnavailable = "storage_unavailable"
 )
 
 // ErrorBody is the JSON body of every error response.
