@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -93,6 +94,7 @@ func newBenchServer(b *testing.B, p controlplane.Argon2Params) *benchServer {
 		Store:          st,
 		Argon2:         p,
 		TrustedProxies: []*net.IPNet{loop4, loop6},
+		KeyRate:        -1, // the registration benchmarks use one API key
 	})
 	if err != nil {
 		b.Fatalf("controlplane.New: %v", err)
@@ -115,16 +117,26 @@ func newBenchServer(b *testing.B, p controlplane.Argon2Params) *benchServer {
 // post sends a JSON body from a fresh forwarded-for address and checks the
 // status.
 func (s *benchServer) post(path string, body any, want int) error {
+	return s.call(http.MethodPost, path, "", body, want, nil)
+}
+
+// call sends a JSON body (with token as the bearer credential when set)
+// from a fresh forwarded-for address, checks the status and decodes the
+// answer into out when out is not nil.
+func (s *benchServer) call(method, path, token string, body any, want int, out any) error {
 	js, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequest(http.MethodPost, s.url+path, bytes.NewReader(js))
+	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(js))
 	if err != nil {
 		return err
 	}
 	n := s.seq.Add(1)
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	// A /64 of its own: rate limits key IPv6 addresses by their /64.
 	req.Header.Set("X-Forwarded-For", fmt.Sprintf("2001:db8:%x:%x::1", n>>16, n&0xffff))
 	resp, err := s.client.Do(req)
@@ -134,7 +146,10 @@ func (s *benchServer) post(path string, body any, want int) error {
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		return fmt.Errorf("POST %s: status %d, want %d: %s", path, resp.StatusCode, want, msg)
+		return fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, msg)
+	}
+	if out != nil {
+		return json.Unmarshal(msg, out)
 	}
 	return nil
 }
@@ -259,4 +274,100 @@ func BenchmarkSHA256Password(b *testing.B) {
 		sha256.Sum256(buf)
 	}
 	clock.report(b, "hashes/s")
+}
+
+// benchApp signs up an owner on a plan allowing 100 million devices,
+// creates an app and returns one of its API keys.
+func benchApp(b *testing.B, s *benchServer) string {
+	b.Helper()
+	ctx := context.Background()
+	if err := s.post("/api/v1/auth/signup", benchCredentials{"first@bench.example.com", benchPassword}, http.StatusCreated); err != nil {
+		b.Fatal(err)
+	}
+	first, err := s.st.GetOwnerByEmail(ctx, "first@bench.example.com")
+	if err != nil {
+		b.Fatalf("GetOwnerByEmail: %v", err)
+	}
+	plan := store.PlanWithPools{Plan: store.Plan{Slug: "bench", Name: "Bench", MaxApps: 10, MaxDevices: 100_000_000, Currency: "EUR"}}
+	if _, err := s.st.CreatePlan(ctx, plan); err != nil {
+		b.Fatalf("CreatePlan: %v", err)
+	}
+	o := store.Owner{Email: "bench@bench.example.com", PasswordHash: first.PasswordHash, Role: first.Role}
+	if _, err := s.st.CreateOwner(ctx, o, "bench"); err != nil {
+		b.Fatalf("CreateOwner: %v", err)
+	}
+	var auth struct{ Token string }
+	if err := s.call(http.MethodPost, "/api/v1/auth/login", "", benchCredentials{o.Email, benchPassword}, http.StatusOK, &auth); err != nil {
+		b.Fatal(err)
+	}
+	var app struct{ ID string }
+	if err := s.call(http.MethodPost, "/api/v1/apps", auth.Token, map[string]string{"name": "bench"}, http.StatusCreated, &app); err != nil {
+		b.Fatal(err)
+	}
+	var key struct{ Key string }
+	if err := s.call(http.MethodPost, "/api/v1/apps/"+app.ID+"/keys", auth.Token, map[string]string{"name": "bench"}, http.StatusCreated, &key); err != nil {
+		b.Fatal(err)
+	}
+	return key.Key
+}
+
+// benchKeys returns n random WireGuard public keys.
+func benchKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		var k [32]byte
+		rand.Read(k[:])
+		keys[i] = base64.StdEncoding.EncodeToString(k[:])
+	}
+	return keys
+}
+
+// BenchmarkRegisterDevice is POST /api/v1/devices from 32 concurrent
+// clients (16 per core), so registrations are group-committed as under
+// load: admission, address allocation, insert, commit and the change
+// handed to node sync.
+func BenchmarkRegisterDevice(b *testing.B) {
+	s := newBenchServer(b, benchCheapArgon2)
+	key := benchApp(b, s)
+	keys := benchKeys(b.N)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	clock := startCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			pub := keys[next.Add(1)-1]
+			if err := s.call(http.MethodPost, "/api/v1/devices", key, map[string]string{"public_key": pub}, http.StatusCreated, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	clock.report(b, "registrations/s")
+}
+
+// BenchmarkRotateDevice is POST /api/v1/devices/{id}/rotate, one client
+// at a time over a pool of 1,000 devices: new key and addresses, the old
+// key's removal handed to node sync.
+func BenchmarkRotateDevice(b *testing.B) {
+	s := newBenchServer(b, benchCheapArgon2)
+	key := benchApp(b, s)
+	ids := make([]string, 1000)
+	for i, pub := range benchKeys(len(ids)) {
+		var d struct{ ID string }
+		if err := s.call(http.MethodPost, "/api/v1/devices", key, map[string]string{"public_key": pub}, http.StatusCreated, &d); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = d.ID
+	}
+	keys := benchKeys(b.N)
+	b.ReportAllocs()
+	clock := startCPU(b)
+	for i := 0; i < b.N; i++ {
+		path := "/api/v1/devices/" + ids[i%len(ids)] + "/rotate"
+		if err := s.call(http.MethodPost, path, key, map[string]string{"public_key": keys[i]}, http.StatusOK, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	clock.report(b, "rotations/s")
 }
