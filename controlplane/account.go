@@ -17,7 +17,7 @@ import (
 // deleted rows stays in the WAL. A legal hold refuses with 409 legal_hold
 // and the reason.
 func (s *Server) deleteOwner(ctx context.Context, ownerID string) error {
-	ch, err := s.store.DeleteOwner(ctx, ownerID)
+	err := s.store.DeleteOwner(ctx, ownerID)
 	var held *store.LegalHoldError
 	if errors.As(err, &held) {
 		return apiError(http.StatusConflict, api.CodeLegalHold, "the account is under legal hold and cannot be deleted now: %s", held.Reason)
@@ -25,7 +25,6 @@ func (s *Server) deleteOwner(ctx context.Context, ownerID string) error {
 	if err != nil {
 		return err
 	}
-	s.publish(ch, ownerID)
 	s.alerts.forget(ownerID)
 	if err := s.store.Checkpoint(ctx); err != nil {
 		// The rows are gone; the WAL copy goes at the next checkpoint.

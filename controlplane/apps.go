@@ -77,11 +77,9 @@ func (s *Server) handleAppPolicy(c echo.Context) error {
 // handleDeleteApp hard-deletes the app, its keys and its devices; the
 // devices leave every node with the next sync.
 func (s *Server) handleDeleteApp(c echo.Context) error {
-	ch, err := s.store.DeleteApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"))
-	if err != nil {
+	if err := s.store.DeleteApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id")); err != nil {
 		return err
 	}
-	s.publish(ch, currentOwner(c).ID)
 	return c.NoContent(http.StatusNoContent)
 }
 

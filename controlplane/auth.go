@@ -181,11 +181,10 @@ func (s *Server) handleChangePlan(c echo.Context) error {
 	if in.Plan == "" {
 		return badRequest("plan", "is required")
 	}
-	o, ch, err := s.store.SetOwnerPlan(c.Request().Context(), currentOwner(c).ID, in.Plan, false)
+	o, err := s.store.SetOwnerPlan(c.Request().Context(), currentOwner(c).ID, in.Plan, false)
 	if err != nil {
 		return err
 	}
-	s.publish(ch, o.ID)
 	v, err := s.ownerView(c.Request().Context(), o)
 	if err != nil {
 		return err

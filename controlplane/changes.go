@@ -9,20 +9,18 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-// publish hands a committed change to node sync and the aggregate change
-// counter. ownerID owns any removed devices, so only nodes that may carry
-// that owner's devices learn the removed keys. Every store call that
-// returns a Change must be followed by publish; a change that is never
-// published stalls sync for gapGrace and then costs nodes a full snapshot.
+// committed is the store's commit hook (installed by New): it hands each
+// committed change to node sync and the aggregate change counter. The
+// store calls it after every write it commits, so no handler publishes
+// anything; a change that never reached the hub would stall sync for
+// gapGrace and then cost nodes a full snapshot. Writes that change nothing
+// nodes carry come with Revision 0 and are ignored.
 //
 // With PostgreSQL the change is also announced to the other replicas, so
 // nodes polling any replica see writes made on any other.
-func (s *Server) publish(ch store.Change, ownerID string) {
+func (s *Server) committed(ch store.Change) {
 	if ch.Revision == 0 {
 		return
-	}
-	if ch.OwnerID == "" {
-		ch.OwnerID = ownerID
 	}
 	s.hub.publish(ch)
 	s.metrics.deviceChanges.Add(float64(len(ch.Upserted) + len(ch.Removed)))

@@ -67,10 +67,8 @@ func (d *dashboard) handleChoosePlan(c echo.Context) error {
 	o := currentOwner(c)
 	var err error = badRequest("plan", "Choose a plan.")
 	if slug != "" {
-		var ch store.Change
-		o, ch, err = d.s.store.SetOwnerPlan(c.Request().Context(), o.ID, slug, false)
+		o, err = d.s.store.SetOwnerPlan(c.Request().Context(), o.ID, slug, false)
 		if err == nil {
-			d.s.publish(ch, o.ID)
 			return redirect(c, pathWithDone("/plan", "plan-changed"))
 		}
 	}

@@ -196,9 +196,7 @@ func (d *dashboard) handleAdminUpdatePlan(c echo.Context) error {
 	}
 	p, err := f.plan(c.Param("plan_id"))
 	if err == nil {
-		var ch store.Change
-		if _, ch, err = d.s.store.UpdatePlan(ctx, p); err == nil {
-			d.s.publish(ch, "")
+		if _, err = d.s.store.UpdatePlan(ctx, p); err == nil {
 			return redirect(c, pathWithDone("/admin/plans", "plan-saved"))
 		}
 	}
@@ -218,11 +216,9 @@ func (d *dashboard) handleAdminRetirePlan(c echo.Context) error {
 		return err
 	}
 	p.Retired = formValue(c, "retired") == "true"
-	_, ch, err := d.s.store.UpdatePlan(ctx, p)
-	if err != nil {
+	if _, err := d.s.store.UpdatePlan(ctx, p); err != nil {
 		return err
 	}
-	d.s.publish(ch, "")
 	if p.Retired {
 		return redirect(c, pathWithDone("/admin/plans", "plan-retired"))
 	}
@@ -619,9 +615,7 @@ func (d *dashboard) handleAdminUpdateOwner(c echo.Context) error {
 	case u.Status == nil && u.PlanSlug == nil:
 		return redirect(c, pathWithDone("/admin/owners/"+id, "owner-saved"))
 	default:
-		var ch store.Change
-		if o, ch, err = d.s.store.UpdateOwner(ctx, id, u); err == nil {
-			d.s.publish(ch, o.ID)
+		if o, err = d.s.store.UpdateOwner(ctx, id, u); err == nil {
 			return redirect(c, pathWithDone("/admin/owners/"+id, "owner-saved"))
 		}
 	}
@@ -652,7 +646,7 @@ func (d *dashboard) handleAdminLegalHold(c echo.Context) error {
 	default:
 		return badRequest("action", "The action must be set or release.")
 	}
-	o, ch, err := d.s.store.UpdateOwner(ctx, id, u)
+	_, err := d.s.store.UpdateOwner(ctx, id, u)
 	if errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -664,6 +658,5 @@ func (d *dashboard) handleAdminLegalHold(c echo.Context) error {
 		}
 		return d.adminOwnerPage(c, st, p, reason)
 	}
-	d.s.publish(ch, o.ID)
 	return redirect(c, pathWithDone("/admin/owners/"+id, flash))
 }

@@ -151,11 +151,9 @@ func deviceCountText(n int64) string {
 
 func (d *dashboard) handleDeleteApp(c echo.Context) error {
 	o := currentOwner(c)
-	ch, err := d.s.store.DeleteApp(c.Request().Context(), o.ID, c.Param("app_id"))
-	if err != nil {
+	if err := d.s.store.DeleteApp(c.Request().Context(), o.ID, c.Param("app_id")); err != nil {
 		return err
 	}
-	d.s.publish(ch, o.ID)
 	return redirect(c, pathWithDone("/apps", "app-deleted"))
 }
 

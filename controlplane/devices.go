@@ -65,12 +65,11 @@ func (s *Server) handleRegisterDevice(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	d, ch, err := s.store.RegisterDevice(c.Request().Context(), currentKey(c).AppID,
+	d, err := s.store.RegisterDevice(c.Request().Context(), currentKey(c).AppID,
 		store.NewDevice{PublicKey: in.PublicKey, ExternalRef: in.ExternalRef})
 	if err != nil {
 		return keyConflict(err)
 	}
-	s.publish(ch, currentKey(c).OwnerID)
 	return s.deviceCreated(c, http.StatusCreated, d)
 }
 
@@ -137,11 +136,9 @@ func (s *Server) handleGetDevice(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteDevice(c echo.Context) error {
-	ch, err := s.store.DeleteDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"))
-	if err != nil {
+	if err := s.store.DeleteDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id")); err != nil {
 		return err
 	}
-	s.publish(ch, currentKey(c).OwnerID)
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -150,10 +147,9 @@ func (s *Server) handleRotateDevice(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	d, ch, err := s.store.RotateDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"), in.PublicKey)
+	d, err := s.store.RotateDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"), in.PublicKey)
 	if err != nil {
 		return keyConflict(err)
 	}
-	s.publish(ch, currentKey(c).OwnerID)
 	return s.deviceCreated(c, http.StatusOK, d)
 }

@@ -105,11 +105,10 @@ func (s *Server) handleAdminUpdateNode(c echo.Context) error {
 		return badRequest("enabled", "is required")
 	}
 	ctx := c.Request().Context()
-	n, ch, err := s.store.SetNodeEnabled(ctx, c.Param("node_id"), *in.Enabled)
+	n, err := s.store.SetNodeEnabled(ctx, c.Param("node_id"), *in.Enabled)
 	if err != nil {
 		return err
 	}
-	s.publish(ch, "")
 	p, err := s.store.GetPool(ctx, n.PoolID)
 	if err != nil {
 		return err

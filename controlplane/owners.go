@@ -66,11 +66,10 @@ func (s *Server) handleAdminUpdateOwner(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
-	o, ch, err := s.store.UpdateOwner(ctx, c.Param("owner_id"), u)
+	o, err := s.store.UpdateOwner(ctx, c.Param("owner_id"), u)
 	if err != nil {
 		return err
 	}
-	s.publish(ch, o.ID)
 	v, err := s.ownerView(ctx, o)
 	if err != nil {
 		return err

@@ -63,11 +63,10 @@ func (s *Server) handleAdminUpdatePlan(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	p, ch, err := s.store.UpdatePlan(c.Request().Context(), planFromInput(c.Param("plan_id"), in))
+	p, err := s.store.UpdatePlan(c.Request().Context(), planFromInput(c.Param("plan_id"), in))
 	if err != nil {
 		return err
 	}
-	s.publish(ch, "")
 	return c.JSON(http.StatusOK, planView(p))
 }
 

@@ -97,6 +97,7 @@ type Server struct {
 	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
 
 	hub    *hub
+	unhook func()             // removes committed from the store's commit hooks
 	deltas singleflight.Group // identical node delta queries in flight
 	status nodeStatuses
 	alerts *alerter
@@ -205,6 +206,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.echo = s.newEcho()
+	s.unhook = opts.Store.OnCommit(s.committed)
 	return s, nil
 }
 
@@ -313,6 +315,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 // Close stops the server's background work. It does not close the store.
 func (s *Server) Close() error {
+	s.unhook()
 	s.stop()
 	<-s.done
 	return nil

@@ -18,12 +18,11 @@ func (e *LegalHoldError) Error() string { return "legal hold: " + e.Reason }
 func (e *LegalHoldError) Is(target error) bool { return target == ErrLegalHold }
 
 // DeleteOwner hard-deletes an owner with every app, key and device, and the
-// owner's dedicated pools and their nodes. The Change lists the removed
+// owner's dedicated pools and their nodes. Its Change lists the removed
 // device keys so nodes drop them. A legal hold refuses with
 // *LegalHoldError and deletes nothing.
-func (s *Store) DeleteOwner(ctx context.Context, ownerID string) (Change, error) {
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+func (s *Store) DeleteOwner(ctx context.Context, ownerID string) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		if err := lockRevision(tx); err != nil {
 			return err
 		}
@@ -34,17 +33,14 @@ func (s *Store) DeleteOwner(ctx context.Context, ownerID string) (Change, error)
 		if o.LegalHold != nil {
 			return &LegalHoldError{Reason: *o.LegalHold}
 		}
-		var err error
-		ch, err = deleteDevicesWhere(tx, "app_id IN (SELECT id FROM apps WHERE owner_id = ?)", ownerID)
-		if err != nil {
+		if err := deleteDevicesWhere(tx, ch, ownerID, "app_id IN (SELECT id FROM apps WHERE owner_id = ?)", ownerID); err != nil {
 			return err
 		}
-		ch.OwnerID = ownerID
 		// Apps, keys, dedicated pools, their nodes and enrollment tokens
 		// go by ON DELETE CASCADE.
 		return tx.Where("id = ?", ownerID).Delete(&Owner{}).Error
 	})
-	return ch, err
+	return err
 }
 
 // withheld are stored columns an export names but does not reveal:

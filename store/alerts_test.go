@@ -301,7 +301,7 @@ func TestAlertSubscribersIsolation(t *testing.T) {
 			t.Errorf("a plan naming B's pool (-want +got):\n%s", diff)
 		}
 		// A suspended owner hears nothing.
-		if _, _, err := s.UpdateOwner(ctx, w.a.ID, OwnerUpdate{Status: ptr(StatusSuspended)}); err != nil {
+		if _, err := s.UpdateOwner(ctx, w.a.ID, OwnerUpdate{Status: ptr(StatusSuspended)}); err != nil {
 			t.Fatal(err)
 		}
 		subs, _ = s.AlertSubscribers(ctx, []string{w.poolA.ID, w.shared.ID})
@@ -342,7 +342,7 @@ func TestAlertsGoWithTheAccount(t *testing.T) {
 		if len(ex["alert_history"]) != 1 {
 			t.Errorf("export of alert_history = %+v", ex["alert_history"])
 		}
-		if _, err := s.DeleteOwner(ctx, w.a.ID); err != nil {
+		if err := s.DeleteOwner(ctx, w.a.ID); err != nil {
 			t.Fatal(err)
 		}
 		if n := MustCountWhere(t, s, &AlertSettings{}, "owner_id = ?", w.a.ID); n != 0 {

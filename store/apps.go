@@ -10,7 +10,9 @@ import (
 
 // Change is what a device write did, for the sync layer: the revision it
 // committed at, the devices added or changed, and the public keys that
-// nodes must drop. Removed keys are never written to disk.
+// nodes must drop. Removed keys are never written to disk. The store hands
+// each committed write's Change to the commit hooks (Store.OnCommit); a
+// write that changes nothing nodes carry has the zero Change.
 type Change struct {
 	Revision int64
 	Upserted []Device
@@ -119,60 +121,59 @@ func (s *Store) UpdateApp(ctx context.Context, ownerID, appID string, u AppUpdat
 	return a, err
 }
 
-// DeleteApp hard-deletes an app with its keys and devices. The returned
-// Change lists the removed devices' keys so that nodes drop them.
-func (s *Store) DeleteApp(ctx context.Context, ownerID, appID string) (Change, error) {
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+// DeleteApp hard-deletes an app with its keys and devices. Its Change
+// lists the removed devices' keys so that nodes drop them.
+func (s *Store) DeleteApp(ctx context.Context, ownerID, appID string) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		var a App
 		if err := tx.Where("id = ? AND owner_id = ?", appID, ownerID).Take(&a).Error; err != nil {
 			return err
 		}
-		var err error
-		ch, err = deleteDevicesWhere(tx, "app_id = ?", appID)
-		if err != nil {
+		if err := deleteDevicesWhere(tx, ch, ownerID, "app_id = ?", appID); err != nil {
 			return err
 		}
 		return tx.Where("id = ?", appID).Delete(&App{}).Error
 	})
-	return ch, err
+	return err
 }
 
-// deleteDevicesWhere removes matching devices, keeps apps.device_count in
-// step, and bumps the revision when anything was removed.
-func deleteDevicesWhere(tx *gorm.DB, where string, args ...any) (Change, error) {
+// deleteDevicesWhere removes matching devices of ownerID, keeps
+// apps.device_count in step, and when anything was removed bumps the
+// revision and records the removed keys in ch.
+func deleteDevicesWhere(tx *gorm.DB, ch *Change, ownerID, where string, args ...any) error {
 	// Lock before reading, so that no registration or rotation changes the
 	// rows between the read of their keys and the delete.
 	if err := lockRevision(tx); err != nil {
-		return Change{}, err
+		return err
 	}
 	var keys []string
 	if err := tx.Model(&Device{}).Where(where, args...).Pluck("public_key", &keys).Error; err != nil {
-		return Change{}, err
+		return err
 	}
 	if len(keys) == 0 {
-		return Change{}, nil
+		return nil
 	}
 	rev, err := bumpRevision(tx)
 	if err != nil {
-		return Change{}, err
+		return err
 	}
 	var perApp []struct {
 		AppID string
 		N     int64
 	}
 	if err := tx.Model(&Device{}).Select("app_id, COUNT(*) AS n").Where(where, args...).Group("app_id").Scan(&perApp).Error; err != nil {
-		return Change{}, err
+		return err
 	}
 	for _, a := range perApp {
 		if err := tx.Model(&App{}).Where("id = ?", a.AppID).Update("device_count", gorm.Expr("device_count - ?", a.N)).Error; err != nil {
-			return Change{}, err
+			return err
 		}
 	}
 	if err := tx.Where(where, args...).Delete(&Device{}).Error; err != nil {
-		return Change{}, err
+		return err
 	}
-	return Change{Revision: rev, Removed: keys}, nil
+	*ch = Change{Revision: rev, Removed: keys, OwnerID: ownerID}
+	return nil
 }
 
 // bumpRevision increments the global sync revision and returns it. It

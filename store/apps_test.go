@@ -210,17 +210,17 @@ func TestListApps(t *testing.T) {
 		xs := []Device{MustRegister(t, s, x.ID), MustRegister(t, s, x.ID), MustRegister(t, s, x.ID)}
 		ys := MustRegisterN(t, s, y.ID, 4)
 		MustRegisterN(t, s, z.ID, 5)
-		if _, err := s.DeleteDevice(ctx, x.ID, xs[1].ID); err != nil {
+		if err := s.DeleteDevice(ctx, x.ID, xs[1].ID); err != nil {
 			t.Fatalf("DeleteDevice: %v", err)
 		}
-		if _, _, err := s.RotateDevice(ctx, y.ID, ys[0].ID, randomKey(t)); err != nil {
+		if _, err := s.RotateDevice(ctx, y.ID, ys[0].ID, randomKey(t)); err != nil {
 			t.Fatalf("RotateDevice: %v", err)
 		}
-		if _, err := s.DeleteDevice(ctx, y.ID, ys[3].ID); err != nil {
+		if err := s.DeleteDevice(ctx, y.ID, ys[3].ID); err != nil {
 			t.Fatalf("DeleteDevice: %v", err)
 		}
 		// Rejected registrations leave the counts alone.
-		if _, _, err := s.RegisterDevice(ctx, x.ID, NewDevice{PublicKey: ys[1].PublicKey}); !errors.Is(err, ErrConflict) {
+		if _, err := s.RegisterDevice(ctx, x.ID, NewDevice{PublicKey: ys[1].PublicKey}); !errors.Is(err, ErrConflict) {
 			t.Fatalf("RegisterDevice(known key) error = %v; want ErrConflict", err)
 		}
 
@@ -274,7 +274,7 @@ func TestAppsOfAnotherOwner(t *testing.T) {
 		}{
 			{"GetApp", func() error { _, err := s.GetApp(ctx, mallory.ID, a.ID); return err }},
 			{"RenameApp", func() error { _, err := s.RenameApp(ctx, mallory.ID, a.ID, "pwned"); return err }},
-			{"DeleteApp", func() error { _, err := s.DeleteApp(ctx, mallory.ID, a.ID); return err }},
+			{"DeleteApp", func() error { return s.DeleteApp(ctx, mallory.ID, a.ID) }},
 			{"ListAPIKeys", func() error { _, err := s.ListAPIKeys(ctx, mallory.ID, a.ID); return err }},
 		}
 		for _, tt := range tests {
@@ -323,17 +323,18 @@ func TestDeleteApp(t *testing.T) {
 		keptDevices := MustAllDevicesOf(t, s, kept.ID)
 		rev := MustRevision(t, s)
 
-		ch, err := s.DeleteApp(ctx, o.ID, doomed.ID)
-		if err != nil {
+		changes := MustRecordChanges(t, s)
+		if err := s.DeleteApp(ctx, o.ID, doomed.ID); err != nil {
 			t.Fatalf("DeleteApp: %v", err)
 		}
+		ch := changes.One(t)
 		var wantRemoved []string
 		for _, d := range gone {
 			wantRemoved = append(wantRemoved, d.PublicKey)
 		}
 		sort.Strings(wantRemoved)
 		sort.Strings(ch.Removed)
-		if diff := cmp.Diff(Change{Revision: rev + 1, Removed: wantRemoved}, ch, ignoreChangeOwner); diff != "" {
+		if diff := cmp.Diff(Change{Revision: rev + 1, Removed: wantRemoved, OwnerID: o.ID}, ch); diff != "" {
 			t.Errorf("DeleteApp Change (-want +got):\n%s", diff)
 		}
 		if got := MustRevision(t, s); got != rev+1 {
@@ -368,7 +369,7 @@ func TestDeleteApp(t *testing.T) {
 		MustDeviceCounts(t, s)
 
 		// A second delete finds nothing and changes nothing.
-		if _, err := s.DeleteApp(ctx, o.ID, doomed.ID); !errors.Is(err, ErrNotFound) {
+		if err := s.DeleteApp(ctx, o.ID, doomed.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("second DeleteApp error = %v; want ErrNotFound", err)
 		}
 		if got := MustRevision(t, s); got != rev+1 {
@@ -377,10 +378,11 @@ func TestDeleteApp(t *testing.T) {
 
 		// Deleting an app without devices removes no key and needs no revision.
 		empty := MustCreateApp(t, s, o.ID, "empty")
-		ch, err = s.DeleteApp(ctx, o.ID, empty.ID)
-		if err != nil {
+		changes.Take()
+		if err := s.DeleteApp(ctx, o.ID, empty.ID); err != nil {
 			t.Fatalf("DeleteApp(empty): %v", err)
 		}
+		ch = changes.One(t)
 		if len(ch.Upserted) != 0 || len(ch.Removed) != 0 {
 			t.Errorf("DeleteApp(empty) Change = %+v; want no devices", ch)
 		}

@@ -132,22 +132,23 @@ type NewDevice struct {
 // one BEGIN/COMMIT and one revision bump per batch instead of per device.
 // Each registration is still checked on its own inside the transaction,
 // after the ones before it, so a batch can never over-allocate a plan.
-func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) (Device, Change, error) {
+// The commit hooks see one Change per batch, listing its devices.
+func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) (Device, error) {
 	pub, err := ValidatePublicKey("public_key", nd.PublicKey)
 	if err != nil {
-		return Device{}, Change{}, err
+		return Device{}, err
 	}
 	if err := validExternalRef(nd.ExternalRef); err != nil {
-		return Device{}, Change{}, err
+		return Device{}, err
 	}
 	req := &regRequest{ctx: ctx, d: Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef},
 		done: make(chan regResult, 1)}
 	s.reg.enqueue(s, req)
 	r := <-req.done
 	if r.err != nil {
-		return Device{}, Change{}, r.err
+		return Device{}, r.err
 	}
-	return r.d, Change{Revision: r.d.Revision, Upserted: []Device{r.d}}, nil
+	return r.d, nil
 }
 
 // regRequest is one queued registration.
@@ -221,12 +222,13 @@ func (s *Store) registerBatch(batch []*regRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	results := make([]regResult, len(live))
+	var ch Change
 	err := s.hot.inTx(ctx, func(h *hotTx) error {
 		rev, err := h.bumpRevision()
 		if err != nil {
 			return err
 		}
-		admitted := 0
+		ch = Change{Revision: rev}
 		for i, req := range live {
 			d := req.d
 			d.Revision = rev
@@ -241,15 +243,18 @@ func (s *Store) registerBatch(batch []*regRequest) {
 				return err
 			}
 			results[i] = regResult{d: d}
-			admitted++
+			ch.Upserted = append(ch.Upserted, d)
 		}
-		if admitted == 0 {
+		if len(ch.Upserted) == 0 {
 			return errNothingAdmitted // a refusal is no change: keep the revision
 		}
 		return nil
 	})
-	if errors.Is(err, errNothingAdmitted) {
-		err = nil // results hold each refusal
+	switch {
+	case err == nil:
+		s.committed(ch)
+	case errors.Is(err, errNothingAdmitted):
+		err = nil // rolled back; results hold each refusal
 	}
 	err = translate(err)
 	if err != nil && len(live) > 1 {
@@ -360,14 +365,13 @@ func keyFree(tx *gorm.DB, pub string) error {
 // old key is removed from nodes and the new one installed in the same
 // revision, and the new addresses do not link the old key's sessions to
 // the new key's.
-func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string) (Device, Change, error) {
+func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string) (Device, error) {
 	pub, err := ValidatePublicKey("public_key", newKey)
 	if err != nil {
-		return Device{}, Change{}, err
+		return Device{}, err
 	}
 	var d Device
-	var ch Change
-	err = s.write(ctx, func(tx *gorm.DB) error {
+	_, err = s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		rev, err := bumpRevision(tx)
 		if err != nil {
 			return err
@@ -391,27 +395,35 @@ func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string
 			Updates(map[string]any{"public_key": d.PublicKey, "ipv4": d.IPv4, "ipv6": d.IPv6, "revision": rev}).Error; err != nil {
 			return err
 		}
-		ch = Change{Revision: rev, Upserted: []Device{d}, Removed: []string{old}}
+		var owner string
+		if err := tx.Model(&App{}).Where("id = ?", appID).Pluck("owner_id", &owner).Error; err != nil {
+			return err
+		}
+		*ch = Change{Revision: rev, Upserted: []Device{d}, Removed: []string{old}, OwnerID: owner}
 		return nil
 	})
 	if err != nil {
-		return Device{}, Change{}, err
+		return Device{}, err
 	}
-	return d, ch, nil
+	return d, nil
 }
 
 // DeleteDevice hard-deletes one device of the app.
-func (s *Store) DeleteDevice(ctx context.Context, appID, deviceID string) (Change, error) {
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		var err error
-		ch, err = deleteDevicesWhere(tx, "id = ? AND app_id = ?", deviceID, appID)
-		if err == nil && ch.Revision == 0 {
+func (s *Store) DeleteDevice(ctx context.Context, appID, deviceID string) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
+		var owner string
+		if err := tx.Model(&App{}).Where("id = ?", appID).Pluck("owner_id", &owner).Error; err != nil {
+			return err
+		}
+		if err := deleteDevicesWhere(tx, ch, owner, "id = ? AND app_id = ?", deviceID, appID); err != nil {
+			return err
+		}
+		if ch.Revision == 0 {
 			return ErrNotFound
 		}
-		return err
+		return nil
 	})
-	return ch, err
+	return err
 }
 
 // GetDevice returns one device of the app; ErrNotFound for another app's.
@@ -435,28 +447,27 @@ const maxBatch = 10_000
 // RegisterDevices registers many devices of one app in a single
 // transaction and revision — for importing an existing user base. It is
 // all or nothing: one bad or known key, or the plan limit, fails the batch.
-func (s *Store) RegisterDevices(ctx context.Context, appID string, nds []NewDevice) ([]Device, Change, error) {
+func (s *Store) RegisterDevices(ctx context.Context, appID string, nds []NewDevice) ([]Device, error) {
 	if len(nds) == 0 || len(nds) > maxBatch {
-		return nil, Change{}, invalid("devices", "must hold 1 to %d devices", maxBatch)
+		return nil, invalid("devices", "must hold 1 to %d devices", maxBatch)
 	}
 	devs := make([]Device, len(nds))
 	seen := make(map[string]bool, len(nds))
 	for i, nd := range nds {
 		pub, err := ValidatePublicKey(fmt.Sprintf("devices[%d].public_key", i), nd.PublicKey)
 		if err != nil {
-			return nil, Change{}, err
+			return nil, err
 		}
 		if seen[pub] {
-			return nil, Change{}, fmt.Errorf("%w: public key repeated in the batch", ErrConflict)
+			return nil, fmt.Errorf("%w: public key repeated in the batch", ErrConflict)
 		}
 		seen[pub] = true
 		if err := validExternalRef(nd.ExternalRef); err != nil {
-			return nil, Change{}, err
+			return nil, err
 		}
 		devs[i] = Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef}
 	}
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		rev, err := bumpRevision(tx)
 		if err != nil {
 			return err
@@ -484,13 +495,13 @@ func (s *Store) RegisterDevices(ctx context.Context, appID string, nds []NewDevi
 		if err := tx.Model(&App{}).Where("id = ?", appID).Update("device_count", gorm.Expr("device_count + ?", len(devs))).Error; err != nil {
 			return err
 		}
-		ch = Change{Revision: rev, Upserted: devs}
+		*ch = Change{Revision: rev, Upserted: devs}
 		return nil
 	})
 	if err != nil {
-		return nil, Change{}, err
+		return nil, err
 	}
-	return devs, ch, nil
+	return devs, nil
 }
 
 // allocateExcept is allocate that also avoids addresses taken earlier in

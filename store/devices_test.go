@@ -79,10 +79,12 @@ func TestRegisterDevice(t *testing.T) {
 		ref := "user-1234"
 		rev := MustRevision(t, s)
 
-		d, ch, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: key, ExternalRef: &ref})
+		changes := MustRecordChanges(t, s)
+		d, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: key, ExternalRef: &ref})
 		if err != nil {
 			t.Fatalf("RegisterDevice: %v", err)
 		}
+		ch := changes.One(t)
 		if _, err := uuid.Parse(d.ID); err != nil {
 			t.Errorf("ID %q is not a UUID", d.ID)
 		}
@@ -90,7 +92,7 @@ func TestRegisterDevice(t *testing.T) {
 		if diff := cmp.Diff(want, d); diff != "" {
 			t.Errorf("RegisterDevice (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(Change{Revision: rev + 1, Upserted: []Device{want}}, ch, ignoreChangeOwner); diff != "" {
+		if diff := cmp.Diff(Change{Revision: rev + 1, Upserted: []Device{want}}, ch); diff != "" {
 			t.Errorf("RegisterDevice Change (-want +got):\n%s", diff)
 		}
 		mustDeviceInNetworks(t, s, d)
@@ -106,7 +108,7 @@ func TestRegisterDevice(t *testing.T) {
 		}
 
 		// external_ref is optional.
-		d2, _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t)})
+		d2, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t)})
 		if err != nil {
 			t.Fatalf("RegisterDevice without external_ref: %v", err)
 		}
@@ -114,7 +116,7 @@ func TestRegisterDevice(t *testing.T) {
 			t.Errorf("GetDevice = %+v, %v; want no external_ref", got, err)
 		}
 
-		if _, _, err := s.RegisterDevice(ctx, uuid.NewString(), NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrNotFound) {
+		if _, err := s.RegisterDevice(ctx, uuid.NewString(), NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("RegisterDevice(unknown app) error = %v; want ErrNotFound", err)
 		}
 		if _, err := s.GetDevice(ctx, uuid.NewString(), d.ID); !errors.Is(err, ErrNotFound) {
@@ -156,7 +158,7 @@ func TestRegisterDeviceRejects(t *testing.T) {
 		app := MustCreateApp(t, s, o.ID, "app")
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				_, _, err := s.RegisterDevice(ctx, app.ID, tt.nd(t))
+				_, err := s.RegisterDevice(ctx, app.ID, tt.nd(t))
 				wantValidation(t, err, tt.field)
 				if n := MustCount(t, s, &Device{}); n != 0 {
 					t.Errorf("%d devices stored; want 0", n)
@@ -168,7 +170,7 @@ func TestRegisterDeviceRejects(t *testing.T) {
 		}
 		// The longest accepted external_ref.
 		long := strings.Repeat("r", 128)
-		d, _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t), ExternalRef: &long})
+		d, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t), ExternalRef: &long})
 		if err != nil {
 			t.Fatalf("RegisterDevice with a 128-character external_ref: %v", err)
 		}
@@ -193,7 +195,7 @@ func TestRegisterDeviceDuplicateKey(t *testing.T) {
 		rev := MustRevision(t, s)
 		for _, app := range []App{a1, a2, b1} {
 			t.Run(app.Name, func(t *testing.T) {
-				if _, _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: d.PublicKey}); !errors.Is(err, ErrConflict) {
+				if _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: d.PublicKey}); !errors.Is(err, ErrConflict) {
 					t.Errorf("RegisterDevice(known key) error = %v; want ErrConflict", err)
 				}
 				if diff := cmp.Diff(before, MustAllDevices(t, s)); diff != "" {
@@ -282,7 +284,7 @@ func TestRegisterDeviceAddresses(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := w; i < total; i += workers {
-					devs[i], _, errs[i] = s.RegisterDevice(ctx, apps[i%len(apps)], NewDevice{PublicKey: randomKey(t)})
+					devs[i], errs[i] = s.RegisterDevice(ctx, apps[i%len(apps)], NewDevice{PublicKey: randomKey(t)})
 				}
 			}()
 		}
@@ -336,7 +338,7 @@ func TestRegisterDeviceExhaustsAddresses(t *testing.T) {
 			t.Errorf("addresses of a full /29 (-want +got):\n%s", diff)
 		}
 		rev := MustRevision(t, s)
-		if _, _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrAddressesExhausted) {
+		if _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrAddressesExhausted) {
 			t.Errorf("RegisterDevice in a full network error = %v; want ErrAddressesExhausted", err)
 		}
 		if n := MustCount(t, s, &Device{}); n != 5 {
@@ -389,11 +391,13 @@ func TestRegisterDeviceRevision(t *testing.T) {
 		o := MustCreateOwner(t, s, "a@example.com", "pro")
 		apps := []App{MustCreateApp(t, s, o.ID, "one"), MustCreateApp(t, s, o.ID, "two")}
 		last := MustRevision(t, s)
+		changes := MustRecordChanges(t, s)
 		for i := range 10 {
-			d, ch, err := s.RegisterDevice(ctx, apps[i%2].ID, NewDevice{PublicKey: randomKey(t)})
+			d, err := s.RegisterDevice(ctx, apps[i%2].ID, NewDevice{PublicKey: randomKey(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
+			ch := changes.One(t)
 			if ch.Revision <= last {
 				t.Errorf("registration %d: revision %d after %d; want strictly increasing", i, ch.Revision, last)
 			}
@@ -460,7 +464,7 @@ func TestRegisterDevicePlanLimitConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, _, errs[i] = stores[i%len(stores)].RegisterDevice(ctx, apps[i%2].ID, NewDevice{PublicKey: randomKey(t)})
+				_, errs[i] = stores[i%len(stores)].RegisterDevice(ctx, apps[i%2].ID, NewDevice{PublicKey: randomKey(t)})
 			}()
 		}
 		close(start)
@@ -486,7 +490,7 @@ func TestRegisterDevicePlanLimitConcurrent(t *testing.T) {
 		if sum := counts[apps[0].ID] + counts[apps[1].ID]; sum != 50 {
 			t.Errorf("device_count sums to %d; want 50", sum)
 		}
-		if _, _, err := s.RegisterDevice(ctx, apps[0].ID, NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrPlanLimit) {
+		if _, err := s.RegisterDevice(ctx, apps[0].ID, NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrPlanLimit) {
 			t.Errorf("RegisterDevice at the limit error = %v; want ErrPlanLimit", err)
 		}
 	})
@@ -514,7 +518,7 @@ func TestRegisterDeviceSameKeyRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, _, errs[i] = stores[i%len(stores)].RegisterDevice(ctx, apps[i%len(apps)].ID, NewDevice{PublicKey: key})
+				_, errs[i] = stores[i%len(stores)].RegisterDevice(ctx, apps[i%len(apps)].ID, NewDevice{PublicKey: key})
 			}()
 		}
 		close(start)
@@ -551,7 +555,7 @@ func TestRotateDevice(t *testing.T) {
 		app := MustCreateApp(t, s, o.ID, "app")
 		otherApp := MustCreateApp(t, s, o.ID, "other")
 		ref := "ref-1"
-		old, _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t), ExternalRef: &ref})
+		old, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t), ExternalRef: &ref})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -559,10 +563,12 @@ func TestRotateDevice(t *testing.T) {
 		rev := MustRevision(t, s)
 
 		newKey := randomKey(t)
-		d, ch, err := s.RotateDevice(ctx, app.ID, old.ID, newKey)
+		changes := MustRecordChanges(t, s)
+		d, err := s.RotateDevice(ctx, app.ID, old.ID, newKey)
 		if err != nil {
 			t.Fatalf("RotateDevice: %v", err)
 		}
+		ch := changes.One(t)
 		want := Device{ID: old.ID, AppID: app.ID, PublicKey: newKey, IPv4: d.IPv4, IPv6: d.IPv6, ExternalRef: &ref, Revision: rev + 1}
 		if diff := cmp.Diff(want, d); diff != "" {
 			t.Errorf("RotateDevice (-want +got):\n%s", diff)
@@ -571,7 +577,7 @@ func TestRotateDevice(t *testing.T) {
 			t.Errorf("rotated addresses %s, %s; want both different from %s, %s", d.IPv4, d.IPv6, old.IPv4, old.IPv6)
 		}
 		mustDeviceInNetworks(t, s, d)
-		if diff := cmp.Diff(Change{Revision: rev + 1, Upserted: []Device{want}, Removed: []string{old.PublicKey}}, ch, ignoreChangeOwner); diff != "" {
+		if diff := cmp.Diff(Change{Revision: rev + 1, Upserted: []Device{want}, Removed: []string{old.PublicKey}, OwnerID: o.ID}, ch); diff != "" {
 			t.Errorf("RotateDevice Change (-want +got):\n%s", diff)
 		}
 		if got, err := s.GetDevice(ctx, app.ID, old.ID); err != nil {
@@ -600,7 +606,7 @@ func TestRotateDevice(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, _, err := s.RotateDevice(ctx, tt.app, tt.id, tt.key); !errors.Is(err, tt.wantErr) {
+				if _, err := s.RotateDevice(ctx, tt.app, tt.id, tt.key); !errors.Is(err, tt.wantErr) {
 					t.Errorf("RotateDevice error = %v; want %v", err, tt.wantErr)
 				}
 				if diff := cmp.Diff(before, MustAllDevices(t, s)); diff != "" {
@@ -611,11 +617,11 @@ func TestRotateDevice(t *testing.T) {
 				}
 			})
 		}
-		_, _, err = s.RotateDevice(ctx, app.ID, d.ID, "bad")
+		_, err = s.RotateDevice(ctx, app.ID, d.ID, "bad")
 		wantValidation(t, err, "public_key")
 
 		// The old key is free again.
-		if _, _, err := s.RegisterDevice(ctx, otherApp.ID, NewDevice{PublicKey: old.PublicKey}); err != nil {
+		if _, err := s.RegisterDevice(ctx, otherApp.ID, NewDevice{PublicKey: old.PublicKey}); err != nil {
 			t.Errorf("RegisterDevice(rotated-away key): %v", err)
 		}
 		MustDeviceCounts(t, s)
@@ -634,11 +640,11 @@ func TestDeleteDevice(t *testing.T) {
 		neighbour := MustRegister(t, s, otherApp.ID)
 		rev := MustRevision(t, s)
 
-		ch, err := s.DeleteDevice(ctx, app.ID, d.ID)
-		if err != nil {
+		changes := MustRecordChanges(t, s)
+		if err := s.DeleteDevice(ctx, app.ID, d.ID); err != nil {
 			t.Fatalf("DeleteDevice: %v", err)
 		}
-		if diff := cmp.Diff(Change{Revision: rev + 1, Removed: []string{d.PublicKey}}, ch, ignoreChangeOwner); diff != "" {
+		if diff := cmp.Diff(Change{Revision: rev + 1, Removed: []string{d.PublicKey}, OwnerID: o.ID}, changes.One(t)); diff != "" {
 			t.Errorf("DeleteDevice Change (-want +got):\n%s", diff)
 		}
 		if n := MustCountWhere(t, s, &Device{}, "id = ? OR public_key = ?", d.ID, d.PublicKey); n != 0 {
@@ -657,7 +663,7 @@ func TestDeleteDevice(t *testing.T) {
 			{"unknown device", app.ID, uuid.NewString()},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, err := s.DeleteDevice(ctx, tt.app, tt.id); !errors.Is(err, ErrNotFound) {
+				if err := s.DeleteDevice(ctx, tt.app, tt.id); !errors.Is(err, ErrNotFound) {
 					t.Errorf("DeleteDevice error = %v; want ErrNotFound", err)
 				}
 				if diff := cmp.Diff(before, MustAllDevices(t, s)); diff != "" {
@@ -669,7 +675,7 @@ func TestDeleteDevice(t *testing.T) {
 			})
 		}
 		// The key of a deleted device may be registered again.
-		if _, _, err := s.RegisterDevice(ctx, otherApp.ID, NewDevice{PublicKey: d.PublicKey}); err != nil {
+		if _, err := s.RegisterDevice(ctx, otherApp.ID, NewDevice{PublicKey: d.PublicKey}); err != nil {
 			t.Errorf("RegisterDevice(deleted device's key): %v", err)
 		}
 	})
@@ -695,7 +701,7 @@ func TestDeleteDeviceConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = s.DeleteDevice(ctx, app.ID, d.ID)
+				errs[i] = s.DeleteDevice(ctx, app.ID, d.ID)
 			}()
 		}
 		close(start)
@@ -732,23 +738,31 @@ func TestDeleteRacesRotate(t *testing.T) {
 		MustSeedPlans(t, s)
 		o := MustCreateOwner(t, s, "a@example.com", "pro")
 		app := MustCreateApp(t, s, o.ID, "app")
+		changes := MustRecordChanges(t, s)
 		for round := range 20 {
 			d := MustRegister(t, s, app.ID)
 			newKey := randomKey(t)
 			var (
 				wg        sync.WaitGroup
-				del       Change
 				delErr    error
 				rotErr    error
 				startOnce = make(chan struct{})
 			)
+			changes.Take()
 			wg.Add(2)
-			go func() { defer wg.Done(); <-startOnce; del, delErr = s.DeleteDevice(ctx, app.ID, d.ID) }()
-			go func() { defer wg.Done(); <-startOnce; _, _, rotErr = s.RotateDevice(ctx, app.ID, d.ID, newKey) }()
+			go func() { defer wg.Done(); <-startOnce; delErr = s.DeleteDevice(ctx, app.ID, d.ID) }()
+			go func() { defer wg.Done(); <-startOnce; _, rotErr = s.RotateDevice(ctx, app.ID, d.ID, newKey) }()
 			close(startOnce)
 			wg.Wait()
 			if delErr != nil {
 				t.Fatalf("round %d: DeleteDevice: %v", round, delErr)
+			}
+			// The delete's Change is the one that removes without adding.
+			var del Change
+			for _, ch := range changes.Take() {
+				if ch.Revision != 0 && len(ch.Upserted) == 0 {
+					del = ch
+				}
 			}
 			switch {
 			case rotErr == nil: // rotated first: the delete removes the new key
@@ -845,9 +859,10 @@ func TestRegisterDevices(t *testing.T) {
 		}
 		rev := MustRevision(t, s)
 		before := MustAllDevices(t, s)
+		changes := MustRecordChanges(t, s)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				devs, ch, err := s.RegisterDevices(ctx, app.ID, tt.nds())
+				devs, err := s.RegisterDevices(ctx, app.ID, tt.nds())
 				if tt.wantErr != nil {
 					if !errors.Is(err, tt.wantErr) {
 						t.Errorf("RegisterDevices error = %v; want %v", err, tt.wantErr)
@@ -855,8 +870,8 @@ func TestRegisterDevices(t *testing.T) {
 				} else {
 					wantValidation(t, err, tt.field)
 				}
-				if devs != nil || ch.Revision != 0 || ch.Upserted != nil {
-					t.Errorf("RegisterDevices returned %d devices and %+v with an error", len(devs), ch)
+				if ch := changes.Take(); devs != nil || ch != nil {
+					t.Errorf("RegisterDevices returned %d devices and committed %+v with an error", len(devs), ch)
 				}
 				if diff := cmp.Diff(before, MustAllDevices(t, s)); diff != "" {
 					t.Errorf("devices after a failed batch (-want +got):\n%s", diff)
@@ -873,10 +888,11 @@ func TestRegisterDevices(t *testing.T) {
 		// Exactly up to the plan: 29 more devices.
 		nds := keys(29)
 		nds[0].ExternalRef = ptr("imported-0")
-		devs, ch, err := s.RegisterDevices(ctx, app.ID, nds)
+		devs, err := s.RegisterDevices(ctx, app.ID, nds)
 		if err != nil {
 			t.Fatalf("RegisterDevices: %v", err)
 		}
+		ch := changes.One(t)
 		if len(devs) != len(nds) {
 			t.Fatalf("RegisterDevices returned %d devices; want %d", len(devs), len(nds))
 		}
@@ -906,7 +922,7 @@ func TestRegisterDevices(t *testing.T) {
 		if diff := cmp.Diff(map[string]int64{app.ID: 29, other.ID: 1}, MustDeviceCounts(t, s)); diff != "" {
 			t.Errorf("device counts (-want +got):\n%s", diff)
 		}
-		if _, _, err := s.RegisterDevices(ctx, app.ID, keys(1)); !errors.Is(err, ErrPlanLimit) {
+		if _, err := s.RegisterDevices(ctx, app.ID, keys(1)); !errors.Is(err, ErrPlanLimit) {
 			t.Errorf("RegisterDevices at the limit error = %v; want ErrPlanLimit", err)
 		}
 	})
@@ -946,12 +962,12 @@ func TestDeviceDeleteLeavesNoCopy(t *testing.T) {
 	}{
 		{"DeleteDevice", func(t *testing.T, s *Store, o Owner, app App) []string {
 			key := randomKey(t)
-			d, _, err := s.RegisterDevice(context.Background(), app.ID, NewDevice{PublicKey: key, ExternalRef: ptr(deviceCanary)})
+			d, err := s.RegisterDevice(context.Background(), app.ID, NewDevice{PublicKey: key, ExternalRef: ptr(deviceCanary)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			mustBeOnDisk(t, s, key, deviceCanary)
-			if _, err := s.DeleteDevice(context.Background(), app.ID, d.ID); err != nil {
+			if err := s.DeleteDevice(context.Background(), app.ID, d.ID); err != nil {
 				t.Fatal(err)
 			}
 			return []string{key, deviceCanary}
@@ -960,25 +976,25 @@ func TestDeviceDeleteLeavesNoCopy(t *testing.T) {
 			var gone []string
 			for i := range 5 {
 				key, ref := randomKey(t), fmt.Sprintf("%s-%d", deviceCanary, i)
-				if _, _, err := s.RegisterDevice(context.Background(), app.ID, NewDevice{PublicKey: key, ExternalRef: &ref}); err != nil {
+				if _, err := s.RegisterDevice(context.Background(), app.ID, NewDevice{PublicKey: key, ExternalRef: &ref}); err != nil {
 					t.Fatal(err)
 				}
 				gone = append(gone, key, ref)
 			}
 			mustBeOnDisk(t, s, gone...)
-			if _, err := s.DeleteApp(context.Background(), o.ID, app.ID); err != nil {
+			if err := s.DeleteApp(context.Background(), o.ID, app.ID); err != nil {
 				t.Fatal(err)
 			}
 			return gone
 		}},
 		{"RotateDevice", func(t *testing.T, s *Store, o Owner, app App) []string {
 			key := randomKey(t)
-			d, _, err := s.RegisterDevice(context.Background(), app.ID, NewDevice{PublicKey: key, ExternalRef: ptr(deviceCanary)})
+			d, err := s.RegisterDevice(context.Background(), app.ID, NewDevice{PublicKey: key, ExternalRef: ptr(deviceCanary)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			mustBeOnDisk(t, s, key)
-			if _, _, err := s.RotateDevice(context.Background(), app.ID, d.ID, randomKey(t)); err != nil {
+			if _, err := s.RotateDevice(context.Background(), app.ID, d.ID, randomKey(t)); err != nil {
 				t.Fatal(err)
 			}
 			return []string{key}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -384,7 +385,7 @@ func MustCreateApp(tb testing.TB, s *Store, ownerID, name string) App {
 // MustRegister registers a device with a random key in the app.
 func MustRegister(tb testing.TB, s *Store, appID string) Device {
 	tb.Helper()
-	d, _, err := s.RegisterDevice(context.Background(), appID, NewDevice{PublicKey: randomKey(tb)})
+	d, err := s.RegisterDevice(context.Background(), appID, NewDevice{PublicKey: randomKey(tb)})
 	if err != nil {
 		tb.Fatalf("RegisterDevice: %v", err)
 	}
@@ -398,7 +399,7 @@ func MustRegisterN(tb testing.TB, s *Store, appID string, n int) []Device {
 	for i := range nds {
 		nds[i] = NewDevice{PublicKey: randomKey(tb)}
 	}
-	devs, _, err := s.RegisterDevices(context.Background(), appID, nds)
+	devs, err := s.RegisterDevices(context.Background(), appID, nds)
 	if err != nil {
 		tb.Fatalf("RegisterDevices(%d): %v", n, err)
 	}
@@ -472,3 +473,41 @@ func MustAllDevicesOf(tb testing.TB, s *Store, appID string) []Device {
 // ignoreChangeOwner leaves Change.OwnerID (which nodes a removal concerns,
 // the sync layer's business) out of the device tests' comparisons.
 var ignoreChangeOwner = cmpopts.IgnoreFields(Change{}, "OwnerID")
+
+// changeLog records what the store hands its commit hooks.
+type changeLog struct {
+	mu      sync.Mutex
+	changes []Change
+}
+
+// MustRecordChanges records every commit of s until the test ends.
+func MustRecordChanges(tb testing.TB, s *Store) *changeLog {
+	tb.Helper()
+	l := &changeLog{}
+	tb.Cleanup(s.OnCommit(func(ch Change) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.changes = append(l.changes, ch)
+	}))
+	return l
+}
+
+// Take returns the commits recorded since the last Take.
+func (l *changeLog) Take() []Change {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.changes
+	l.changes = nil
+	return out
+}
+
+// One returns the Change of the one commit since the last Take (or One),
+// failing tb when there was not exactly one.
+func (l *changeLog) One(tb testing.TB) Change {
+	tb.Helper()
+	got := l.Take()
+	if len(got) != 1 {
+		tb.Fatalf("%d commits reached the hook; want 1: %+v", len(got), got)
+	}
+	return got[0]
+}

@@ -117,7 +117,7 @@ func TestAuthenticateAPIKey(t *testing.T) {
 
 		// The owner's status comes with the key, so a suspended owner's
 		// apps can be refused.
-		if _, _, err := s.UpdateOwner(ctx, alice.ID, OwnerUpdate{Status: ptr(StatusSuspended)}); err != nil {
+		if _, err := s.UpdateOwner(ctx, alice.ID, OwnerUpdate{Status: ptr(StatusSuspended)}); err != nil {
 			t.Fatal(err)
 		}
 		want.OwnerStatus = StatusSuspended

@@ -193,12 +193,11 @@ func (s *Store) ListNodes(ctx context.Context, ownerID string) ([]NodeWithPool, 
 }
 
 // SetNodeEnabled enables or disables a node. A disabled node is offered to
-// no client and is sent an empty peer set; the returned Change makes the
+// no client and is sent an empty peer set; its Change makes the
 // nodes of its pool resync so the node drops or regains its peers at once.
-func (s *Store) SetNodeEnabled(ctx context.Context, id string, enabled bool) (Node, Change, error) {
+func (s *Store) SetNodeEnabled(ctx context.Context, id string, enabled bool) (Node, error) {
 	var n Node
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		if err := tx.Where("id = ?", id).Take(&n).Error; err != nil {
 			return err
 		}
@@ -210,13 +209,13 @@ func (s *Store) SetNodeEnabled(ctx context.Context, id string, enabled bool) (No
 			return err
 		}
 		var err error
-		ch, err = resyncChange(tx, []string{n.PoolID})
+		*ch, err = resyncChange(tx, []string{n.PoolID})
 		return err
 	})
 	if err != nil {
-		return Node{}, Change{}, err
+		return Node{}, err
 	}
-	return n, ch, nil
+	return n, nil
 }
 
 // DeleteNode removes a node; its credential stops working at once.

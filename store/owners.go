@@ -94,18 +94,17 @@ func (s *Store) ListOwners(ctx context.Context, after string, limit int) ([]Owne
 
 // SetOwnerPlan moves an owner to an active plan. Moving to a plan whose
 // limits are below the owner's current usage is refused with ErrPlanLimit.
-func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allowRetired bool) (Owner, Change, error) {
+func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allowRetired bool) (Owner, error) {
 	var o Owner
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		var err error
-		o, ch, err = setOwnerPlan(tx, ownerID, planSlug, allowRetired)
+		o, *ch, err = setOwnerPlan(tx, ownerID, planSlug, allowRetired)
 		return err
 	})
 	if err != nil {
-		return Owner{}, Change{}, err
+		return Owner{}, err
 	}
-	return o, ch, nil
+	return o, nil
 }
 
 // setOwnerPlan moves the owner to the plan with planSlug inside tx and
@@ -178,13 +177,12 @@ type OwnerUpdate struct {
 
 // UpdateOwner applies an operator's change, all of it or (on an error)
 // none of it.
-func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owner, Change, error) {
+func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owner, error) {
 	var o Owner
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		if u.PlanSlug != nil {
 			var err error
-			if _, ch, err = setOwnerPlan(tx, id, *u.PlanSlug, true); err != nil {
+			if _, *ch, err = setOwnerPlan(tx, id, *u.PlanSlug, true); err != nil {
 				return err
 			}
 		}
@@ -225,9 +223,9 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, u OwnerUpdate) (Owne
 		return err
 	})
 	if err != nil {
-		return Owner{}, Change{}, err
+		return Owner{}, err
 	}
-	return o, ch, nil
+	return o, nil
 }
 
 // SetAcceptedPolicy records the privacy policy version the owner accepted.

@@ -83,7 +83,7 @@ func TestCreateOwnerRejects(t *testing.T) {
 		plans := MustSeedPlans(t, s)
 		pro := plans["pro"]
 		pro.Retired = true
-		if _, _, err := s.UpdatePlan(ctx, pro); err != nil {
+		if _, err := s.UpdatePlan(ctx, pro); err != nil {
 			t.Fatal(err)
 		}
 		for _, tt := range tests {
@@ -121,7 +121,7 @@ func TestSetOwnerPlan(t *testing.T) {
 		// Two apps: more than free allows (1).
 		a := MustInsertApp(t, s, o.ID, "one")
 		MustInsertApp(t, s, o.ID, "two")
-		if _, _, err := s.SetOwnerPlan(ctx, o.ID, "free", false); !errors.Is(err, ErrPlanLimit) {
+		if _, err := s.SetOwnerPlan(ctx, o.ID, "free", false); !errors.Is(err, ErrPlanLimit) {
 			t.Errorf("SetOwnerPlan(free with 2 apps) error = %v; want ErrPlanLimit", err)
 		}
 		MustOwnerPlan(t, s, o.ID, plans["pro"].ID)
@@ -133,7 +133,7 @@ func TestSetOwnerPlan(t *testing.T) {
 		for i := range 11 {
 			MustInsertDevice(t, s, a.ID, i)
 		}
-		if _, _, err := s.SetOwnerPlan(ctx, o.ID, "free", false); !errors.Is(err, ErrPlanLimit) {
+		if _, err := s.SetOwnerPlan(ctx, o.ID, "free", false); !errors.Is(err, ErrPlanLimit) {
 			t.Errorf("SetOwnerPlan(free with 11 devices) error = %v; want ErrPlanLimit", err)
 		}
 		MustOwnerPlan(t, s, o.ID, plans["pro"].ID)
@@ -142,7 +142,7 @@ func TestSetOwnerPlan(t *testing.T) {
 		if err := s.w.Where("revision = ?", 11).Delete(&Device{}).Error; err != nil {
 			t.Fatal(err)
 		}
-		got, _, err := s.SetOwnerPlan(ctx, o.ID, "free", false)
+		got, err := s.SetOwnerPlan(ctx, o.ID, "free", false)
 		if err != nil {
 			t.Fatalf("SetOwnerPlan(free with 1 app, 10 devices): %v", err)
 		}
@@ -154,19 +154,19 @@ func TestSetOwnerPlan(t *testing.T) {
 		// Retired plans only when allowed.
 		business := plans["business"]
 		business.Retired = true
-		if _, _, err := s.UpdatePlan(ctx, business); err != nil {
+		if _, err := s.UpdatePlan(ctx, business); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = s.SetOwnerPlan(ctx, o.ID, "business", false)
+		_, err = s.SetOwnerPlan(ctx, o.ID, "business", false)
 		wantValidation(t, err, "plan")
-		if _, _, err := s.SetOwnerPlan(ctx, o.ID, "business", true); err != nil {
+		if _, err := s.SetOwnerPlan(ctx, o.ID, "business", true); err != nil {
 			t.Errorf("SetOwnerPlan(retired, allowed): %v", err)
 		}
 		MustOwnerPlan(t, s, o.ID, plans["business"].ID)
 
-		_, _, err = s.SetOwnerPlan(ctx, o.ID, "nope", true)
+		_, err = s.SetOwnerPlan(ctx, o.ID, "nope", true)
 		wantValidation(t, err, "plan")
-		if _, _, err := s.SetOwnerPlan(ctx, uuid.NewString(), "free", false); !errors.Is(err, ErrNotFound) {
+		if _, err := s.SetOwnerPlan(ctx, uuid.NewString(), "free", false); !errors.Is(err, ErrNotFound) {
 			t.Errorf("SetOwnerPlan(unknown owner) error = %v; want ErrNotFound", err)
 		}
 	})
@@ -218,7 +218,7 @@ func TestUpdateOwner(t *testing.T) {
 		o := MustCreateOwner(t, s, "a@example.com", "")
 
 		hold := "chargeback dispute #42"
-		got, _, err := s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: &hold, Status: ptr(StatusSuspended)})
+		got, err := s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: &hold, Status: ptr(StatusSuspended)})
 		if err != nil {
 			t.Fatalf("UpdateOwner(set hold): %v", err)
 		}
@@ -227,13 +227,13 @@ func TestUpdateOwner(t *testing.T) {
 		want.Status = StatusSuspended
 		MustOwnerEqual(t, s, want, got)
 
-		_, _, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: ptr("x\u200b")})
+		_, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: ptr("x\u200b")})
 		wantValidation(t, err, "legal_hold")
-		_, _, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{Status: ptr("gone")})
+		_, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{Status: ptr("gone")})
 		wantValidation(t, err, "status")
 		MustOwnerEqual(t, s, want, want) // unchanged by the rejected updates
 
-		got, _, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{ClearLegalHold: true, Status: ptr(StatusActive), PlanSlug: ptr("pro")})
+		got, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{ClearLegalHold: true, Status: ptr(StatusActive), PlanSlug: ptr("pro")})
 		if err != nil {
 			t.Fatalf("UpdateOwner(clear hold): %v", err)
 		}
@@ -243,11 +243,11 @@ func TestUpdateOwner(t *testing.T) {
 		MustOwnerEqual(t, s, want, got)
 
 		// A rejected update changes nothing, not even the plan it names.
-		_, _, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{PlanSlug: ptr("business"), Status: ptr("gone")})
+		_, err = s.UpdateOwner(ctx, o.ID, OwnerUpdate{PlanSlug: ptr("business"), Status: ptr("gone")})
 		wantValidation(t, err, "status")
 		MustOwnerEqual(t, s, want, want)
 
-		if _, _, err := s.UpdateOwner(ctx, uuid.NewString(), OwnerUpdate{Status: ptr(StatusActive)}); !errors.Is(err, ErrNotFound) {
+		if _, err := s.UpdateOwner(ctx, uuid.NewString(), OwnerUpdate{Status: ptr(StatusActive)}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("UpdateOwner(unknown) error = %v; want ErrNotFound", err)
 		}
 	})

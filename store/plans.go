@@ -158,13 +158,12 @@ func (s *Store) CreatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools,
 }
 
 // UpdatePlan replaces a plan's fields and pools. When the pools change,
-// the returned Change asks the affected pools' nodes to resync.
-func (s *Store) UpdatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools, Change, error) {
+// its Change asks the affected pools' nodes to resync.
+func (s *Store) UpdatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools, error) {
 	if err := p.Validate(); err != nil {
-		return PlanWithPools{}, Change{}, err
+		return PlanWithPools{}, err
 	}
-	var ch Change
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
 		before, err := planPools(tx, p.ID)
 		if err != nil {
 			return err
@@ -188,13 +187,13 @@ func (s *Store) UpdatePlan(ctx context.Context, p PlanWithPools) (PlanWithPools,
 		}
 		// Nodes of a pool the plan gained or lost carry a different set
 		// of devices now.
-		ch, err = resyncChange(tx, symDiff(before, after))
+		*ch, err = resyncChange(tx, symDiff(before, after))
 		return err
 	})
 	if err != nil {
-		return PlanWithPools{}, Change{}, err
+		return PlanWithPools{}, err
 	}
-	return p, ch, nil
+	return p, nil
 }
 
 func setPlanPools(tx *gorm.DB, planID string, poolIDs []string) error {

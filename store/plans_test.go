@@ -225,7 +225,7 @@ func TestUpdatePlan(t *testing.T) {
 		pro.Name = "Professional"
 		pro.Retired = true
 		pro.PoolIDs = []string{pool.ID}
-		if _, _, err := s.UpdatePlan(ctx, pro); err != nil {
+		if _, err := s.UpdatePlan(ctx, pro); err != nil {
 			t.Fatalf("UpdatePlan: %v", err)
 		}
 		got, err := s.GetPlan(ctx, pro.ID)
@@ -248,7 +248,7 @@ func TestUpdatePlan(t *testing.T) {
 		}
 
 		pro.PoolIDs = nil
-		if _, _, err := s.UpdatePlan(ctx, pro); err != nil {
+		if _, err := s.UpdatePlan(ctx, pro); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.GetPlan(ctx, pro.ID); got.PoolIDs != nil {
@@ -257,17 +257,17 @@ func TestUpdatePlan(t *testing.T) {
 
 		clash := plans["business"]
 		clash.Slug = "free"
-		if _, _, err := s.UpdatePlan(ctx, clash); !errors.Is(err, ErrConflict) {
+		if _, err := s.UpdatePlan(ctx, clash); !errors.Is(err, ErrConflict) {
 			t.Errorf("UpdatePlan(slug taken) error = %v; want ErrConflict", err)
 		}
 		missing := validPlan()
 		missing.ID = uuid.NewString()
-		if _, _, err := s.UpdatePlan(ctx, missing); !errors.Is(err, ErrNotFound) {
+		if _, err := s.UpdatePlan(ctx, missing); !errors.Is(err, ErrNotFound) {
 			t.Errorf("UpdatePlan(unknown) error = %v; want ErrNotFound", err)
 		}
 		bad := plans["free"]
 		bad.Name = "Free\u202e"
-		_, _, err = s.UpdatePlan(ctx, bad)
+		_, err = s.UpdatePlan(ctx, bad)
 		wantValidation(t, err, "name")
 		if got, _ := s.GetPlan(ctx, bad.ID); got.Name != "Free" {
 			t.Errorf("name after rejected update = %q; want %q", got.Name, "Free")
@@ -292,7 +292,7 @@ func TestDeletePlan(t *testing.T) {
 
 		business := plans["business"]
 		business.PoolIDs = []string{pool.ID}
-		if _, _, err := s.UpdatePlan(ctx, business); err != nil {
+		if _, err := s.UpdatePlan(ctx, business); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DeletePlan(ctx, business.ID); err != nil {

@@ -69,7 +69,7 @@ func TestSQLiteDeleteLeavesNoCopy(t *testing.T) {
 	MustSeedPlans(t, s)
 	canary := "canary-" + randomHex(t, 16)
 	o := MustCreateOwner(t, s, canary+"@example.com", "")
-	if _, _, err := s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: ptr("hold " + canary)}); err != nil {
+	if _, err := s.UpdateOwner(ctx, o.ID, OwnerUpdate{LegalHold: ptr("hold " + canary)}); err != nil {
 		t.Fatal(err)
 	}
 	app := MustInsertApp(t, s, o.ID, "app "+canary)

@@ -59,6 +59,8 @@ type Config struct {
 	// TunnelIPv4 and TunnelIPv6 are the networks device addresses come from
 	// (DefaultTunnelIPv4 and DefaultTunnelIPv6 when zero).
 	TunnelIPv4, TunnelIPv6 netip.Prefix
+	// OnCommit, when set, is the first commit hook (see Store.OnCommit).
+	OnCommit func(Change)
 }
 
 // ParseDSN splits a URL such as sqlite://./data/traceless.db or
@@ -95,6 +97,7 @@ type Store struct {
 	tunnel4, tunnel6 netip.Prefix
 	reg              registrar
 	hot              hotStmts
+	hooks            commitHooks
 
 	ckpt     *sql.DB // SQLite: the background checkpointer's connection
 	ckptStop context.CancelFunc
@@ -113,6 +116,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		PrepareStmt: true,
 	}
 	s := &Store{driver: cfg.Driver, dsn: cfg.DSN, tunnel4: cfg.TunnelIPv4, tunnel6: cfg.TunnelIPv6}
+	if cfg.OnCommit != nil {
+		s.OnCommit(cfg.OnCommit)
+	}
 	if !s.tunnel4.IsValid() {
 		s.tunnel4 = DefaultTunnelIPv4
 	}
@@ -359,9 +365,28 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// write runs fn in a write transaction.
+// write runs fn in a write transaction that changes nothing nodes carry;
+// once it commits, the commit hooks are called with an empty Change.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return translate(s.w.WithContext(ctx).Transaction(fn))
+	_, err := s.writeChange(ctx, func(tx *gorm.DB, _ *Change) error { return fn(tx) })
+	return err
+}
+
+// writeChange runs fn in a write transaction; fn records in ch what nodes
+// must learn. Once the transaction commits, ch goes to the commit hooks.
+// Every write of the store goes through here, except registration's
+// prepared path, which calls committed itself (registerBatch).
+func (s *Store) writeChange(ctx context.Context, fn func(tx *gorm.DB, ch *Change) error) (Change, error) {
+	var ch Change
+	err := translate(s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ch = Change{}
+		return fn(tx, &ch)
+	}))
+	if err != nil {
+		return Change{}, err
+	}
+	s.committed(ch)
+	return ch, nil
 }
 
 // read returns the reader handle bound to ctx.
