@@ -123,6 +123,7 @@ var storeMethods = map[string]methodCall{
 		return []any{f.shared.ID, 1 << 62, func(int64) error { return nil }, func(PeerRow) error { return nil }}
 	}},
 	"PoolPlans":      {read, none},
+	"Ready":          {read, none}, // writes the revision row with itself: nothing changes
 	"Revision":       {read, none},
 	"Shared":         {read, none},
 	"Stats":          {read, none},
