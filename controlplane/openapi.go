@@ -23,7 +23,7 @@ import (
 
 // openAPIVersion is the version of the contract; a change to it gets a line
 // in openAPIChangelog.
-const openAPIVersion = "1.0"
+const openAPIVersion = "1.1"
 
 const openAPIChangelog = `## Changelog
 
@@ -32,7 +32,12 @@ Contract changes (routes, methods, status codes, JSON field names) are recorded 
 - v1.0 — initial contract.
 - ` + "`GET /agent/v1/peers`" + ` takes ` + "`full=true`" + ` to ask for a full snapshot;
   ` + "`since=0`" + ` on an installation still at revision 0 now waits for a change
-  instead of answering at once, so a node holding the empty set long-polls.`
+  instead of answering at once, so a node holding the empty set long-polls.
+- v1.1 — additions, nothing removed or renamed. Pools answer with ` + "`plans`" + ` (the slugs of the plans that
+  include them) and ` + "`in_no_plan`" + ` (a shared pool no plan includes serves nobody); POST /api/v1/admin/pools
+  takes ` + "`plans`" + `. GET /api/v1/servers adds ` + "`explanation`" + ` when the list is empty. The document marks
+  nullable every field that real answers hold as null (a node's ` + "`status`" + ` before it reports, the policy's
+  ` + "`upcoming`" + `, the export's column values), names its ` + "`servers`" + ` and its license's URL.`
 
 const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
 create apps and API keys; their apps register end-user devices (a WireGuard
@@ -55,6 +60,12 @@ conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable.
 ` + "`next_cursor`" + `, empty on the last page.
 
 `
+
+// The license of the API and its document.
+const (
+	openAPILicenseName = "Traceless license"
+	openAPILicenseURL  = "https://github.com/traceless-vpn/traceless/blob/main/LICENSE"
+)
 
 // Security scheme names.
 const (
@@ -108,9 +119,12 @@ func buildOpenAPI() (*openapi3.T, error) {
 			Title:       "Traceless API",
 			Version:     openAPIVersion,
 			Description: openAPIDescription + openAPIChangelog,
-			License:     &openapi3.License{Name: "See the project's LICENSE"},
+			License:     &openapi3.License{Name: openAPILicenseName, URL: openAPILicenseURL},
 		},
-		Paths: openapi3.NewPaths(),
+		// The document describes whichever control plane serves it: its
+		// paths are relative to that server's root.
+		Servers: openapi3.Servers{{URL: "/", Description: "The control plane serving this document."}},
+		Paths:   openapi3.NewPaths(),
 		Tags: openapi3.Tags{
 			{Name: "public", Description: "No authentication."},
 			{Name: "setup", Description: "Creating the first operator account."},

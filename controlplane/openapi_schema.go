@@ -69,6 +69,19 @@ func describe(text string) fieldRule { return func(s *openapi3.Schema) { s.Descr
 
 func pattern(p string) fieldRule { return func(s *openapi3.Schema) { s.Pattern = p } }
 
+// exportTableValues lets the column values of the export's rows (tables:
+// {name: [{column: value}]}) be null, as they are for unset columns.
+func exportTableValues(s *openapi3.Schema) {
+	rows := s.AdditionalProperties.Schema
+	if rows == nil || rows.Value == nil || rows.Value.Items == nil || rows.Value.Items.Value == nil {
+		panic("openapi: the export's tables are not a map of row arrays")
+	}
+	row := rows.Value.Items.Value
+	value := openapi3.NewAnyOfSchema(openapi3.NewStringSchema().WithNullable(), openapi3.NewFloat64Schema(), openapi3.NewBoolSchema())
+	value.Description = "A column's value: a string (timestamps in RFC 3339), a number, a boolean, or null."
+	row.AdditionalProperties = openapi3.AdditionalProperties{Schema: value.NewRef()}
+}
+
 // wgKeyPattern is a WireGuard key: standard base64 of 32 bytes.
 const wgKeyPattern = `^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$`
 
@@ -118,6 +131,10 @@ var fieldRules = map[reflect.Type]map[string][]fieldRule{
 	},
 	reflect.TypeFor[api.OwnerList](): {
 		"next_cursor": {describe("Pass as ?cursor= for the next page; empty on the last page.")},
+	},
+	reflect.TypeFor[api.Export](): {
+		"tables": {describe("Every stored row about the owner, by table; a column's value is null where nothing is stored (a legal hold not set, for one)."),
+			exportTableValues},
 	},
 	reflect.TypeFor[api.Pool](): {
 		"owner_id":   {describe("The owner of a dedicated pool; null for a shared pool.")},
@@ -212,11 +229,30 @@ func customizeSchema(_ string, t reflect.Type, _ reflect.StructTag, s *openapi3.
 			return fmt.Errorf("openapi: %v has no JSON field %q", t, name)
 		}
 	}
+	// A pointer to a struct is a $ref, and OpenAPI 3.0 ignores whatever
+	// stands beside a $ref: such a field may be null (encoding/json writes
+	// null for nil, unless omitempty leaves it out), so it becomes
+	// {nullable, allOf: [$ref]}. Pointers to other types are nullable
+	// already.
+	for name, f := range jsonFields(t) {
+		_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		omitted := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+		if p := s.Properties[name]; p != nil && isComponentRef(p) && f.Type.Kind() == reflect.Pointer && !omitted {
+			s.Properties[name] = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{openapi3.TypeObject},
+				Nullable: true, AllOf: openapi3.SchemaRefs{openapi3.NewSchemaRef(p.Ref, nil)}}}
+		}
+	}
 	for _, rt := range withEmbedded(t) {
 		for name, rules := range fieldRules[rt] {
 			p := s.Properties[name]
 			if p == nil || p.Value == nil {
 				return fmt.Errorf("openapi: rule for %v.%s: no such JSON field", rt, name)
+			}
+			if isComponentRef(p) {
+				// A rule refines this field, not the component it refers
+				// to (which other fields share).
+				p = &openapi3.SchemaRef{Value: &openapi3.Schema{AllOf: openapi3.SchemaRefs{openapi3.NewSchemaRef(p.Ref, nil)}}}
+				s.Properties[name] = p
 			}
 			for _, rule := range rules {
 				rule(p.Value)
@@ -224,6 +260,37 @@ func customizeSchema(_ string, t reflect.Type, _ reflect.StructTag, s *openapi3.
 		}
 	}
 	return nil
+}
+
+// isComponentRef reports whether p refers to a component schema (the
+// generator also names primitive types in Ref, which do not survive).
+func isComponentRef(p *openapi3.SchemaRef) bool {
+	return strings.HasPrefix(p.Ref, "#/components/schemas/")
+}
+
+// jsonFields returns t's exported fields by JSON name, embedded structs
+// without a tag flattened, as encoding/json does.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, hasTag := f.Tag.Lookup("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && !hasTag && f.Type.Kind() == reflect.Struct {
+			for n, ef := range jsonFields(f.Type) {
+				out[n] = ef
+			}
+			continue
+		}
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f
+	}
+	return out
 }
 
 // withEmbedded returns t and the structs it embeds without a JSON tag,

@@ -196,6 +196,12 @@ func TestOpenAPIValid(t *testing.T) {
 	if !strings.Contains(doc.Info.Description, "Changelog") || !strings.Contains(doc.Info.Description, "v1.0 — initial contract") {
 		t.Errorf("info.description has no changelog:\n%s", doc.Info.Description)
 	}
+	if len(doc.Servers) == 0 || doc.Servers[0].URL == "" {
+		t.Errorf("servers = %v, want the serving control plane", doc.Servers)
+	}
+	if doc.Info.License == nil || !strings.HasPrefix(doc.Info.License.URL, "https://") {
+		t.Errorf("info.license = %+v, want a name and an https URL", doc.Info.License)
+	}
 	for _, name := range []string{"ownerBearer", "ownerCookie", "apiKey"} {
 		if doc.Components.SecuritySchemes[name] == nil {
 			t.Errorf("security scheme %s is missing", name)
@@ -246,6 +252,9 @@ type oaClient struct {
 	router routers.Router
 	// covered records "operationId status" of every validated response.
 	covered map[string]bool
+	// auth checks credentials against security schemes (checkCredentials
+	// unless set).
+	auth openapi3filter.AuthenticationFunc
 }
 
 // oaCall is one request.
@@ -358,6 +367,19 @@ func checkCredentials(_ context.Context, in *openapi3filter.AuthenticationInput)
 	return nil
 }
 
+func (c *oaClient) authFunc() openapi3filter.AuthenticationFunc {
+	if c.auth != nil {
+		return c.auth
+	}
+	return checkCredentials
+}
+
+// errNoCredential is a request without the credential a scheme names.
+var errNoCredential = errors.New("no credential for the scheme")
+
+// compactJSON is json.Compact.
+func compactJSON(dst *bytes.Buffer, src []byte) error { return json.Compact(dst, src) }
+
 // do sends q, checks the status and validates request and response.
 func (c *oaClient) do(q oaCall) oaResult {
 	t := c.t
@@ -374,7 +396,7 @@ func (c *oaClient) do(q oaCall) oaResult {
 		t.Fatalf("%s: not in the document: %v", name, err)
 	}
 	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: checkCredentials}}
+		Options: &openapi3filter.Options{AuthenticationFunc: c.authFunc()}}
 	err = openapi3filter.ValidateRequest(ctx, in)
 	switch {
 	case q.nonConforming && err == nil:
