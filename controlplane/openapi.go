@@ -33,7 +33,7 @@ Contract changes (routes, methods, status codes, JSON field names) are recorded 
 - ` + "`GET /agent/v1/peers`" + ` takes ` + "`full=true`" + ` to ask for a full snapshot;
   ` + "`since=0`" + ` on an installation still at revision 0 now waits for a change
   instead of answering at once, so a node holding the empty set long-polls.
-- v1.1 — additions, nothing removed or renamed. Pools answer with ` + "`plans`" + ` (the slugs of the plans that
+- v1.1 — additions. Pools answer with ` + "`plans`" + ` (the slugs of the plans that
   include them) and ` + "`in_no_plan`" + ` (a shared pool no plan includes serves nobody); POST /api/v1/admin/pools
   takes ` + "`plans`" + `. GET /api/v1/servers adds ` + "`explanation`" + ` when the list is empty. The document marks
   nullable every field that real answers hold as null (a node's ` + "`status`" + ` before it reports, the policy's
