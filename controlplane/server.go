@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/traceless-vpn/traceless/store"
@@ -75,6 +76,9 @@ type Options struct {
 	// Collectors are added to the metrics /metrics serves, such as the
 	// binary's traceless_build_info.
 	Collectors []prometheus.Collector
+	// MetricsElsewhere leaves /metrics out of Handler; the caller serves
+	// MetricsHandler on a listener of its own.
+	MetricsElsewhere bool
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -231,7 +235,9 @@ func (s *Server) routes(e *echo.Echo) {
 	e.HEAD("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
 	e.HEAD("/readyz", s.handleReady)
-	e.GET("/metrics", s.handleMetrics)
+	if !s.opts.MetricsElsewhere {
+		e.GET("/metrics", s.handleMetrics)
+	}
 	e.GET("/setup", s.handleSetupPage)
 	e.GET("/static/*", s.handleStatic)
 	e.POST("/setup", s.handleSetupForm)
@@ -323,6 +329,14 @@ func (s *Server) Close() error {
 
 // Handler is the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// MetricsHandler serves the Prometheus metrics that /metrics serves, for a
+// listener of their own (Options.MetricsElsewhere).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
 
 // Routes lists "METHOD path" for every registered route.
 func (s *Server) Routes() []string {

@@ -25,7 +25,10 @@ import (
 // setting's key, flag, environment variable, default and help once;
 // Options turns it into the typed options the program runs with.
 type Config struct {
-	Listen         string
+	Listen string
+	// MetricsListen serves /metrics on an address of its own; empty keeps
+	// it on Listen.
+	MetricsListen  string
 	DB             string
 	TLSCert        string
 	TLSKey         string
@@ -78,6 +81,8 @@ func (c *Config) table() *config.Table {
 	return &config.Table{Program: "traceless-server", EnvPrefix: "TRACELESS_", Settings: []config.Setting{
 		{Key: "listen", Value: config.String(&c.Listen), Default: "127.0.0.1:8080", Arg: "HOST:PORT",
 			Usage: "address to listen on"},
+		{Key: "metrics_listen", Value: config.String(&c.MetricsListen), Unset: "the main listener", Arg: "HOST:PORT",
+			Usage: "serve /metrics on a listener of its own, plain HTTP, instead of on --listen"},
 		{Key: "db", Value: config.String(&c.DB), Default: "sqlite://./data/traceless.db", Arg: "URL",
 			Usage: "database: sqlite://PATH or postgres://…"},
 		{Key: "tls_cert", Value: config.String(&c.TLSCert), Arg: "FILE",
@@ -147,6 +152,7 @@ func ParseConfig(r io.Reader, format string, c *Config) error { return c.table()
 // uses. Config.Options makes them; nothing parses a setting twice.
 type Options struct {
 	Listen          string
+	MetricsListen   string       // "": /metrics on Listen
 	Store           store.Config // the database, with the tunnel networks
 	TLSCert, TLSKey string       // both or neither
 	PublicURL       string       // without a trailing slash; "" derives it from the listener
@@ -186,6 +192,12 @@ func (c *Config) Options() (*Options, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics_listen: %q is not host:port", c.MetricsListen)
+		}
+		o.MetricsListen = c.MetricsListen
 	}
 	if !strings.HasPrefix(c.DB, "sqlite://") && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		return nil, fmt.Errorf("db: must start with sqlite:// or postgres://")

@@ -76,6 +76,7 @@ type Main struct {
 	store   *store.Store
 	srv     *controlplane.Server
 	ln      net.Listener // the main listener
+	mln     net.Listener // the metrics listener, or nil
 	servers []*served
 	failed  chan error // the first listener to fail after start
 	started chan struct{}
@@ -148,7 +149,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Policies: o.Policies, PolicyNotice: o.PolicyNotice,
 		Alerts: controlplane.AlertOptions{SMTP: o.SMTP, SyncLag: o.AlertSyncLag,
 			AllowPrivateTargets: o.AlertPrivateTargets}, // off by default: owners cannot point the server at its own network
-		Collectors: []prometheus.Collector{version.Collector(program)},
+		Collectors:       []prometheus.Collector{version.Collector(program)},
+		MetricsElsewhere: o.MetricsListen != "",
 	})
 	if err != nil {
 		return err
@@ -171,6 +173,16 @@ func (m *Main) Run(ctx context.Context) error {
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
+	}
+	if o.MetricsListen != "" {
+		mln, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		m.mln = mln
+		m.serve(mln, srv.MetricsHandler(), nil)
+		logger.Info("metrics listening", slog.String("addr", mln.Addr().String()))
 	}
 	m.serve(ln, srv.Handler(), tlsConfig)
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
@@ -226,6 +238,15 @@ func (m *Main) Wait(ctx context.Context) error {
 
 // Addr is the address the server listens on.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// MetricsAddr is the metrics listener's address, or "" when /metrics is on
+// the main listener.
+func (m *Main) MetricsAddr() string {
+	if m.mln == nil {
+		return ""
+	}
+	return m.mln.Addr().String()
+}
 
 // Close stops accepting requests, lets running ones finish (up to 15 s),
 // checkpoints and closes the store.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,38 @@ func TestMainBuildInfo(t *testing.T) {
 	want := `program="traceless-server",version="` + version.String() + `"} 1`
 	if !strings.Contains(string(body), "traceless_build_info{goversion=") || !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks traceless_build_info with %s", want)
+	}
+	m.MustClose(t)
+}
+
+// TestMainMetricsListen: with --metrics-listen, /metrics is served on that
+// listener and not on the main one; without it, on the main one (the
+// default, TestMainBuildInfo).
+func TestMainMetricsListen(t *testing.T) {
+	in := newInstance(t)
+	m := MustRunMain(t, in.args("--metrics-listen", "127.0.0.1:0"), nil)
+	if m.MetricsAddr() == "" || m.MetricsAddr() == m.Addr() {
+		t.Fatalf("metrics address %q, main %q", m.MetricsAddr(), m.Addr())
+	}
+	res, body := m.do(t, http.MethodGet, "/metrics", "", nil)
+	mustStatus(t, res, body, http.StatusNotFound)
+	res, err := m.client.Get("http://" + m.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(b), "traceless_build_info{") || !strings.Contains(string(b), "traceless_devices ") {
+		t.Errorf("GET /metrics on the metrics listener = %d:\n%.300s", res.StatusCode, b)
+	}
+	// The API stays on the main listener only.
+	res, err = m.client.Get("http://" + m.MetricsAddr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("/healthz on the metrics listener = %d, want 404", res.StatusCode)
 	}
 	m.MustClose(t)
 }
