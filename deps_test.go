@@ -146,6 +146,22 @@ func heavy(dep string) string {
 	return ""
 }
 
+// retiredModules are modules nothing here may use any more, with the
+// reason and what to use instead.
+var retiredModules = map[string]string{
+	"gopkg.in/yaml.v3": "archived upstream; go.yaml.in/yaml/v3 is its maintained continuation (same API)",
+}
+
+// retired says why dep, a package path, may not be used, or returns "".
+func retired(dep string) string {
+	for mod, why := range retiredModules {
+		if dep == mod || strings.HasPrefix(dep, mod+"/") {
+			return why
+		}
+	}
+	return ""
+}
+
 func needGo(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
@@ -198,6 +214,18 @@ func TestDeps(t *testing.T) {
 		}
 	})
 
+	t.Run("no retired module", func(t *testing.T) {
+		// Tests included: they build here too.
+		roots, graph := depGraph(t, "-test", "./...")
+		for _, root := range roots {
+			for _, dep := range reachable(graph, root) {
+				if why := retired(dep); why != "" {
+					t.Errorf("%s depends on %s (%s):\n\t%s", root, dep, why, importChain(graph, root, dep))
+				}
+			}
+		}
+	})
+
 	t.Run("nothing imports cmd", func(t *testing.T) {
 		// Test imports count too: tests reuse cmd/ only from inside it.
 		out := goList(t, "-f", "{{.ImportPath}}\t{{join .Imports \" \"}} {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "./...")
@@ -230,6 +258,21 @@ func TestDepsCatches(t *testing.T) {
 	chain := importChain(graph, roots[0], "gorm.io/gorm")
 	if !strings.HasPrefix(chain, module+"/controlplane -> ") || !strings.HasSuffix(chain, " -> gorm.io/gorm") {
 		t.Errorf("importChain = %q", chain)
+	}
+}
+
+func TestRetired(t *testing.T) {
+	for dep, want := range map[string]bool{
+		"gopkg.in/yaml.v3":       true,
+		"gopkg.in/yaml.v3/sub":   true,
+		"go.yaml.in/yaml/v3":     false,
+		"gopkg.in/yaml.v30":      false,
+		"github.com/x/yaml.v3":   false,
+		module + "/internal/cfg": false,
+	} {
+		if got := retired(dep) != ""; got != want {
+			t.Errorf("retired(%q) = %q, want retired=%v", dep, retired(dep), want)
+		}
 	}
 }
 
