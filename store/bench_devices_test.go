@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,16 +64,8 @@ func populatedStore(b *testing.B, n int) *benchFixture {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	for done := 0; done < n; {
-		batch := min(maxBatch, n-done)
-		nds := make([]NewDevice, batch)
-		for i := range nds {
-			nds[i] = NewDevice{PublicKey: randomKey(b)}
-		}
-		if _, err := st.RegisterDevices(ctx, app.ID, nds); err != nil {
-			b.Fatal(err)
-		}
-		done += batch
+	for done := 0; done < n; done += min(100_000, n-done) {
+		MustRegisterN(b, st, app.ID, min(100_000, n-done))
 	}
 	if err := st.Checkpoint(ctx); err != nil {
 		b.Fatal(err)
@@ -117,27 +110,41 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// BenchmarkAllocateAddresses is the address allocation alone, as a
-// registration does it: draw a random IPv4 and IPv6 and probe that both
-// are free, at 1,000 and at 1,000,000 devices in one run. Compare with
+// BenchmarkAllocateAddresses is admission as registration and rotation
+// run it — admitDevice on the prepared statements, in a write transaction
+// of up to maxGroup devices — at 1,000 and at 1,000,000 devices in one
+// run: one query checks the plan, the key and a random IPv4 and IPv6
+// address, and an address found taken is drawn again. Nothing is inserted
+// (the transactions roll back), so the store keeps its size. Compare with
 // BenchmarkRegisterDevice, whose extra cost at a million is the insert
 // into random-key indexes (device ID, key, addresses) that no longer fit
 // in the cache, not the allocation.
 //
 //	go test ./store -run '^$' -bench 'RegisterDevice|AllocateAddresses' -benchtime 20000x -count 1
 func BenchmarkAllocateAddresses(b *testing.B) {
+	errRollback := errors.New("roll back")
 	for _, n := range []int{1_000, 1_000_000} {
 		b.Run(fmt.Sprintf("existing=%d", n), func(b *testing.B) {
 			f := populatedStore(b, n)
 			ctx := context.Background()
+			keys := make([]string, b.N)
+			for i := range keys {
+				keys[i] = randomKey(b)
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				var free struct{ V4, V6 bool }
-				err := f.st.r.WithContext(ctx).Raw(`SELECT NOT EXISTS (SELECT 1 FROM devices WHERE ipv4 = ?) AS v4,
-					NOT EXISTS (SELECT 1 FROM devices WHERE ipv6 = ?) AS v6`,
-					randomHost(f.st.tunnel4).String(), randomHost(f.st.tunnel6).String()).Scan(&free).Error
-				if err != nil {
+			for i := 0; i < b.N; {
+				end := min(i+maxGroup, b.N)
+				err := f.st.hot.inTx(ctx, func(h *hotTx) error {
+					for ; i < end; i++ {
+						d := Device{AppID: f.appID, PublicKey: keys[i]}
+						if err := f.st.admitDevice(h, &d, true); err != nil {
+							return err
+						}
+					}
+					return errRollback
+				})
+				if !errors.Is(err, errRollback) {
 					b.Fatal(err)
 				}
 			}

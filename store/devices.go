@@ -101,22 +101,6 @@ func isBroadcast(a netip.Addr, p netip.Prefix) bool {
 	return v&hostMask == hostMask
 }
 
-// allocate finds a free address in p; the caller's transaction holds the
-// write lock (the revision row), so the check and the insert cannot race.
-func allocate(tx *gorm.DB, column string, p netip.Prefix) (string, error) {
-	for i := 0; i < maxAllocTries; i++ {
-		a := randomHost(p).String()
-		var n int64
-		if err := tx.Model(&Device{}).Where(column+" = ?", a).Count(&n).Error; err != nil {
-			return "", err
-		}
-		if n == 0 {
-			return a, nil
-		}
-	}
-	return "", ErrAddressesExhausted
-}
-
 // NewDevice is what an app registers.
 type NewDevice struct {
 	PublicKey   string
@@ -222,17 +206,16 @@ func (s *Store) registerBatch(batch []*regRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	results := make([]regResult, len(live))
-	var ch Change
-	err := s.hot.inTx(ctx, func(h *hotTx) error {
+	err := s.hotWrite(ctx, func(h *hotTx, ch *Change) error {
 		rev, err := h.bumpRevision()
 		if err != nil {
 			return err
 		}
-		ch = Change{Revision: rev}
+		ch.Revision = rev
 		for i, req := range live {
 			d := req.d
 			d.Revision = rev
-			if err := s.admitDevice(h, &d); err != nil {
+			if err := s.admitDevice(h, &d, true); err != nil {
 				if isCheckFailure(err) {
 					results[i] = regResult{err: err}
 					continue
@@ -250,10 +233,7 @@ func (s *Store) registerBatch(batch []*regRequest) {
 		}
 		return nil
 	})
-	switch {
-	case err == nil:
-		s.committed(ch)
-	case errors.Is(err, errNothingAdmitted):
+	if errors.Is(err, errNothingAdmitted) {
 		err = nil // rolled back; results hold each refusal
 	}
 	err = translate(err)
@@ -283,10 +263,14 @@ func isCheckFailure(err error) bool {
 		errors.Is(err, ErrAddressesExhausted) || errors.As(err, &ve)
 }
 
-// admitDevice checks, in one query, the owner's plan limit, that the key
-// is free and that two random addresses are free; then it fills in the
-// addresses. In the rare case an address is taken it draws again.
-func (s *Store) admitDevice(h *hotTx, d *Device) error {
+// admitDevice is device admission, for registration and rotation alike:
+// in one query it checks that the key is free, that the owner's plan has
+// room for a new device (newDevice; a rotation adds none) and that two
+// random addresses are free; then it fills in the addresses, drawing
+// again in the rare case one is taken. The caller's transaction has bumped
+// the revision, which holds the write lock, so the checks and the write
+// that follows cannot race.
+func (s *Store) admitDevice(h *hotTx, d *Device, newDevice bool) error {
 	v4, v6 := randomHost(s.tunnel4).String(), randomHost(s.tunnel6).String()
 	a, err := h.admit(d.AppID, d.PublicKey, v4, v6)
 	switch {
@@ -294,7 +278,7 @@ func (s *Store) admitDevice(h *hotTx, d *Device) error {
 		return err
 	case !a.maxDevices.Valid:
 		return ErrNotFound
-	case a.used >= a.maxDevices.Int64:
+	case newDevice && a.used >= a.maxDevices.Int64:
 		return ErrPlanLimit
 	case a.keyTaken:
 		return fmt.Errorf("%w: public key already registered", ErrConflict)
@@ -321,46 +305,6 @@ func (s *Store) admitDevice(h *hotTx, d *Device) error {
 	return nil
 }
 
-// checkDeviceQuota returns ErrPlanLimit when adding n devices to the app
-// would take its owner past the plan's device limit. The count comes from
-// apps.device_count, so the check costs the same however many devices
-// exist; the caller's transaction holds the write lock, so concurrent
-// registrations cannot both take the last slot.
-func checkDeviceQuota(tx *gorm.DB, appID string, n int) error {
-	var q struct {
-		Found      bool
-		MaxDevices int64
-		Used       int64
-	}
-	err := tx.Raw(`SELECT 1 AS found, plans.max_devices AS max_devices,
-			(SELECT COALESCE(SUM(a2.device_count), 0) FROM apps a2 WHERE a2.owner_id = apps.owner_id) AS used
-		FROM apps JOIN owners ON owners.id = apps.owner_id JOIN plans ON plans.id = owners.plan_id
-		WHERE apps.id = ?`, appID).Scan(&q).Error
-	switch {
-	case err != nil:
-		return err
-	case !q.Found:
-		return ErrNotFound
-	case q.Used+int64(n) > q.MaxDevices:
-		return ErrPlanLimit
-	}
-	return nil
-}
-
-// keyFree returns ErrConflict when a device already has pub. Checking first
-// (rather than relying on the unique index) keeps a PostgreSQL transaction
-// usable and makes the answer independent of which app holds the key.
-func keyFree(tx *gorm.DB, pub string) error {
-	var n int64
-	if err := tx.Model(&Device{}).Where("public_key = ?", pub).Count(&n).Error; err != nil {
-		return err
-	}
-	if n > 0 {
-		return fmt.Errorf("%w: public key already registered", ErrConflict)
-	}
-	return nil
-}
-
 // RotateDevice replaces a device's key and tunnel addresses atomically: the
 // old key is removed from nodes and the new one installed in the same
 // revision, and the new addresses do not link the old key's sessions to
@@ -371,39 +315,29 @@ func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string
 		return Device{}, err
 	}
 	var d Device
-	_, err = s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
-		rev, err := bumpRevision(tx)
+	err = s.hotWrite(ctx, func(h *hotTx, ch *Change) error {
+		rev, err := h.bumpRevision()
 		if err != nil {
 			return err
 		}
-		if err := tx.Where("id = ? AND app_id = ?", deviceID, appID).Take(&d).Error; err != nil {
-			return err
-		}
-		if err := keyFree(tx, pub); err != nil {
+		var owner string
+		if d, owner, err = h.device(appID, deviceID); err != nil {
 			return err
 		}
 		old := d.PublicKey
-		d.PublicKey = pub
-		if d.IPv4, err = allocate(tx, "ipv4", s.tunnel4); err != nil {
+		d.PublicKey, d.Revision = pub, rev
+		// The old addresses are still taken, so the new ones differ.
+		if err := s.admitDevice(h, &d, false); err != nil {
 			return err
 		}
-		if d.IPv6, err = allocate(tx, "ipv6", s.tunnel6); err != nil {
-			return err
-		}
-		d.Revision = rev
-		if err := tx.Model(&Device{}).Where("id = ?", d.ID).
-			Updates(map[string]any{"public_key": d.PublicKey, "ipv4": d.IPv4, "ipv6": d.IPv6, "revision": rev}).Error; err != nil {
-			return err
-		}
-		var owner string
-		if err := tx.Model(&App{}).Where("id = ?", appID).Pluck("owner_id", &owner).Error; err != nil {
+		if err := h.rekey(d); err != nil {
 			return err
 		}
 		*ch = Change{Revision: rev, Upserted: []Device{d}, Removed: []string{old}, OwnerID: owner}
 		return nil
 	})
 	if err != nil {
-		return Device{}, err
+		return Device{}, translate(err)
 	}
 	return d, nil
 }
@@ -439,83 +373,4 @@ func (s *Store) ListDevices(ctx context.Context, appID, afterID string, limit in
 	var out []Device
 	err := s.read(ctx).Where("app_id = ? AND id > ?", appID, afterID).Order("id").Limit(limit).Find(&out).Error
 	return out, translate(err)
-}
-
-// maxBatch bounds one RegisterDevices call.
-const maxBatch = 10_000
-
-// RegisterDevices registers many devices of one app in a single
-// transaction and revision — for importing an existing user base. It is
-// all or nothing: one bad or known key, or the plan limit, fails the batch.
-func (s *Store) RegisterDevices(ctx context.Context, appID string, nds []NewDevice) ([]Device, error) {
-	if len(nds) == 0 || len(nds) > maxBatch {
-		return nil, invalid("devices", "must hold 1 to %d devices", maxBatch)
-	}
-	devs := make([]Device, len(nds))
-	seen := make(map[string]bool, len(nds))
-	for i, nd := range nds {
-		pub, err := ValidatePublicKey(fmt.Sprintf("devices[%d].public_key", i), nd.PublicKey)
-		if err != nil {
-			return nil, err
-		}
-		if seen[pub] {
-			return nil, fmt.Errorf("%w: public key repeated in the batch", ErrConflict)
-		}
-		seen[pub] = true
-		if err := validExternalRef(nd.ExternalRef); err != nil {
-			return nil, err
-		}
-		devs[i] = Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef}
-	}
-	_, err := s.writeChange(ctx, func(tx *gorm.DB, ch *Change) error {
-		rev, err := bumpRevision(tx)
-		if err != nil {
-			return err
-		}
-		if err := checkDeviceQuota(tx, appID, len(devs)); err != nil {
-			return err
-		}
-		v4 := make(map[string]bool, len(devs))
-		v6 := make(map[string]bool, len(devs))
-		for i := range devs {
-			if err := keyFree(tx, devs[i].PublicKey); err != nil {
-				return err
-			}
-			if devs[i].IPv4, err = allocateExcept(tx, "ipv4", s.tunnel4, v4); err != nil {
-				return err
-			}
-			if devs[i].IPv6, err = allocateExcept(tx, "ipv6", s.tunnel6, v6); err != nil {
-				return err
-			}
-			devs[i].Revision = rev
-		}
-		if err := tx.CreateInBatches(devs, 500).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&App{}).Where("id = ?", appID).Update("device_count", gorm.Expr("device_count + ?", len(devs))).Error; err != nil {
-			return err
-		}
-		*ch = Change{Revision: rev, Upserted: devs}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return devs, nil
-}
-
-// allocateExcept is allocate that also avoids addresses taken earlier in
-// the same batch.
-func allocateExcept(tx *gorm.DB, column string, p netip.Prefix, taken map[string]bool) (string, error) {
-	for i := 0; i < maxAllocTries; i++ {
-		a, err := allocate(tx, column, p)
-		if err != nil {
-			return "", err
-		}
-		if !taken[a] {
-			taken[a] = true
-			return a, nil
-		}
-	}
-	return "", ErrAddressesExhausted
 }

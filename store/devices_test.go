@@ -829,105 +829,6 @@ func TestListDevices(t *testing.T) {
 	})
 }
 
-func TestRegisterDevices(t *testing.T) {
-	eachStore(t, func(t *testing.T, s *Store) {
-		ctx := context.Background()
-		MustCreatePlan(t, s, "thirty", 5, 30)
-		o := MustCreateOwner(t, s, "a@example.com", "thirty")
-		app := MustCreateApp(t, s, o.ID, "app")
-		other := MustCreateApp(t, s, o.ID, "other")
-		known := MustRegister(t, s, other.ID)
-		keys := func(n int) []NewDevice {
-			nds := make([]NewDevice, n)
-			for i := range nds {
-				nds[i] = NewDevice{PublicKey: randomKey(t)}
-			}
-			return nds
-		}
-		tests := []struct {
-			name    string
-			nds     func() []NewDevice
-			wantErr error  // a sentinel, or nil for a validation error
-			field   string // the field of the validation error
-		}{
-			{name: "empty", nds: func() []NewDevice { return nil }, field: "devices"},
-			{name: "bad key", nds: func() []NewDevice { n := keys(5); n[3].PublicKey = "bad"; return n }, field: "devices[3].public_key"},
-			{name: "bad external_ref", nds: func() []NewDevice { n := keys(5); n[4].ExternalRef = ptr("a\x00"); return n }, field: "external_ref"},
-			{name: "duplicate in batch", nds: func() []NewDevice { n := keys(5); n[4].PublicKey = n[1].PublicKey; return n }, wantErr: ErrConflict},
-			{name: "key already registered", nds: func() []NewDevice { n := keys(5); n[2].PublicKey = known.PublicKey; return n }, wantErr: ErrConflict},
-			{name: "beyond the plan", nds: func() []NewDevice { return keys(30) }, wantErr: ErrPlanLimit},
-		}
-		rev := MustRevision(t, s)
-		before := MustAllDevices(t, s)
-		changes := MustRecordChanges(t, s)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				devs, err := s.RegisterDevices(ctx, app.ID, tt.nds())
-				if tt.wantErr != nil {
-					if !errors.Is(err, tt.wantErr) {
-						t.Errorf("RegisterDevices error = %v; want %v", err, tt.wantErr)
-					}
-				} else {
-					wantValidation(t, err, tt.field)
-				}
-				if ch := changes.Take(); devs != nil || ch != nil {
-					t.Errorf("RegisterDevices returned %d devices and committed %+v with an error", len(devs), ch)
-				}
-				if diff := cmp.Diff(before, MustAllDevices(t, s)); diff != "" {
-					t.Errorf("devices after a failed batch (-want +got):\n%s", diff)
-				}
-				if got := MustRevision(t, s); got != rev {
-					t.Errorf("revision = %d; want %d (unchanged)", got, rev)
-				}
-				if diff := cmp.Diff(map[string]int64{app.ID: 0, other.ID: 1}, MustDeviceCounts(t, s)); diff != "" {
-					t.Errorf("device counts (-want +got):\n%s", diff)
-				}
-			})
-		}
-
-		// Exactly up to the plan: 29 more devices.
-		nds := keys(29)
-		nds[0].ExternalRef = ptr("imported-0")
-		devs, err := s.RegisterDevices(ctx, app.ID, nds)
-		if err != nil {
-			t.Fatalf("RegisterDevices: %v", err)
-		}
-		ch := changes.One(t)
-		if len(devs) != len(nds) {
-			t.Fatalf("RegisterDevices returned %d devices; want %d", len(devs), len(nds))
-		}
-		seen4, seen6 := map[string]bool{known.IPv4: true}, map[string]bool{known.IPv6: true}
-		for i, d := range devs {
-			want := Device{ID: d.ID, AppID: app.ID, PublicKey: nds[i].PublicKey, IPv4: d.IPv4, IPv6: d.IPv6, ExternalRef: nds[i].ExternalRef, Revision: rev + 1}
-			if diff := cmp.Diff(want, d); diff != "" {
-				t.Errorf("device %d (-want +got):\n%s", i, diff)
-			}
-			mustDeviceInNetworks(t, s, d)
-			if seen4[d.IPv4] || seen6[d.IPv6] {
-				t.Errorf("device %d: address %s or %s given twice", i, d.IPv4, d.IPv6)
-			}
-			seen4[d.IPv4], seen6[d.IPv6] = true, true
-		}
-		if diff := cmp.Diff(Change{Revision: rev + 1, Upserted: devs}, ch, ignoreChangeOwner); diff != "" {
-			t.Errorf("RegisterDevices Change (-want +got):\n%s", diff)
-		}
-		if got := MustRevision(t, s); got != rev+1 {
-			t.Errorf("revision = %d; want %d (one revision per batch)", got, rev+1)
-		}
-		sorted := append([]Device(nil), devs...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
-		if diff := cmp.Diff(sorted, MustAllDevicesOf(t, s, app.ID)); diff != "" {
-			t.Errorf("stored devices (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff(map[string]int64{app.ID: 29, other.ID: 1}, MustDeviceCounts(t, s)); diff != "" {
-			t.Errorf("device counts (-want +got):\n%s", diff)
-		}
-		if _, err := s.RegisterDevices(ctx, app.ID, keys(1)); !errors.Is(err, ErrPlanLimit) {
-			t.Errorf("RegisterDevices at the limit error = %v; want ErrPlanLimit", err)
-		}
-	})
-}
-
 // deviceCanary is the external_ref the on-disk privacy tests look for.
 const deviceCanary = "canary-ref-5a17"
 
@@ -1037,4 +938,26 @@ func mustBeOnDisk(tb testing.TB, s *Store, needles ...string) {
 			tb.Fatalf("%q not on disk before the delete; the test cannot see what it checks", n)
 		}
 	}
+}
+
+// TestRotateDeviceAtPlanLimit: rotation goes through the same admission
+// as registration, but replaces a device rather than adding one, so an
+// owner at the plan's limit can still rotate.
+func TestRotateDeviceAtPlanLimit(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		MustCreatePlan(t, s, "two", 1, 2)
+		o := MustCreateOwner(t, s, "a@example.com", "two")
+		app := MustCreateApp(t, s, o.ID, "app")
+		devs := MustRegisterN(t, s, app.ID, 2)
+		if _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrPlanLimit) {
+			t.Fatalf("RegisterDevice at the limit error = %v; want ErrPlanLimit", err)
+		}
+		if _, err := s.RotateDevice(ctx, app.ID, devs[0].ID, randomKey(t)); err != nil {
+			t.Errorf("RotateDevice at the plan's limit: %v; want it allowed", err)
+		}
+		if diff := cmp.Diff(map[string]int64{app.ID: 2}, MustDeviceCounts(t, s)); diff != "" {
+			t.Errorf("device counts after rotation (-want +got):\n%s", diff)
+		}
+	})
 }

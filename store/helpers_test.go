@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -392,16 +394,31 @@ func MustRegister(tb testing.TB, s *Store, appID string) Device {
 	return d
 }
 
-// MustRegisterN registers n devices with random keys in the app in one batch.
+// MustRegisterN registers n devices with random keys in the app, many at
+// once so that they are group-committed, and returns them in the order of
+// their keys' creation.
 func MustRegisterN(tb testing.TB, s *Store, appID string, n int) []Device {
 	tb.Helper()
-	nds := make([]NewDevice, n)
-	for i := range nds {
-		nds[i] = NewDevice{PublicKey: randomKey(tb)}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = randomKey(tb)
 	}
-	devs, err := s.RegisterDevices(context.Background(), appID, nds)
-	if err != nil {
-		tb.Fatalf("RegisterDevices(%d): %v", n, err)
+	devs := make([]Device, n)
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, 2*maxGroup) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				devs[i], errs[i] = s.RegisterDevice(context.Background(), appID, NewDevice{PublicKey: keys[i]})
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatalf("registering %d devices: %v", n, err)
 	}
 	return devs
 }

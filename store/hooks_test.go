@@ -209,9 +209,6 @@ var storeMethods = map[string]methodCall{
 	"RegisterDevice": {write, func(f *hookFixture) []any {
 		return []any{f.app(f.owner()).ID, NewDevice{PublicKey: randomKey(f.t)}}
 	}},
-	"RegisterDevices": {write, func(f *hookFixture) []any {
-		return []any{f.app(f.owner()).ID, []NewDevice{{PublicKey: randomKey(f.t)}, {PublicKey: randomKey(f.t)}}}
-	}},
 	"RenameApp": {write, func(f *hookFixture) []any { o := f.owner(); return []any{o.ID, f.app(o).ID, "renamed"} }},
 	"RotateDevice": {write, func(f *hookFixture) []any {
 		a := f.app(f.owner())

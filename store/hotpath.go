@@ -3,14 +3,16 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 )
 
-// hotStmts are the statements of device registration, the busiest write
-// path, prepared once on the writer pool with database/sql. (gorm's
+// hotStmts are the statements of device admission — registration, the
+// busiest write path, and key rotation — prepared once on the writer pool
+// with database/sql. (gorm's
 // statement cache re-prepares statements first used inside a transaction
 // in every later transaction, which cost a fifth of the CPU.) Tx.StmtContext
 // reuses a statement prepared on the transaction's connection, and SQLite
@@ -30,6 +32,8 @@ const (
 	hotIPv6Taken
 	hotInsert
 	hotCountUp
+	hotDevice
+	hotRekey
 	hotCount
 )
 
@@ -45,6 +49,9 @@ var hotSQL = [hotCount]string{
 	hotIPv6Taken: `SELECT EXISTS (SELECT 1 FROM devices WHERE ipv6 = ?)`,
 	hotInsert:    `INSERT INTO devices (id, app_id, public_key, ipv4, ipv6, external_ref, revision) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 	hotCountUp:   `UPDATE apps SET device_count = device_count + 1 WHERE id = ?`,
+	hotDevice: `SELECT devices.public_key, devices.ipv4, devices.ipv6, devices.external_ref, apps.owner_id
+		FROM devices JOIN apps ON apps.id = devices.app_id WHERE devices.id = ? AND devices.app_id = ?`,
+	hotRekey: `UPDATE devices SET public_key = ?, ipv4 = ?, ipv6 = ?, revision = ? WHERE id = ?`,
 }
 
 // rebind turns ? placeholders into PostgreSQL's $1, $2, ….
@@ -92,6 +99,22 @@ type hotTx struct {
 	h   *hotStmts
 }
 
+// hotWrite is writeChange on the prepared statements: fn records in ch
+// what nodes must learn, and once the transaction commits ch goes to the
+// commit hooks.
+func (s *Store) hotWrite(ctx context.Context, fn func(h *hotTx, ch *Change) error) error {
+	var ch Change
+	err := s.hot.inTx(ctx, func(h *hotTx) error {
+		ch = Change{}
+		return fn(h, &ch)
+	})
+	if err != nil {
+		return err
+	}
+	s.committed(ch)
+	return nil
+}
+
 func (h *hotStmts) inTx(ctx context.Context, fn func(*hotTx) error) error {
 	if err := h.prepare(ctx); err != nil {
 		return err
@@ -132,6 +155,26 @@ func (t *hotTx) taken(which int, addr string) (bool, error) {
 	var taken bool
 	err := t.stmt(which).QueryRowContext(t.ctx, addr).Scan(&taken)
 	return taken, err
+}
+
+// device reads the app's device for rotation, with the app's owner.
+func (t *hotTx) device(appID, deviceID string) (d Device, owner string, err error) {
+	var ref sql.NullString
+	err = t.stmt(hotDevice).QueryRowContext(t.ctx, deviceID, appID).Scan(&d.PublicKey, &d.IPv4, &d.IPv6, &ref, &owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, "", ErrNotFound
+	}
+	d.ID, d.AppID = deviceID, appID
+	if ref.Valid {
+		d.ExternalRef = &ref.String
+	}
+	return d, owner, err
+}
+
+// rekey stores a rotated device's key, addresses and revision.
+func (t *hotTx) rekey(d Device) error {
+	_, err := t.stmt(hotRekey).ExecContext(t.ctx, d.PublicKey, d.IPv4, d.IPv6, d.Revision, d.ID)
+	return err
 }
 
 func (t *hotTx) insertDevice(d Device) error {
