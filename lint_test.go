@@ -40,15 +40,11 @@ var shadowPackages = []string{"./cmd/traceless", "./controlplane/client"}
 // longer matches a finding. Entries name tool, file, check and message,
 // not lines, so that edits around them do not break the list.
 var pendingFindings = []finding{
-	{Tool: "staticcheck", File: "controlplane/agentapi.go", Check: "SA1019", Message: deprecatedCharset},
-	{Tool: "staticcheck", File: "controlplane/dashboard_account.go", Check: "SA1019", Message: deprecatedCharset},
 	{Tool: "staticcheck", File: "controlplane/dashboard_session.go", Check: "U1000", Message: "var errCSRF is unused"},
 	{Tool: "staticcheck", File: "controlplane/ratelimit.go", Check: "U1000", Message: "func (*limiter).allow is unused"},
 	{Tool: "staticcheck", File: "controlplane/ratelimit.go", Check: "U1000", Message: "func (*limiter).size is unused"},
 	{Tool: "staticcheck", File: "store/migrations.go", Check: "U1000", Message: "func migrateTo is unused"},
 }
-
-const deprecatedCharset = `github.com/labstack/echo/v4.MIMEApplicationJSONCharsetUTF8 is deprecated: Please use MIMEApplicationJSON instead. JSON should be encoded using UTF-8 by default. No "charset" parameter is defined for this registration. Adding one really has no effect on compliant recipients. See RFC 8259, section 8.1. https://datatracker.ietf.org/doc/html/rfc8259#section-8.1 `
 
 // finding is one report of a linter. File is relative to the module root.
 type finding struct {

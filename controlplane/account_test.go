@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -56,7 +57,7 @@ func TestDeleteMeLeavesNothing(t *testing.T) {
 
 	w.h.Do(request{Method: "GET", Path: "/api/v1/me", Token: w.owner.Token}).MustStatus(t, http.StatusUnauthorized)
 	w.h.Do(request{Method: "GET", Path: "/api/v1/devices", Token: w.key}).MustStatus(t, http.StatusUnauthorized)
-	if _, err := w.h.store.GetOwnerByEmail(context.Background(), w.owner.Owner.Email); err != store.ErrNotFound {
+	if _, err := w.h.store.GetOwnerByEmail(context.Background(), w.owner.Owner.Email); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("owner still stored: %v", err)
 	}
 	for _, canary := range []string{w.owner.Owner.Email, d.PublicKey, ref, w.key[:12], hashAPIKey(w.key)} {

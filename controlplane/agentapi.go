@@ -274,7 +274,7 @@ func (s *Server) writeSnapshot(c echo.Context, n store.Node, rev int64) error {
 		}
 		return w.Flush()
 	}
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSONCharsetUTF8)
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	c.Response().WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, `{"revision":%d,"full":true,"upserts":[`, rev)
 	first := true

@@ -133,7 +133,7 @@ func (d *dashboard) handleExport(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="traceless-export.json"`)
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSONCharsetUTF8, append(b, '\n'))
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, append(b, '\n'))
 }
 
 func (d *dashboard) deleteAccountPage(c echo.Context, status int, p *page, confirm string) error {
@@ -197,7 +197,7 @@ var privacySubjects = []struct{ subject, heading, intro string }{
 // handlePrivacyPage renders the privacy manifest (the same document as
 // GET /api/v1/privacy, generated from the schema) for people.
 func (d *dashboard) handlePrivacyPage(c echo.Context) error {
-	m, err := store.GenerateManifest()
+	m, err := d.s.store.Manifest()
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ka, err := s.store.AuthenticateAPIKey(c.Request().Context(), hashAPIKey(tok))
 		if err != nil {
-			if err == store.ErrNotFound {
+			if errors.Is(err, store.ErrNotFound) {
 				return errUnauthorized
 			}
 			return err

@@ -9,9 +9,10 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-// privacyManifest converts the store's generated manifest to its wire form.
-func privacyManifest() (api.PrivacyManifest, error) {
-	m, err := store.GenerateManifest()
+// privacyManifest converts the installation's manifest (the generated one
+// with its tunnel networks) to its wire form.
+func privacyManifest(st *store.Store) (api.PrivacyManifest, error) {
+	m, err := st.Manifest()
 	if err != nil {
 		return api.PrivacyManifest{}, err
 	}
@@ -27,7 +28,7 @@ func privacyManifest() (api.PrivacyManifest, error) {
 }
 
 func (s *Server) handlePrivacy(c echo.Context) error {
-	m, err := privacyManifest()
+	m, err := privacyManifest(s.store)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -701,7 +702,7 @@ func TestDeleteAppCascades(t *testing.T) {
 	if _, ok := rows.Devices[w.appID]; ok || rows.Stats.Devices != 1 || len(rows.Apps[w.owner.Owner.ID]) != 1 {
 		t.Errorf("after the deletion: %d devices, apps %+v", rows.Stats.Devices, rows.Apps[w.owner.Owner.ID])
 	}
-	if _, err := w.h.store.AuthenticateAPIKey(context.Background(), hashAPIKey(w.key)); err != store.ErrNotFound {
+	if _, err := w.h.store.AuthenticateAPIKey(context.Background(), hashAPIKey(w.key)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the deleted app's key still authenticates in the store: %v", err)
 	}
 	w.h.Serve(request{Method: http.MethodGet, Path: "/api/v1/devices/" + kept.ID, Token: keepKey.Key}).MustStatus(t, http.StatusOK)

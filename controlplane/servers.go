@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image/png"
 	"net/http"
@@ -110,7 +111,7 @@ func (s *Server) handleDeviceConfig(c echo.Context) error {
 		return err
 	}
 	v, err := s.store.GetServer(ctx, ka.OwnerID, nodeID)
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return badRequest("server", "is not a server this app may use")
 	}
 	if err != nil {

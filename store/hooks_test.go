@@ -110,6 +110,7 @@ var storeMethods = map[string]methodCall{
 		f.node(f.shared)
 		return []any{f.owner().ID}
 	}},
+	"Manifest":         {read, none},
 	"NodeByCredential": {read, func(f *hookFixture) []any { return []any{f.node(f.shared).CredentialHash} }},
 	"OwnerPoolIDs":     {read, func(f *hookFixture) []any { return []any{f.owner().ID} }},
 	"Path":             {read, none},

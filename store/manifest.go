@@ -2,7 +2,9 @@ package store
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 
 	"gorm.io/gorm/schema"
@@ -51,6 +53,40 @@ var bookkeeping = []ManifestTable{{
 	Subject:   SubjectInfrastructure,
 	Columns:   []ManifestColumn{{Name: "id", Purpose: "migration identifier"}},
 }}
+
+// Placeholders in purpose tags for the installation's tunnel networks,
+// which Config sets: Store.Manifest fills them in.
+const (
+	TunnelIPv4Placeholder = "{tunnel_ipv4}"
+	TunnelIPv6Placeholder = "{tunnel_ipv6}"
+)
+
+// WithTunnels returns a copy of m with the tunnel network placeholders
+// replaced by v4 and v6.
+func (m Manifest) WithTunnels(v4, v6 netip.Prefix) Manifest {
+	r := strings.NewReplacer(TunnelIPv4Placeholder, v4.String(), TunnelIPv6Placeholder, v6.String())
+	out := Manifest{NeverStored: m.NeverStored, Tables: make([]ManifestTable, len(m.Tables))}
+	for i, t := range m.Tables {
+		t.Purpose = r.Replace(t.Purpose)
+		cols := make([]ManifestColumn, len(t.Columns))
+		for j, c := range t.Columns {
+			cols[j] = ManifestColumn{Name: c.Name, Purpose: r.Replace(c.Purpose)}
+		}
+		t.Columns = cols
+		out.Tables[i] = t
+	}
+	return out
+}
+
+// Manifest returns the privacy manifest of this installation: that of
+// GenerateManifest with its tunnel networks filled in.
+func (s *Store) Manifest() (Manifest, error) {
+	m, err := GenerateManifest()
+	if err != nil {
+		return Manifest{}, err
+	}
+	return m.WithTunnels(s.TunnelNetworks()), nil
+}
 
 var (
 	manifestOnce sync.Once

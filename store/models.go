@@ -166,8 +166,8 @@ type Device struct {
 	ID          string  `gorm:"primaryKey;size:36" purpose:"random identifier"`
 	AppID       string  `gorm:"size:36;not null;index" purpose:"the app that registered the device"`
 	PublicKey   string  `gorm:"size:44;not null;uniqueIndex" purpose:"the device's WireGuard public key (the private key never leaves the device)"`
-	IPv4        string  `gorm:"column:ipv4;size:15;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside 10.64.0.0/10 (not the user's real address)"`
-	IPv6        string  `gorm:"column:ipv6;size:39;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside the ULA /64 (not the user's real address)"`
+	IPv4        string  `gorm:"column:ipv4;size:15;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside {tunnel_ipv4} (not the user's real address)"`
+	IPv6        string  `gorm:"column:ipv6;size:39;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside {tunnel_ipv6} (not the user's real address)"`
 	ExternalRef *string `gorm:"size:128" purpose:"optional opaque reference chosen by the app owner"`
 	Revision    int64   `gorm:"not null;index" purpose:"sync revision of the last change, so nodes can fetch deltas"`
 }

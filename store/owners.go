@@ -43,7 +43,7 @@ func (s *Store) CreateOwner(ctx context.Context, o Owner, planSlug string) (Owne
 			q = tx.Where("slug = ? AND retired = ?", planSlug, false)
 		}
 		if err := q.Take(&p).Error; err != nil {
-			if err == gorm.ErrRecordNotFound {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return invalid("plan", "no such plan")
 			}
 			return err
