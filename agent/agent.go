@@ -16,6 +16,7 @@ import (
 
 	"github.com/traceless-vpn/traceless/agent/wg"
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/internal/logpolicy"
 )
 
 // Options configure an Agent. Zero durations take the defaults in
@@ -57,7 +58,8 @@ type Options struct {
 	Open func() (*wg.Interface, error)
 	// Host is the machine; zero fields take the real one.
 	Host Host
-	// Logger receives aggregates only [discard].
+	// Logger receives aggregates only [discard]. New wraps it so that
+	// attributes under keys the agent does not declare are dropped.
 	Logger *slog.Logger
 	// HTTPClient talks to the control plane [a client whose response
 	// header timeout is PollTimeout].
@@ -154,6 +156,7 @@ type Agent struct {
 // New checks opts and returns an Agent; nothing happens until Start.
 func New(opts Options) (*Agent, error) {
 	opts.defaults()
+	opts.Logger = logpolicy.Wrap(opts.Logger, logKeys...)
 	if opts.CredentialFile == "" {
 		return nil, errors.New("agent: no credential file")
 	}

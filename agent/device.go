@@ -17,13 +17,13 @@ import (
 // them acts on a stale view of another's work.
 type device struct {
 	mu    sync.Mutex
-	wg    wg.Client
+	wg    *wg.Control
 	name  string
 	batch int
 	state peerState
 }
 
-func newDevice(c wg.Client, name string) *device {
+func newDevice(c *wg.Control, name string) *device {
 	return &device{wg: c, name: name, batch: batchSize}
 }
 

@@ -6,11 +6,15 @@
 // The pieces, one file each: Agent and Options (agent.go); the protocol
 // client (control.go); the sync loop (sync.go); the desired peer set and
 // its hash (peers.go); the pure reconcile (reconcile.go); the device lock
-// every change goes through (device.go); the scrubber (scrub.go, the only
-// code that reads a peer's endpoint, handshake time or counters); posture
-// checks (posture.go); interface setup and nftables (setup.go,
+// every change goes through (device.go); the scrubber (scrub.go);
+// posture checks (posture.go); interface setup and nftables (setup.go,
 // firewall.go); the credential file (credential.go); metrics
-// (metrics.go); log attribute keys (log.go).
+// (metrics.go); log attribute keys, the logger's allowlist (log.go).
+//
+// The agent sees devices only through agent/wg's redacted view
+// (wg.Control): per peer its key, allowed IPs and whether it is stale. A
+// peer's endpoint, handshake time and counters never leave agent/wg
+// (TestPrivacySource, TestPrivacyTypes).
 //
 // # State
 //

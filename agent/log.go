@@ -3,6 +3,11 @@ package agent
 // Log attribute keys. Every log line of the agent is an aggregate: counts,
 // revisions, durations, names of checks. No line carries a peer's public
 // key, allowed IP or endpoint, at any level.
+//
+// New wraps the agent's logger with an allowlist of exactly these keys
+// (internal/logpolicy): an attribute under any other key is dropped, and
+// panics in tests, so a new key is declared here, where it is reviewed.
+// TestLogKeys checks that logKeys lists every constant of this block.
 const (
 	keyErr       = "err"
 	keyRevision  = "revision"
@@ -31,3 +36,10 @@ const (
 	keyMTU       = "mtu"
 	keyEgress    = "egress"
 )
+
+// logKeys is the allowlist the agent's logger is wrapped with.
+var logKeys = []string{
+	keyErr, keyRevision, keySince, keyPeers, keySet, keyRemoved, keyInvalid, keyCalls, keyDuration, keyServer,
+	keyAttempt, keyRetryIn, keyBackend, keyInterface, keyExisted, keyNodeID, keyScrubbed, keyRepaired, keyFailed,
+	keyVersion, keyFormat, keyFull, keySysctl, keyCommand, keyMTU, keyEgress,
+}

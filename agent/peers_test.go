@@ -77,7 +77,7 @@ func TestDeltaApply(t *testing.T) {
 	f := wg.NewFake()
 	f.AddDevice("tl0")
 	cc := &countingClient{Client: f}
-	d := newDevice(cc, "tl0")
+	d := newDevice(wg.NewControl(cc), "tl0")
 	d.batch = 7 // several calls per delta
 
 	model := map[string]api.Peer{}
@@ -136,7 +136,7 @@ func TestDeltaApply(t *testing.T) {
 func TestDeviceErrors(t *testing.T) {
 	f := wg.NewFake()
 	f.AddDevice("tl0")
-	d := newDevice(wg.Classified(f), "tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
 	if _, err := d.applyDelta([]api.Peer{testPeer(1)}, nil, 3); err != errNoBase {
 		t.Errorf("delta before a snapshot: %v, want errNoBase", err)
 	}
@@ -176,7 +176,7 @@ func TestDeviceErrors(t *testing.T) {
 func TestEnsureIdentity(t *testing.T) {
 	f := wg.NewFake()
 	f.AddDevice("tl0")
-	d := newDevice(f, "tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
 	key, _ := wgtypes.GeneratePrivateKey()
 	for range 2 {
 		if err := d.ensureIdentity(key, 51820); err != nil {

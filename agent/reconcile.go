@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/traceless-vpn/traceless/agent/wg"
 )
 
 // batchSize is the most peer entries one ConfigureDevice call carries:
@@ -25,7 +27,7 @@ const batchSize = 1000
 //
 // The order is deterministic: removes and updates in the device's peer
 // order, then additions by key.
-func reconcile(desired peerSet, current *wgtypes.Device, size int) []wgtypes.Config {
+func reconcile(desired peerSet, current *wg.Device, size int) []wgtypes.Config {
 	var removes, updates []wgtypes.PeerConfig
 	present := 0
 	for i := range current.Peers {

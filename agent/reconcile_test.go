@@ -14,8 +14,8 @@ import (
 func TestReconcile(t *testing.T) {
 	own, _ := wgtypes.GeneratePrivateKey()
 	p0, p1, p2 := testPeer(0), testPeer(1), testPeer(2)
-	onDevice := func(i int, allowed ...string) wgtypes.Peer {
-		return wgtypes.Peer{PublicKey: testKey(i), AllowedIPs: mustCIDRs(allowed...)}
+	onDevice := func(i int, allowed ...string) wg.Peer {
+		return wg.Peer{PublicKey: testKey(i), AllowedIPs: mustCIDRs(allowed...)}
 	}
 	set := func(i int, allowed ...string) wgtypes.PeerConfig {
 		return wgtypes.PeerConfig{PublicKey: testKey(i), ReplaceAllowedIPs: true, AllowedIPs: mustCIDRs(allowed...)}
@@ -25,7 +25,7 @@ func TestReconcile(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		desired []api.Peer
-		device  []wgtypes.Peer
+		device  []wg.Peer
 		want    []wgtypes.Config
 	}{
 		{name: "nothing"},
@@ -37,37 +37,37 @@ func TestReconcile(t *testing.T) {
 		{
 			name:    "in step",
 			desired: []api.Peer{p0, p1},
-			device:  []wgtypes.Peer{onDevice(1, p1.AllowedIPs...), onDevice(0, p0.AllowedIPs...)},
+			device:  []wg.Peer{onDevice(1, p1.AllowedIPs...), onDevice(0, p0.AllowedIPs...)},
 		},
 		{
 			name:    "in step with allowed IPs in another order and 16-byte IPv4",
 			desired: []api.Peer{p0},
-			device: []wgtypes.Peer{{PublicKey: testKey(0), AllowedIPs: []net.IPNet{
+			device: []wg.Peer{{PublicKey: testKey(0), AllowedIPs: []net.IPNet{
 				mustCIDRs(p0.AllowedIPs[1])[0],
 				{IP: net.ParseIP("10.64.0.0"), Mask: net.CIDRMask(32, 32)},
 			}}},
 		},
 		{
 			name:   "remove extras",
-			device: []wgtypes.Peer{onDevice(5, "10.64.0.9/32"), onDevice(6)},
+			device: []wg.Peer{onDevice(5, "10.64.0.9/32"), onDevice(6)},
 			want:   []wgtypes.Config{{Peers: []wgtypes.PeerConfig{remove(5), remove(6)}}},
 		},
 		{
 			name:    "update changed allowed IPs",
 			desired: []api.Peer{p0, p1},
-			device:  []wgtypes.Peer{onDevice(0, p0.AllowedIPs...), onDevice(1, "10.64.99.1/32")},
+			device:  []wg.Peer{onDevice(0, p0.AllowedIPs...), onDevice(1, "10.64.99.1/32")},
 			want:    []wgtypes.Config{{Peers: []wgtypes.PeerConfig{set(1, p1.AllowedIPs...)}}},
 		},
 		{
 			name:    "a missing allowed IP is an update",
 			desired: []api.Peer{p0},
-			device:  []wgtypes.Peer{onDevice(0, p0.AllowedIPs[0])},
+			device:  []wg.Peer{onDevice(0, p0.AllowedIPs[0])},
 			want:    []wgtypes.Config{{Peers: []wgtypes.PeerConfig{set(0, p0.AllowedIPs...)}}},
 		},
 		{
 			name:    "removes, then updates, then additions",
 			desired: []api.Peer{p2, p1},
-			device:  []wgtypes.Peer{onDevice(1), onDevice(0, p0.AllowedIPs...)},
+			device:  []wg.Peer{onDevice(1), onDevice(0, p0.AllowedIPs...)},
 			want:    []wgtypes.Config{{Peers: []wgtypes.PeerConfig{remove(0), set(1, p1.AllowedIPs...), set(2, p2.AllowedIPs...)}}},
 		},
 		{
@@ -77,7 +77,7 @@ func TestReconcile(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := &wgtypes.Device{Name: "tl0", PrivateKey: own, PublicKey: own.PublicKey(), Peers: tc.device}
+			dev := &wg.Device{PrivateKey: own, PublicKey: own.PublicKey(), Peers: tc.device}
 			got := reconcile(setOf(t, tc.desired...), dev, batchSize)
 			if diff := cmp.Diff(tc.want, got, ipNetComparer); diff != "" {
 				t.Errorf("reconcile (-want +got):\n%s", diff)
@@ -88,7 +88,7 @@ func TestReconcile(t *testing.T) {
 
 func TestReconcileBatches(t *testing.T) {
 	desired := setOf(t, testPeers(0, 2500)...)
-	cfgs := reconcile(desired, &wgtypes.Device{}, 1000)
+	cfgs := reconcile(desired, &wg.Device{}, 1000)
 	var sizes []int
 	for _, c := range cfgs {
 		sizes = append(sizes, len(c.Peers))
@@ -99,7 +99,7 @@ func TestReconcileBatches(t *testing.T) {
 	if diff := cmp.Diff([]int{1000, 1000, 500}, sizes); diff != "" {
 		t.Errorf("batch sizes (-want +got):\n%s", diff)
 	}
-	if n := len(reconcile(desired, &wgtypes.Device{}, batchSize)); n != 3 {
+	if n := len(reconcile(desired, &wg.Device{}, batchSize)); n != 3 {
 		t.Errorf("2500 peers in %d calls, want 3 of batchSize", n)
 	}
 }
@@ -120,13 +120,13 @@ func TestReconcileConverges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := wg.NewFake()
 			f.AddDevice("tl0")
-			for _, c := range reconcile(setOf(t, tc.start...), &wgtypes.Device{}, batchSize) {
+			for _, c := range reconcile(setOf(t, tc.start...), &wg.Device{}, batchSize) {
 				if err := f.ConfigureDevice("tl0", c); err != nil {
 					t.Fatal(err)
 				}
 			}
 			target := setOf(t, tc.target...)
-			cur, _ := f.Device("tl0")
+			cur, _ := wg.NewControl(f).Device("tl0")
 			for _, c := range reconcile(target, cur, batchSize) {
 				if c.ReplacePeers {
 					t.Fatal("reconcile used ReplacePeers")
@@ -135,7 +135,7 @@ func TestReconcileConverges(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cur, _ = f.Device("tl0")
+			cur, _ = wg.NewControl(f).Device("tl0")
 			if again := reconcile(target, cur, batchSize); len(again) != 0 {
 				t.Errorf("second reconcile yields %d configs, want none", len(again))
 			}

@@ -22,24 +22,14 @@ import (
 // the Fake and on wireguard-go by TestUserspaceScrubOneCall in agent/wg),
 // so one call suffices and the peer is never missing between two calls.
 //
-// This file is the only code of the agent that reads a peer's endpoint,
-// handshake time or counters (TestPrivacySource enforces it), and it only
-// compares them with the threshold and with zero: nothing is logged,
-// kept, counted per peer or sent anywhere.
+// The scrubber never sees a peer's endpoint, handshake time or counters:
+// agent/wg answers whether a peer is stale (wg.Control.DeviceStale) and
+// hands out nothing else of its traffic (TestPrivacySource enforces it).
+// Nothing about it is logged, kept, counted per peer or sent anywhere.
 //
 // A peer is forgotten within threshold + tick of its last handshake. A
 // client that handshakes in the instant between the read and the re-add
 // loses that handshake and repeats it after WireGuard's rekey timeout.
-
-// stale reports whether the device must forget p: its last handshake is
-// older than after, or it never completed one but holds an endpoint or
-// counted bytes (a client that tried and failed).
-func stale(p *wgtypes.Peer, now time.Time, after time.Duration) bool {
-	if p.LastHandshakeTime.IsZero() {
-		return p.Endpoint != nil || p.ReceiveBytes != 0 || p.TransmitBytes != 0
-	}
-	return now.Sub(p.LastHandshakeTime) > after
-}
 
 // scrub reads the device and re-creates its stale peers. A peer re-added
 // gets the desired allowed IPs (the device's own before the first
@@ -49,14 +39,14 @@ func stale(p *wgtypes.Peer, now time.Time, after time.Duration) bool {
 func (d *device) scrub(now time.Time, after time.Duration) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cur, err := d.wg.Device(d.name)
+	cur, err := d.wg.DeviceStale(d.name, now, after)
 	if err != nil {
 		return 0, err
 	}
 	var changes []wgtypes.PeerConfig
 	for i := range cur.Peers {
 		p := &cur.Peers[i]
-		if !stale(p, now, after) {
+		if !p.Stale {
 			continue
 		}
 		var allowed []net.IPNet

@@ -29,7 +29,7 @@ func TestScrub(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := wg.NewFake()
 			f.AddDevice("tl0")
-			d := newDevice(f, "tl0")
+			d := newDevice(wg.NewControl(f), "tl0")
 			b := newSetBuilder(0)
 			for _, p := range testPeers(0, 3) {
 				b.add(p)
@@ -107,7 +107,7 @@ func TestScrubBeforeSnapshot(t *testing.T) {
 	for _, k := range []int{1, 2} {
 		f.SetTraffic("tl0", testKey(k), wg.Traffic{LastHandshake: now.Add(-time.Hour), ReceiveBytes: 1})
 	}
-	d := newDevice(f, "tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
 	if n, err := d.scrub(now, 180*time.Second); n != 2 || err != nil {
 		t.Fatalf("scrub = %d, %v; want 2", n, err)
 	}
@@ -136,7 +136,7 @@ func TestScrubBatches(t *testing.T) {
 	now := time.Now()
 	f := wg.NewFake()
 	f.AddDevice("tl0")
-	d := newDevice(f, "tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
 	d.batch = 5 // odd on purpose: pairs must not straddle calls
 	b := newSetBuilder(0)
 	for _, p := range testPeers(0, 9) {

@@ -41,8 +41,9 @@ type Interface struct {
 	Name string
 	// Backend is BackendKernel, BackendUserspace or BackendFake.
 	Backend string
-	// Client configures the device; its errors are classified (*Error).
-	Client Client
+	// Client configures the device and reads it redacted; its errors are
+	// classified (*Error).
+	Client *Control
 	// Links sets the link up; Netlink for the real backends.
 	Links Links
 	// Existed reports whether the interface was there before Open: a
@@ -138,7 +139,7 @@ func openKernel(cfg Config, links *Netlink) (*Interface, error) {
 		return nil, wrapErr("open "+cfg.Name, err)
 	}
 	return &Interface{
-		Name: cfg.Name, Backend: BackendKernel, Client: Classified(c), Links: links, Existed: existed,
+		Name: cfg.Name, Backend: BackendKernel, Client: NewControl(c), Links: links, Existed: existed,
 		closers: []func() error{links.Close, c.Close},
 	}, nil
 }
@@ -171,7 +172,7 @@ func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
 		return nil, wrapErr("open "+cfg.Name, err)
 	}
 	return &Interface{
-		Name: cfg.Name, Backend: BackendUserspace, Client: Classified(c), Links: links,
+		Name: cfg.Name, Backend: BackendUserspace, Client: NewControl(c), Links: links,
 		closers: []func() error{links.Close, u.Close, c.Close},
 	}, nil
 }
@@ -208,7 +209,7 @@ func openHeld(cfg Config, links *Netlink) (*Interface, error) {
 	// Like a kernel interface, the held device stays when the agent
 	// closes it; a restarted agent takes it over.
 	return &Interface{
-		Name: cfg.Name, Backend: BackendUserspace, Client: Classified(c), Links: links, Existed: existed,
+		Name: cfg.Name, Backend: BackendUserspace, Client: NewControl(c), Links: links, Existed: existed,
 		closers: []func() error{links.Close, c.Close},
 	}, nil
 }
@@ -221,5 +222,5 @@ func NewFakeInterface(name string, f *Fake, links *FakeLinks) *Interface {
 	existed := err == nil
 	f.AddDevice(name)
 	links.Add(name, "wireguard")
-	return &Interface{Name: name, Backend: BackendFake, Client: Classified(f), Links: links, Existed: existed}
+	return &Interface{Name: name, Backend: BackendFake, Client: NewControl(f), Links: links, Existed: existed}
 }

@@ -1,5 +1,5 @@
 // Package wg is the node agent's view of WireGuard: a small Client
-// interface over wgctrl, a Links interface for the network interface
+// interface over wgctrl with a redacted reader on top (Control), a Links interface for the network interface
 // itself, the kernel and userspace backends behind them, and stateful
 // fakes of both for tests.
 //
@@ -13,7 +13,10 @@
 // package. It imports wgctrl, wireguard-go and netlink — nothing of
 // Traceless's own, and never the store, gorm or echo.
 //
-// Privacy: the Fake stores endpoints, handshake times and byte counters
-// because a device does; nothing in this package logs or exports them.
-// Outside this package only the agent's scrubber reads them.
+// Privacy: a device (and the Fake) knows each client's endpoint, last
+// handshake time and byte counters. They do not leave this package:
+// Interface.Client is a Control, which hands out a redacted Device (per
+// peer its key, allowed IPs and whether it is stale, view.go) and nothing
+// logs them. The scrubber asks DeviceStale; stale is the one comparison
+// made with those fields.
 package wg
