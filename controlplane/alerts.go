@@ -226,17 +226,27 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	a, _, err := s.alertSettings(ctx, currentOwner(c).ID)
+	a, newSecret, err := s.updateAlertSettings(c.Request().Context(), currentOwner(c).ID, in)
 	if err != nil {
 		return err
+	}
+	return c.JSON(http.StatusOK, s.alertSettingsView(a, newSecret))
+}
+
+// updateAlertSettings applies in to the owner's settings (the API's and
+// the dashboard's one path) and returns them with the new webhook secret,
+// if one was made.
+func (s *Server) updateAlertSettings(ctx context.Context, ownerID string, in api.AlertSettingsInput) (store.AlertSettings, string, error) {
+	a, _, err := s.alertSettings(ctx, ownerID)
+	if err != nil {
+		return a, "", err
 	}
 	old := a
 	newSecret := ""
 	if in.WebhookURL != nil {
 		u, err := s.alerts.checkWebhookURL(*in.WebhookURL)
 		if err != nil {
-			return err
+			return a, "", err
 		}
 		a.WebhookURL = u
 		switch {
@@ -248,7 +258,7 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	}
 	if in.RotateSecret {
 		if a.WebhookURL == "" {
-			return badRequest("rotate_secret", "there is no webhook to sign for")
+			return a, "", badRequest("rotate_secret", "there is no webhook to sign for")
 		}
 		newSecret = randomSecret(webhookSecretPrefix)
 	}
@@ -259,16 +269,16 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 		a.Email = ""
 		if *in.Email != "" {
 			if !s.alerts.emailEnabled() {
-				return badRequest("email", "this server does not send email")
+				return a, "", badRequest("email", "this server does not send email")
 			}
 			if a.Email, err = normalizeEmail(*in.Email); err != nil {
-				return err
+				return a, "", err
 			}
 		}
 	}
 	if in.Events != nil {
 		if a.Events, err = alertKinds(*in.Events); err != nil {
-			return err
+			return a, "", err
 		}
 	}
 	if in.History != nil {
@@ -276,12 +286,12 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	}
 	if in.RetentionDays != nil {
 		if d := *in.RetentionDays; d < store.MinRetentionDays || d > store.MaxRetentionDays {
-			return badRequest("retention_days", "must be %d-%d", store.MinRetentionDays, store.MaxRetentionDays)
+			return a, "", badRequest("retention_days", "must be %d-%d", store.MinRetentionDays, store.MaxRetentionDays)
 		}
 		a.RetentionDays = *in.RetentionDays
 	}
 	if err := s.store.PutAlertSettings(ctx, a); err != nil {
-		return err
+		return a, "", err
 	}
 	// A new receiver starts with a clean slate: the outcome of the old
 	// one says nothing about it.
@@ -291,7 +301,7 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	if a.Email != old.Email {
 		s.alerts.resetDelivery(a.OwnerID, channelEmail)
 	}
-	return c.JSON(http.StatusOK, s.alertSettingsView(a, newSecret))
+	return a, newSecret, nil
 }
 
 // alertKinds checks a list of kinds and returns it in canonical order.
@@ -361,13 +371,23 @@ func (a *alerter) checkWebhookURL(raw string) (string, error) {
 }
 
 func (s *Server) handleAlertTest(c echo.Context) error {
+	queued, err := s.sendAlertTest(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, api.AlertTestResult{Queued: queued})
+}
+
+// sendAlertTest queues a test event for each of the signed-in owner's
+// channels (rate limited per owner) and lists them.
+func (s *Server) sendAlertTest(c echo.Context) ([]string, error) {
 	o := currentOwner(c)
 	if err := checkRate(c, s.alerts.testLimit, o.ID); err != nil {
-		return err
+		return nil, err
 	}
 	a, stored, err := s.alertSettings(c.Request().Context(), o.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	queued := []string{}
 	if stored {
@@ -375,7 +395,7 @@ func (s *Server) handleAlertTest(c echo.Context) error {
 			Detail: "A test event: the alert settings work."}
 		queued = s.alerts.enqueue(a, []api.AlertEvent{ev})
 	}
-	return c.JSON(http.StatusAccepted, api.AlertTestResult{Queued: queued})
+	return queued, nil
 }
 
 // History cursors are the time and ID of a page's last entry.
@@ -401,27 +421,37 @@ func decodeHistoryCursor(cur string) (store.HistoryCursor, error) {
 }
 
 func (s *Server) handleListAlertHistory(c echo.Context) error {
-	limit, err := pageLimit(c)
+	out, err := s.alertHistoryPage(c)
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// alertHistoryPage reads the page of the signed-in owner's history that
+// ?limit= and ?cursor= ask for.
+func (s *Server) alertHistoryPage(c echo.Context) (api.AlertHistory, error) {
+	limit, err := pageLimit(c)
+	if err != nil {
+		return api.AlertHistory{}, err
+	}
 	after, err := decodeHistoryCursor(c.QueryParam("cursor"))
 	if err != nil {
-		return err
+		return api.AlertHistory{}, err
 	}
 	ctx := c.Request().Context()
 	o := currentOwner(c)
 	a, _, err := s.alertSettings(ctx, o.ID)
 	if err != nil {
-		return err
+		return api.AlertHistory{}, err
 	}
 	out := api.AlertHistory{History: a.KeepHistory, Entries: []api.AlertHistoryEntry{}}
 	if !a.KeepHistory {
-		return c.JSON(http.StatusOK, out)
+		return out, nil
 	}
 	rows, err := s.store.ListAlertHistory(ctx, o.ID, after, limit+1)
 	if err != nil {
-		return err
+		return api.AlertHistory{}, err
 	}
 	if len(rows) > limit {
 		rows = rows[:limit]
@@ -431,7 +461,7 @@ func (s *Server) handleListAlertHistory(c echo.Context) error {
 		out.Entries = append(out.Entries, api.AlertHistoryEntry{ID: r.ID, Kind: r.Kind, PoolID: r.PoolID, PoolName: r.PoolName,
 			NodeID: r.NodeID, NodeName: r.NodeName, Detail: r.Detail, OccurredAt: r.OccurredAt.UTC(), ExpiresAt: r.ExpiresAt.UTC()})
 	}
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 func (s *Server) handleDeleteAlertHistory(c echo.Context) error {

@@ -372,6 +372,80 @@ func authzRoutes() map[string]route {
 		"POST /account/delete": {class: classPage, page: true, ok: 303, override: map[string]int{credOwnerB: 400, credAdmin: 400}, request: func(w *authzWorld) request {
 			return form("/account/delete", url.Values{"confirm": {w.owner.Owner.Email}})
 		}},
+		"GET /apps/:app_id/devices/:device_id/delete": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/apps/" + w.appA + "/devices/" + w.devA.ID + "/delete"}
+		}},
+		"POST /apps/:app_id/devices/:device_id/delete": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/devices/"+w.devA.ID+"/delete", nil)
+		}},
+		"POST /apps/:app_id/rotation": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/rotation", url.Values{"rotation_days": {"30"}})
+		}},
+		// An owner's own servers: A's dedicated pool and node.
+		"GET /pools": {class: classPage, page: true, ok: 200, request: get("/pools")},
+		"POST /pools": {class: classPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			w.seq++
+			return form("/pools", url.Values{"name": {fmt.Sprintf("own page %d", w.seq)}, "region": {"home"}, "country": {"NL"}, "city": {"Delft"}})
+		}},
+		"GET /pools/:pool_id/delete": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/pools/" + w.ownPool + "/delete"}
+		}},
+		"POST /pools/:pool_id/delete": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/pools/"+w.ownPool+"/delete", nil)
+		}},
+		"POST /pools/:pool_id/enrollment-tokens": {class: classPage, page: true, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			return form("/pools/"+w.ownPool+"/enrollment-tokens", nil)
+		}},
+		"GET /nodes/:node_id/delete": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/nodes/" + w.ownNode + "/delete"}
+		}},
+		"POST /nodes/:node_id/delete": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/nodes/"+w.ownNode+"/delete", nil)
+		}},
+		// Alerts: every account has settings of its own.
+		"GET /alerts": {class: classPage, page: true, ok: 200, request: get("/alerts")},
+		"POST /alerts": {class: classPage, page: true, ok: 303, request: func(*authzWorld) request {
+			return form("/alerts", url.Values{"webhook_url": {""}, "events": {"node_offline", "pool_down"}, "history": {"on"}, "retention_days": {"7"}})
+		}},
+		// Only A has a webhook to sign for; the new secret is the answer.
+		"POST /alerts/secret": {class: classPage, page: true, ok: 200, override: map[string]int{credOwnerB: 400, credAdmin: 400}, request: func(w *authzWorld) request {
+			if err := w.h.store.PutAlertSettings(context.Background(), store.AlertSettings{OwnerID: w.owner.Owner.ID,
+				WebhookURL: "https://hooks.example.com/t", WebhookSecret: "tlw_old", Events: "node_offline", RetentionDays: 30}); err != nil {
+				w.h.tb.Fatal(err)
+			}
+			return form("/alerts/secret", nil)
+		}},
+		"POST /alerts/test":           {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/alerts/test", nil) }},
+		"GET /alerts/history":         {class: classPage, page: true, ok: 200, request: get("/alerts/history")},
+		"GET /alerts/history/delete":  {class: classPage, page: true, ok: 200, request: get("/alerts/history/delete")},
+		"POST /alerts/history/delete": {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/alerts/history/delete", nil) }},
+		"GET /admin/plans/:plan_id/delete": {class: classAdminPage, page: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/admin/plans/" + w.plan + "/delete"}
+		}},
+		"POST /admin/plans/:plan_id/delete": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/plans/"+w.plan+"/delete", nil)
+		}},
+		"GET /admin/pools/:pool_id/delete": {class: classAdminPage, page: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/admin/pools/" + w.ownPool + "/delete"}
+		}},
+		"POST /admin/pools/:pool_id/delete": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/pools/"+w.ownPool+"/delete", nil)
+		}},
+		"POST /admin/nodes/:node_id/enabled": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/nodes/"+w.node.NodeID+"/enabled", url.Values{"enabled": {"false"}})
+		}},
+		"GET /admin/nodes/:node_id/delete": {class: classAdminPage, page: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/admin/nodes/" + w.node.NodeID + "/delete"}
+		}},
+		"POST /admin/nodes/:node_id/delete": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/nodes/"+w.node.NodeID+"/delete", nil)
+		}},
+		"GET /admin/owners/:owner_id/delete": {class: classAdminPage, page: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/admin/owners/" + w.owner.Owner.ID + "/delete"}
+		}},
+		"POST /admin/owners/:owner_id/delete": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/admin/owners/"+w.owner.Owner.ID+"/delete", nil)
+		}},
 		"GET /admin":       {class: classAdminPage, page: true, ok: 200, request: get("/admin")},
 		"GET /admin/plans": {class: classAdminPage, page: true, ok: 200, request: get("/admin/plans")},
 		"POST /admin/plans": {class: classAdminPage, page: true, ok: 303, request: func(w *authzWorld) request {

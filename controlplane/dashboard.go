@@ -8,11 +8,13 @@ package controlplane
 //   - Pages sign in with the HttpOnly, SameSite=Strict session cookie
 //     (never a bearer token). Anonymous visitors of a signed-in page are
 //     redirected to /login (303); operators' pages answer 403 to owners.
-//   - Every POST carries a CSRF token (dashboard_csrf.go) and answers with
-//     a redirect (POST-redirect-GET), except where a secret is shown once
-//     (a new API key or enrollment token): that page is the POST's answer,
-//     because the secret is never stored and cannot be shown after a
-//     redirect. Responses are Cache-Control: no-store.
+//   - Every POST carries a CSRF token (dashboard_session.go) and answers
+//     with a redirect (POST-redirect-GET), except where a secret is shown
+//     once (a new API key, enrollment token or webhook secret): that page
+//     is the POST's answer, because the secret is not shown again and
+//     cannot be after a redirect. Responses are Cache-Control: no-store.
+//   - Whatever the API offers an owner or an operator, a page or form
+//     offers too (TestDashboardParity).
 //   - Errors are pages, not JSON: a failed form is shown again with the
 //     message next to its field; anything else gets an error page.
 //   - No inline script or style (the CSP forbids both); /static/app.js only
@@ -72,7 +74,24 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.GET("/apps/:app_id/devices", d.h(d.handleDevices), own...)
 	e.GET("/apps/:app_id/devices/:device_id", d.h(d.handleDevice), own...)
 	e.GET("/apps/:app_id/devices/:device_id/config", d.h(d.handleDeviceConfigDownload), own...)
+	e.GET("/apps/:app_id/devices/:device_id/delete", d.h(d.handleDeleteDevicePage), own...)
+	e.POST("/apps/:app_id/devices/:device_id/delete", d.h(d.handleDeleteDevice), post...)
+	e.POST("/apps/:app_id/rotation", d.h(d.handleSetRotation), post...)
 	e.GET("/servers", d.h(d.handleServers), own...)
+	e.GET("/pools", d.h(d.handleOwnPools), own...)
+	e.POST("/pools", d.h(d.handleCreateOwnPool), post...)
+	e.GET("/pools/:pool_id/delete", d.h(d.handleDeleteOwnPoolPage), own...)
+	e.POST("/pools/:pool_id/delete", d.h(d.handleDeleteOwnPool), post...)
+	e.POST("/pools/:pool_id/enrollment-tokens", d.h(d.handleOwnEnrollmentToken), post...)
+	e.GET("/nodes/:node_id/delete", d.h(d.handleDeleteOwnNodePage), own...)
+	e.POST("/nodes/:node_id/delete", d.h(d.handleDeleteOwnNode), post...)
+	e.GET("/alerts", d.h(d.handleAlerts), own...)
+	e.POST("/alerts", d.h(d.handleSaveAlerts), post...)
+	e.POST("/alerts/secret", d.h(d.handleRotateAlertSecret), post...)
+	e.POST("/alerts/test", d.h(d.handleAlertTestForm), post...)
+	e.GET("/alerts/history", d.h(d.handleAlertHistory), own...)
+	e.GET("/alerts/history/delete", d.h(d.handleDeleteAlertHistoryPage), own...)
+	e.POST("/alerts/history/delete", d.h(d.handleDeleteAlertHistoryForm), post...)
 	e.GET("/plan", d.h(d.handlePlan), own...)
 	e.POST("/plan", d.h(d.handleChoosePlan), post...)
 	e.GET("/account", d.h(d.handleAccount), own...)
@@ -90,14 +109,23 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.GET("/admin/plans/:plan_id", d.h(d.handleAdminPlan), adm...)
 	e.POST("/admin/plans/:plan_id", d.h(d.handleAdminUpdatePlan), admPost...)
 	e.POST("/admin/plans/:plan_id/retire", d.h(d.handleAdminRetirePlan), admPost...)
+	e.GET("/admin/plans/:plan_id/delete", d.h(d.handleAdminDeletePlanPage), adm...)
+	e.POST("/admin/plans/:plan_id/delete", d.h(d.handleAdminDeletePlan), admPost...)
 	e.GET("/admin/pools", d.h(d.handleAdminPools), adm...)
 	e.POST("/admin/pools", d.h(d.handleAdminCreatePool), admPost...)
 	e.POST("/admin/pools/:pool_id/enrollment-tokens", d.h(d.handleAdminEnrollmentToken), admPost...)
+	e.GET("/admin/pools/:pool_id/delete", d.h(d.handleAdminDeletePoolPage), adm...)
+	e.POST("/admin/pools/:pool_id/delete", d.h(d.handleAdminDeletePool), admPost...)
 	e.GET("/admin/nodes", d.h(d.handleAdminNodes), adm...)
+	e.POST("/admin/nodes/:node_id/enabled", d.h(d.handleAdminNodeEnabled), admPost...)
+	e.GET("/admin/nodes/:node_id/delete", d.h(d.handleAdminDeleteNodePage), adm...)
+	e.POST("/admin/nodes/:node_id/delete", d.h(d.handleAdminDeleteNode), admPost...)
 	e.GET("/admin/owners", d.h(d.handleAdminOwners), adm...)
 	e.GET("/admin/owners/:owner_id", d.h(d.handleAdminOwner), adm...)
 	e.POST("/admin/owners/:owner_id", d.h(d.handleAdminUpdateOwner), admPost...)
 	e.POST("/admin/owners/:owner_id/legal-hold", d.h(d.handleAdminLegalHold), admPost...)
+	e.GET("/admin/owners/:owner_id/delete", d.h(d.handleAdminDeleteOwnerPage), adm...)
+	e.POST("/admin/owners/:owner_id/delete", d.h(d.handleAdminDeleteOwner), admPost...)
 }
 
 // parsePages parses every page template with the shared layout.
@@ -165,6 +193,8 @@ type pageUser struct {
 var flashes = map[string]string{
 	"app-created":     "App created. Create an API key for it below.",
 	"app-renamed":     "App renamed.",
+	"rotation-saved":  "Rotation policy saved. Devices read it the next time they ask (GET /api/v1/app).",
+	"device-deleted":  "Device deleted. It is being removed from every server.",
 	"app-deleted":     "App deleted, with its keys and devices. The devices are being removed from every server.",
 	"key-revoked":     "API key revoked. Requests with it are refused from now on.",
 	"plan-changed":    "Your plan was changed.",
@@ -182,6 +212,21 @@ var flashes = map[string]string{
 	"owner-saved":   "Account saved.",
 	"hold-set":      "Legal hold set: this account cannot be deleted until the hold is released.",
 	"hold-released": "Legal hold released.",
+	// Own servers, alerts and the operators' removals.
+	"own-pool-created":  "Pool created. Add your servers to it with an enrollment token.",
+	"own-pool-deleted":  "Pool deleted, with its nodes.",
+	"own-node-deleted":  "Node removed. Its credential no longer works.",
+	"alerts-saved":      "Alert settings saved.",
+	"secret-rotated":    "Webhook secret replaced. Deliveries are signed with the new one from now on.",
+	"alert-test-queued": "Test event queued. Its delivery shows below.",
+	"alert-test-none":   "No channel is set up, so no test event was sent.",
+	"history-deleted":   "Monitoring history deleted.",
+	"node-enabled":      "Node enabled. Clients are offered it again.",
+	"node-disabled":     "Node disabled. Clients are no longer offered it, and it gets an empty peer set.",
+	"node-removed":      "Node removed. Its credential no longer works.",
+	"pool-deleted":      "Pool deleted, with its nodes.",
+	"plan-deleted":      "Plan deleted.",
+	"owner-deleted":     "Account deleted, with all its apps, API keys and devices.",
 }
 
 // newPage starts a page for the request: the signed-in account (if any),

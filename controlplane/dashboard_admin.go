@@ -359,6 +359,9 @@ type enrollBody struct {
 	// InNoPlan warns that no plan includes the pool: the node would serve
 	// nobody.
 	InNoPlan bool
+	// PoolsPath and NodesPath are where the page leads back to: the
+	// operators' pages, or an owner's own servers.
+	PoolsPath, NodesPath string
 }
 
 func newEnrollBody(c echo.Context, pool store.Pool, tok string, exp time.Time) enrollBody {
@@ -369,7 +372,20 @@ func newEnrollBody(c echo.Context, pool store.Pool, tok string, exp time.Time) e
 		CredentialFile:      api.AgentCredentialFile,
 		TmpfsCredentialFile: api.AgentTmpfsCredentialFile,
 		TmpfsConsequence:    api.AgentTmpfsConsequence,
-		TokenEnv:            api.EnrollTokenEnv}
+		TokenEnv:            api.EnrollTokenEnv,
+		PoolsPath:           "/admin/pools",
+		NodesPath:           "/admin/nodes"}
+}
+
+// issueEnrollmentToken creates a one-use token for pool, like the API,
+// and returns the page that shows it once.
+func (d *dashboard) issueEnrollmentToken(c echo.Context, pool store.Pool) (enrollBody, error) {
+	tok := randomSecret(enrollTokenPrefix)
+	exp := d.s.now().Add(d.s.opts.EnrollmentTTL).UTC()
+	if err := d.s.store.CreateEnrollmentToken(c.Request().Context(), pool.ID, hashAPIKey(tok), exp); err != nil {
+		return enrollBody{}, err
+	}
+	return newEnrollBody(c, pool, tok, exp), nil
 }
 
 // publicURL is the control plane's address as the browser reached it.
@@ -385,9 +401,8 @@ func (d *dashboard) handleAdminEnrollmentToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tok := randomSecret(enrollTokenPrefix)
-	exp := d.s.now().Add(d.s.opts.EnrollmentTTL).UTC()
-	if err := d.s.store.CreateEnrollmentToken(ctx, pool.ID, hashAPIKey(tok), exp); err != nil {
+	body, err := d.issueEnrollmentToken(c, pool)
+	if err != nil {
 		return err
 	}
 	inNoPlan, err := d.poolInNoPlanSet(ctx)
@@ -395,7 +410,6 @@ func (d *dashboard) handleAdminEnrollmentToken(c echo.Context) error {
 		return err
 	}
 	p := d.newPage(c, "Enrollment token", "admin-pools")
-	body := newEnrollBody(c, pool, tok, exp)
 	body.InNoPlan = inNoPlan[pool.ID]
 	p.Body = body
 	return d.render(c, http.StatusCreated, "enroll_token.html", p)

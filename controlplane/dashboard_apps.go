@@ -3,6 +3,7 @@ package controlplane
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -62,6 +63,8 @@ type appBody struct {
 	KeyName string
 	NewKey  *api.APIKeyCreated
 	BaseURL string
+	// Rotation is the rotation policy form's value, as typed.
+	Rotation string
 }
 
 // ownApp loads one of the signed-in owner's apps (404 for anyone else's).
@@ -81,6 +84,9 @@ func (d *dashboard) appPage(c echo.Context, status int, p *page, body appBody) e
 	body.App, body.Keys = a, keys
 	if body.Rename == "" {
 		body.Rename = a.Name
+	}
+	if body.Rotation == "" {
+		body.Rotation = strconv.Itoa(a.RotationDays)
 	}
 	p.Title = a.Name
 	p.Body = body
@@ -106,6 +112,34 @@ func (d *dashboard) handleRenameApp(c echo.Context) error {
 		return d.appPage(c, status, p, appBody{Rename: name})
 	}
 	return redirect(c, pathWithDone("/apps/"+a.ID, "app-renamed"))
+}
+
+// handleSetRotation sets the app's key rotation policy, like PUT
+// /api/v1/apps/{app_id} with rotation_days: devices read it with GET
+// /api/v1/app and rotate when it says so; 0 removes the policy.
+func (d *dashboard) handleSetRotation(c echo.Context) error {
+	typed := formValue(c, "rotation_days")
+	days, err := strconv.Atoi(typed)
+	if typed == "" {
+		days, err = 0, nil
+	}
+	if err != nil {
+		err = badRequest("rotation_days", "must be a whole number of days (0 for no policy)")
+	} else {
+		_, err = d.s.store.UpdateApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"), store.AppUpdate{RotationDays: &days})
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err != nil {
+		p := d.newPage(c, "App", "apps")
+		status, err := p.setError("rotation", err, "rotation_days")
+		if err != nil {
+			return err
+		}
+		return d.appPage(c, status, p, appBody{Rotation: typed})
+	}
+	return redirect(c, pathWithDone("/apps/"+c.Param("app_id"), "rotation-saved"))
 }
 
 // confirmBody is a confirmation page for a destructive action.
@@ -305,6 +339,39 @@ func (d *dashboard) handleDevice(c echo.Context) error {
 	p := d.newPage(c, "Device", "apps")
 	p.Body = body
 	return d.render(c, http.StatusOK, "device.html", p)
+}
+
+func (d *dashboard) handleDeleteDevicePage(c echo.Context) error {
+	a, dev, err := d.ownDevice(c)
+	if err != nil {
+		return err
+	}
+	p := d.newPage(c, "Delete device", "apps")
+	p.Body = confirmBody{
+		Heading: "Delete the device " + dev.IPv4 + " of “" + a.Name + "”?",
+		Message: "This cannot be undone.",
+		Details: []string{
+			"It is removed from every server within a second; its user loses the VPN connection.",
+			"Its app can register it again, with a new key and new addresses.",
+		},
+		Action: "/apps/" + a.ID + "/devices/" + dev.ID + "/delete",
+		Button: "Delete device",
+		Cancel: "/apps/" + a.ID + "/devices/" + dev.ID,
+	}
+	return d.render(c, http.StatusOK, "confirm.html", p)
+}
+
+// handleDeleteDevice deletes a device like DELETE /api/v1/devices/{id}
+// with the app's key: it leaves every node with the next sync.
+func (d *dashboard) handleDeleteDevice(c echo.Context) error {
+	a, err := d.ownApp(c)
+	if err != nil {
+		return err
+	}
+	if err := d.s.store.DeleteDevice(c.Request().Context(), a.ID, c.Param("device_id")); err != nil {
+		return err
+	}
+	return redirect(c, pathWithDone("/apps/"+a.ID+"/devices", "device-deleted"))
 }
 
 // handleDeviceConfigDownload serves the device's wg-quick file for a server,

@@ -71,6 +71,14 @@ func TestDashboardPagesRender(t *testing.T) {
 		{w.a, "/account", []string{w.owner.Owner.Email, "Download my data", "Delete my account"}},
 		{w.a, "/account/delete", []string{"Type your email address to confirm", "1 app", "1 device"}},
 		{w.a, "/apps/" + app + "/delete", []string{"Delete the app “vpn”?", "Its 1 device is deleted", "Cancel"}},
+		{w.a, "/pools", []string{"Your own servers", "Create a pool"}},
+		{w.a, "/alerts", []string{"Alerts", "Tell me when", "Save alert settings"}},
+		{w.a, "/alerts/history", []string{"Monitoring history", "The history is off"}},
+		{w.a, "/apps/" + app + "/devices/" + dev + "/delete", []string{"Delete the device", "Cancel"}},
+		{w.admin, "/admin/pools/" + w.pool.ID + "/delete", []string{"Delete the pool “Frankfurt”?", "Its 1 node is removed"}},
+		{w.admin, "/admin/nodes/" + w.node.NodeID + "/delete", []string{"Remove the node “node-1”"}},
+		{w.admin, "/admin/plans/" + plan + "/delete", []string{"Delete the plan “Pro”?"}},
+		{w.admin, "/admin/owners/" + w.owner.Owner.ID + "/delete", []string{"Delete the account", "Its 1 device is deleted"}},
 		{w.a, "/privacy", []string{"What we store about you and your users", "Never stored", "WireGuard handshake times", "devices", "public_key"}},
 		{newBrowser(t, w.h), "/privacy", []string{"What we store about you and your users", "Sign in"}},
 		{newBrowser(t, w.h), "/login", []string{"Sign in", "Email", "Password"}},
@@ -121,13 +129,15 @@ func ownerPages(w *dashWorld) []string {
 	app, dev := w.app.ID, w.dev.ID
 	return []string{"/apps", "/apps/" + app, "/apps/" + app + "/delete", "/apps/" + app + "/devices",
 		"/apps/" + app + "/devices/" + dev, "/apps/" + app + "/devices/" + dev + "/config?server=" + w.node.NodeID,
-		"/servers", "/plan", "/account", "/account/export", "/account/delete"}
+		"/servers", "/plan", "/account", "/account/export", "/account/delete",
+		"/apps/" + app + "/devices/" + dev + "/delete", "/pools", "/alerts", "/alerts/history", "/alerts/history/delete"}
 }
 
 // adminPages are every operator page.
 func adminPages(w *dashWorld) []string {
 	return []string{"/admin", "/admin/nodes", "/admin/pools", "/admin/plans", "/admin/plans/" + w.h.MustPlanID("pro"),
-		"/admin/owners", "/admin/owners/" + w.owner.Owner.ID}
+		"/admin/owners", "/admin/owners/" + w.owner.Owner.ID, "/admin/plans/" + w.h.MustPlanID("pro") + "/delete",
+		"/admin/pools/" + w.pool.ID + "/delete", "/admin/nodes/" + w.node.NodeID + "/delete", "/admin/owners/" + w.owner.Owner.ID + "/delete"}
 }
 
 // TestDashboardAnonymousRedirect sends visitors without a valid session to
@@ -204,7 +214,10 @@ func TestDashboardAdminOnly(t *testing.T) {
 	}
 	before := len(w.h.MustPlans())
 	for _, action := range []string{"/admin/plans", "/admin/pools", "/admin/pools/" + w.pool.ID + "/enrollment-tokens",
-		"/admin/owners/" + w.owner.Owner.ID, "/admin/owners/" + w.owner.Owner.ID + "/legal-hold"} {
+		"/admin/owners/" + w.owner.Owner.ID, "/admin/owners/" + w.owner.Owner.ID + "/legal-hold",
+		"/admin/plans/" + w.h.MustPlanID("business") + "/delete", "/admin/pools/" + w.pool.ID + "/delete",
+		"/admin/nodes/" + w.node.NodeID + "/enabled", "/admin/nodes/" + w.node.NodeID + "/delete",
+		"/admin/owners/" + w.owner.Owner.ID + "/delete"} {
 		w.a.submit("/apps", action, url.Values{"slug": {"x"}, "name": {"X"}, "max_apps": {"1"}, "max_devices": {"1"},
 			"max_own_nodes": {"0"}, "price": {"0"}, "currency": {"EUR"}, "status": {"active"}, "plan": {"business"},
 			"action": {"set"}, "reason": {"mine"}}).mustStatus(t, http.StatusForbidden)
@@ -214,6 +227,12 @@ func TestDashboardAdminOnly(t *testing.T) {
 	}
 	if o := w.h.MustGetOwner(w.owner.Owner.ID); o.LegalHold != nil || o.PlanID != w.h.MustPlanID("pro") {
 		t.Errorf("owner changed by its own post to operator forms: %+v", o)
+	}
+	if n, err := w.h.store.GetNode(context.Background(), w.node.NodeID); err != nil || !n.Enabled {
+		t.Errorf("node after an owner's posts to operator forms: %+v, %v", n, err)
+	}
+	if pools, _ := w.h.store.ListPools(context.Background(), ""); len(pools) != 1 {
+		t.Errorf("%d pools after an owner's posts to operator forms", len(pools))
 	}
 }
 
@@ -249,6 +268,17 @@ func TestDashboardCSRF(t *testing.T) {
 		{w.admin, "/admin/pools/" + w.pool.ID + "/enrollment-tokens", url.Values{}},
 		{w.admin, "/admin/owners/" + w.owner.Owner.ID, url.Values{"status": {"suspended"}, "plan": {"pro"}}},
 		{w.admin, "/admin/owners/" + w.owner.Owner.ID + "/legal-hold", url.Values{"action": {"set"}, "reason": {"x"}}},
+		{w.a, "/apps/" + w.app.ID + "/rotation", url.Values{"rotation_days": {"7"}}},
+		{w.a, "/apps/" + w.app.ID + "/devices/" + w.dev.ID + "/delete", url.Values{}},
+		{w.a, "/pools", url.Values{"name": {"Mine"}, "region": {"home"}, "country": {"NL"}, "city": {"Delft"}}},
+		{w.a, "/alerts", url.Values{"webhook_url": {"https://hooks.example.com/x"}, "events": {"node_offline"}, "history": {"on"}, "retention_days": {"3"}}},
+		{w.a, "/alerts/test", url.Values{}},
+		{w.a, "/alerts/history/delete", url.Values{}},
+		{w.admin, "/admin/nodes/" + w.node.NodeID + "/enabled", url.Values{"enabled": {"false"}}},
+		{w.admin, "/admin/nodes/" + w.node.NodeID + "/delete", url.Values{}},
+		{w.admin, "/admin/pools/" + w.pool.ID + "/delete", url.Values{}},
+		{w.admin, "/admin/plans/" + w.h.MustPlanID("business") + "/delete", url.Values{}},
+		{w.admin, "/admin/owners/" + w.owner.Owner.ID + "/delete", url.Values{}},
 		{newBrowser(t, w.h), "/login", url.Values{"email": {w.owner.Owner.Email}, "password": {testPassword}}},
 		{newBrowser(t, w.h), "/signup", url.Values{"email": {"csrf@example.com"}, "password": {testPassword}}},
 	}
@@ -261,8 +291,10 @@ func TestDashboardCSRF(t *testing.T) {
 		pools, _ := w.h.store.ListPools(context.Background(), "")
 		ks, _ := w.h.store.ListAPIKeys(context.Background(), o.ID, w.app.ID)
 		a, _ := w.h.store.GetApp(context.Background(), o.ID, w.app.ID)
-		return fmt.Sprintf("%+v plans=%d pools=%d keys=%d owner=%s/%s/%v/%d app=%s", st, len(w.h.MustPlans()), len(pools), len(ks),
-			o.Status, o.PlanID, o.LegalHold, o.TokenEpoch, a.Name) + fmt.Sprint(w.h.MustPlans())
+		n, _ := w.h.store.GetNode(context.Background(), w.node.NodeID)
+		al, alErr := w.h.store.GetAlertSettings(context.Background(), o.ID)
+		return fmt.Sprintf("%+v plans=%d pools=%d keys=%d owner=%s/%s/%v/%d app=%s/%d node=%v alerts=%+v/%v", st, len(w.h.MustPlans()), len(pools), len(ks),
+			o.Status, o.PlanID, o.LegalHold, o.TokenEpoch, a.Name, a.RotationDays, n.Enabled, al, alErr) + fmt.Sprint(w.h.MustPlans())
 	}
 	before := stats()
 	for _, p := range posts {

@@ -139,6 +139,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 var dashboardSections = map[string]bool{
 	"login": true, "signup": true, "logout": true, "privacy": true, "apps": true,
 	"servers": true, "plan": true, "account": true, "admin": true, "policy": true,
+	"pools": true, "nodes": true, "alerts": true,
 }
 
 // isDashboardRoute reports whether an echo route path is a dashboard page:
