@@ -436,8 +436,10 @@ func (w *world) operatorFlow(t *testing.T) {
 	}
 	tb.screenshot("form-error")
 	tb.fill("fix country", "pool-country", "DE")
-	tb.submit("create pool", `form[action="/admin/pools"]`, http.StatusOK, "/admin/pools?done=pool-created")
-	tb.mustSee("Pool created", "Frankfurt 1", "eu-central")
+	// No plan is ticked: the pool is created and flagged as serving
+	// nobody until the Pro plan includes it, below.
+	tb.submit("create pool", `form[action="/admin/pools"]`, http.StatusOK, "/admin/pools?done=pool-created-no-plan")
+	tb.mustSee("Pool created, in no plan", "Frankfurt 1", "eu-central")
 
 	// An enrollment token, shown once with the agent's command line.
 	tb.navigate("new enrollment token", http.StatusCreated, "", chromedp.Click(chromedp.CSS(`form[action$="/enrollment-tokens"] button`)))
