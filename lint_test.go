@@ -42,7 +42,6 @@ var shadowPackages = []string{"./cmd/traceless", "./controlplane/client"}
 var pendingFindings = []finding{
 	{Tool: "staticcheck", File: "controlplane/dashboard_session.go", Check: "U1000", Message: "var errCSRF is unused"},
 	{Tool: "staticcheck", File: "controlplane/ratelimit.go", Check: "U1000", Message: "func (*limiter).allow is unused"},
-	{Tool: "staticcheck", File: "controlplane/ratelimit.go", Check: "U1000", Message: "func (*limiter).size is unused"},
 	{Tool: "staticcheck", File: "store/migrations.go", Check: "U1000", Message: "func migrateTo is unused"},
 }
 

@@ -76,7 +76,7 @@ func (s *Server) announceStatus(nodeID string, st api.NodeStatus) {
 // listen feeds other replicas' announcements into the hub and the node
 // status table.
 func (s *Server) listen(ctx context.Context) {
-	s.store.Listen(ctx, func() {}, func(payload string) {
+	s.store.Listen(ctx, s.listenWatch.connected, s.listenWatch.failed, func(payload string) {
 		var a announcement
 		if err := json.Unmarshal([]byte(payload), &a); err != nil {
 			return

@@ -333,7 +333,8 @@ func adminOperations() []operation {
 				"(0 included: a node at revision 0 holds the empty set) or about 25 s pass, then answers a delta (upserts, then removes, " +
 				"on top of `since`), or a full snapshot when `since` is 0 and the installation has moved, or `since` is too old. " +
 				"A snapshot is the whole set, so agents that treat any answer to `since=0` as one stay correct. " +
-				"With `Accept: " + api.SnapshotMediaType + "` a full snapshot is streamed as fixed 52-byte records.",
+				"With `Accept: " + api.SnapshotMediaType + "` a full snapshot is streamed as fixed 52-byte records. " +
+				"A node may hold a few polls open at once (4 by default); more get 429 rate_limited with Retry-After.",
 			query: []*openapi3.Parameter{
 				openapi3.NewQueryParameter("since").
 					WithDescription("The revision the node has applied. Required unless full=true.").
@@ -343,7 +344,7 @@ func adminOperations() []operation {
 					WithSchema(openapi3.NewBoolSchema()),
 			},
 			replies: []reply{{status: 200, body: api.PeersResponse{},
-				media: map[string]*openapi3.Schema{api.SnapshotMediaType: binaryBody}}}},
+				media: map[string]*openapi3.Schema{api.SnapshotMediaType: binaryBody}}}, errs: []int{429}},
 		{method: http.MethodPost, path: "/agent/v1/status", id: "agentStatus", tag: "agent", sec: secNode,
 			summary: "Report aggregate status and privacy posture", body: api.NodeStatus{},
 			desc:    "Aggregates only. resync=true asks the node for a full snapshot because its peer set hash differs.",

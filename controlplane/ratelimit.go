@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,6 +17,14 @@ import (
 // The salt is random, held only in memory and replaced every rotate
 // interval, which also forgets every bucket: nothing about who called lives
 // longer than that, and nothing is ever written to disk.
+//
+// It tracks at most maxKeys keys. When it is full, a new key evicts the
+// oldest one, whose next event starts with a full bucket again. Refusing
+// new keys instead would let a flood of addresses lock out everyone else;
+// evicting costs only this: a caller who already holds maxKeys addresses
+// can spread over them, which it could do anyway. Evictions are counted
+// (traceless_ratelimit_keys_evicted_total), not logged, and the count names
+// nobody.
 type limiter struct {
 	mu      sync.Mutex
 	salt    [32]byte
@@ -24,12 +33,19 @@ type limiter struct {
 	limit   rate.Limit
 	burst   int
 	buckets map[[32]byte]*rate.Limiter
+	order   [][32]byte // keys in insertion order, a ring of up to maxKeys
+	head    int        // the oldest key in order, once it is full
+	maxKeys int
+	evicted atomic.Int64
 	now     func() time.Time
 }
 
+// limiterMaxKeys bounds each limiter's map: 65,536 keys, a few MiB.
+const limiterMaxKeys = 1 << 16
+
 // newLimiter allows burst events at once and then one per interval per key.
 func newLimiter(interval time.Duration, burst int, rotate time.Duration, now func() time.Time) *limiter {
-	l := &limiter{rotate: rotate, limit: rate.Every(interval), burst: burst, now: now}
+	l := &limiter{rotate: rotate, limit: rate.Every(interval), burst: burst, now: now, maxKeys: limiterMaxKeys}
 	l.reset()
 	return l
 }
@@ -38,6 +54,20 @@ func (l *limiter) reset() {
 	rand.Read(l.salt[:])
 	l.born = l.now()
 	l.buckets = make(map[[32]byte]*rate.Limiter)
+	l.order, l.head = nil, 0
+}
+
+// add tracks a new key, evicting the oldest when the limiter is full.
+func (l *limiter) add(k [32]byte, b *rate.Limiter) {
+	if len(l.order) < l.maxKeys {
+		l.order = append(l.order, k)
+	} else {
+		delete(l.buckets, l.order[l.head])
+		l.evicted.Add(1)
+		l.order[l.head] = k
+		l.head = (l.head + 1) % len(l.order)
+	}
+	l.buckets[k] = b
 }
 
 // allow reports whether one more event for key is allowed now.
@@ -64,7 +94,7 @@ func (l *limiter) take(key string) (bool, time.Duration) {
 	b, ok := l.buckets[k]
 	if !ok {
 		b = rate.NewLimiter(l.limit, l.burst)
-		l.buckets[k] = b
+		l.add(k, b)
 	}
 	if b.AllowN(now, 1) {
 		return true, 0

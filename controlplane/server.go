@@ -79,6 +79,9 @@ type Options struct {
 	// MetricsElsewhere leaves /metrics out of Handler; the caller serves
 	// MetricsHandler on a listener of its own.
 	MetricsElsewhere bool
+	// NodeLongPolls caps the long polls one node may hold open at once
+	// (default 4; negative: no cap). Beyond it, 429 rate_limited.
+	NodeLongPolls int
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -99,6 +102,8 @@ type Server struct {
 	setup    *setupToken
 
 	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
+	polls                                                *nodePolls
+	listenWatch                                          listenWatch
 
 	hub    *hub
 	unhook func()             // removes committed from the store's commit hooks
@@ -187,6 +192,12 @@ func New(opts Options) (*Server, error) {
 	if opts.EnrollBurst > 0 {
 		s.enrollLimit = newLimiter(6*time.Second, opts.EnrollBurst, time.Hour, opts.Now)
 	}
+	if opts.NodeLongPolls == 0 {
+		opts.NodeLongPolls = 4
+	}
+	s.opts = opts
+	s.polls = newNodePolls(opts.NodeLongPolls)
+	s.listenWatch.log = opts.Logger
 	rev, err := opts.Store.Revision(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("read sync revision: %w", err)
@@ -202,6 +213,7 @@ func New(opts Options) (*Server, error) {
 	go func() { defer bg.Done(); s.alerts.run(ctx) }()
 	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
+	s.metrics.reg.MustRegister(&resourceCollector{s: s})
 	for _, c := range opts.Collectors {
 		if err := s.metrics.reg.Register(c); err != nil {
 			cancel()
@@ -292,7 +304,7 @@ func (s *Server) routes(e *echo.Echo) {
 	agent := e.Group("/agent/v1")
 	agent.POST("/enroll", s.handleEnroll)
 	agent.POST("/token", s.handleNodeToken)
-	agent.GET("/peers", s.handlePeers, s.requireNode)
+	agent.GET("/peers", s.handlePeers, s.requireNode, s.limitNodePolls)
 	agent.POST("/status", s.handleNodeStatus, s.requireNode)
 
 	alerts := v1.Group("/alerts", s.requireOwner)

@@ -37,8 +37,10 @@ func (s *Store) Notify(ctx context.Context, payload string) error {
 // Listen calls fn with every payload announced by Notify until ctx ends,
 // reconnecting after errors. connected is called each time the listener
 // (re)connects: announcements made while it was away are lost, and the
-// caller must treat that as a gap. It returns at once on SQLite.
-func (s *Store) Listen(ctx context.Context, connected func(), fn func(payload string)) {
+// caller must treat that as a gap. failed is called with the error of each
+// attempt that fails or connection that breaks, before the retry. It
+// returns at once on SQLite.
+func (s *Store) Listen(ctx context.Context, connected func(), failed func(error), fn func(payload string)) {
 	if !s.Shared() {
 		return
 	}
@@ -48,7 +50,9 @@ func (s *Store) Listen(ctx context.Context, connected func(), fn func(payload st
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err // the caller learns of the gap through connected
+		if err != nil {
+			failed(err) // the caller learns of the gap through connected
+		}
 		select {
 		case <-ctx.Done():
 			return

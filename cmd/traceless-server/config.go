@@ -28,7 +28,11 @@ type Config struct {
 	Listen string
 	// MetricsListen serves /metrics on an address of its own; empty keeps
 	// it on Listen.
-	MetricsListen  string
+	MetricsListen string
+	// MaxConnections caps the connections served at once on Listen;
+	// NodeLongPolls the long polls one node holds open.
+	MaxConnections int
+	NodeLongPolls  int
 	DB             string
 	TLSCert        string
 	TLSKey         string
@@ -83,6 +87,10 @@ func (c *Config) table() *config.Table {
 			Usage: "address to listen on"},
 		{Key: "metrics_listen", Value: config.String(&c.MetricsListen), Unset: "the main listener", Arg: "HOST:PORT",
 			Usage: "serve /metrics on a listener of its own, plain HTTP, instead of on --listen"},
+		{Key: "max_connections", Value: config.Int(&c.MaxConnections), Default: "10000", Arg: "N",
+			Usage: "connections served at once on --listen; more wait to be accepted"},
+		{Key: "node_long_polls", Value: config.Int(&c.NodeLongPolls), Default: "4", Arg: "N",
+			Usage: "long polls one node may hold open at once; more get 429 rate_limited"},
 		{Key: "db", Value: config.String(&c.DB), Default: "sqlite://./data/traceless.db", Arg: "URL",
 			Usage: "database: sqlite://PATH or postgres://…"},
 		{Key: "tls_cert", Value: config.String(&c.TLSCert), Arg: "FILE",
@@ -152,7 +160,9 @@ func ParseConfig(r io.Reader, format string, c *Config) error { return c.table()
 // uses. Config.Options makes them; nothing parses a setting twice.
 type Options struct {
 	Listen          string
-	MetricsListen   string       // "": /metrics on Listen
+	MetricsListen   string // "": /metrics on Listen
+	MaxConnections  int
+	NodeLongPolls   int
 	Store           store.Config // the database, with the tunnel networks
 	TLSCert, TLSKey string       // both or neither
 	PublicURL       string       // without a trailing slash; "" derives it from the listener
@@ -199,6 +209,13 @@ func (c *Config) Options() (*Options, error) {
 		}
 		o.MetricsListen = c.MetricsListen
 	}
+	if c.MaxConnections < 1 {
+		return nil, fmt.Errorf("max_connections: %d is not a positive number", c.MaxConnections)
+	}
+	if c.NodeLongPolls < 1 || c.NodeLongPolls > 1000 {
+		return nil, fmt.Errorf("node_long_polls: %d is outside 1..1000", c.NodeLongPolls)
+	}
+	o.MaxConnections, o.NodeLongPolls = c.MaxConnections, c.NodeLongPolls
 	if !strings.HasPrefix(c.DB, "sqlite://") && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		return nil, fmt.Errorf("db: must start with sqlite:// or postgres://")
 	}

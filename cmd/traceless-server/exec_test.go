@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,4 +96,50 @@ func TestExecSignal(t *testing.T) {
 	if code := <-exit; code != 0 {
 		t.Errorf("exit status %d after the signal, want 0", code)
 	}
+}
+
+// TestMainMaxConnections: with --max-connections N, N idle connections
+// hold every slot and a request on a new connection waits (before the cap,
+// 1,000 idle connections were all accepted); once they close, requests are
+// served again.
+func TestMainMaxConnections(t *testing.T) {
+	const max = 20
+	in := newInstance(t)
+	m := MustRunMain(t, in.args("--max-connections", fmt.Sprint(max)), nil)
+	res, body := m.do(t, http.MethodGet, "/healthz", "", nil)
+	mustStatus(t, res, body, http.StatusOK)
+	m.client.CloseIdleConnections()
+
+	var idle []net.Conn
+	for range max {
+		c, err := net.Dial("tcp", m.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	time.Sleep(300 * time.Millisecond) // the server accepts them
+	quick := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if res, err := quick.Get(m.base + "/healthz"); err == nil {
+		res.Body.Close()
+		t.Fatalf("a request beyond %d connections was served (%d)", max, res.StatusCode)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := quick.Get(m.base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served after the idle connections closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m.MustClose(t)
 }

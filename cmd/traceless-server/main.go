@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/traceless-vpn/traceless/controlplane"
 	"github.com/traceless-vpn/traceless/internal/config"
@@ -151,6 +152,7 @@ func (m *Main) Run(ctx context.Context) error {
 			AllowPrivateTargets: o.AlertPrivateTargets}, // off by default: owners cannot point the server at its own network
 		Collectors:       []prometheus.Collector{version.Collector(program)},
 		MetricsElsewhere: o.MetricsListen != "",
+		NodeLongPolls:    o.NodeLongPolls,
 	})
 	if err != nil {
 		return err
@@ -184,7 +186,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.serve(mln, srv.MetricsHandler(), nil)
 		logger.Info("metrics listening", slog.String("addr", mln.Addr().String()))
 	}
-	m.serve(ln, srv.Handler(), tlsConfig)
+	// Beyond the cap, connections wait in the kernel's accept queue instead
+	// of each costing a goroutine and buffers.
+	m.serve(netutil.LimitListener(ln, o.MaxConnections), srv.Handler(), tlsConfig)
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
 		slog.String("db", st.Driver()), slog.String("version", version.String()))
 	close(m.started)
