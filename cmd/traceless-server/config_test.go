@@ -33,6 +33,9 @@ func fullConfig(tb testing.TB) (Config, string, string) {
 	}
 	return Config{
 		Listen:         "0.0.0.0:9443",
+		MetricsListen:  "127.0.0.1:9585",
+		MaxConnections: 500,
+		NodeLongPolls:  2,
 		DB:             "postgres://traceless@db.internal/traceless",
 		TLSCert:        cert,
 		TLSKey:         key,
@@ -60,6 +63,9 @@ func TestParseConfigFiles(t *testing.T) {
 	want, cert, key := fullConfig(t)
 	yamlDoc := `
 listen: 0.0.0.0:9443
+metrics_listen: 127.0.0.1:9585
+max_connections: 500
+node_long_polls: 2
 db: postgres://traceless@db.internal/traceless
 tls_cert: ` + cert + `
 tls_key: ` + key + `
@@ -81,6 +87,9 @@ alert_sync_lag: 2m
 `
 	tomlDoc := `
 listen = "0.0.0.0:9443"
+metrics_listen = "127.0.0.1:9585"
+max_connections = 500
+node_long_polls = 2
 db = "postgres://traceless@db.internal/traceless"
 tls_cert = "` + cert + `"
 tls_key = "` + key + `"
@@ -166,6 +175,9 @@ func TestValidateNamesField(t *testing.T) {
 	}{
 		{"listen without port", func(c *Config) { c.Listen = "127.0.0.1" }, "listen"},
 		{"listen empty", func(c *Config) { c.Listen = "" }, "listen"},
+		{"metrics listen", func(c *Config) { c.MetricsListen = "9585" }, "metrics_listen"},
+		{"max connections", func(c *Config) { c.MaxConnections = 0 }, "max_connections"},
+		{"node long polls", func(c *Config) { c.NodeLongPolls = 0 }, "node_long_polls"},
 		{"db scheme", func(c *Config) { c.DB = "mysql://x" }, "db"},
 		{"db bare path", func(c *Config) { c.DB = "./data/traceless.db" }, "db"},
 		{"tls cert without key", func(c *Config) { c.TLSCert = cert }, "tls_cert/tls_key"},
