@@ -13,6 +13,13 @@ import (
 // Log attribute keys. These are the only attributes the control plane logs
 // about a request; there is deliberately no key for a client address, a
 // header, a query string, a path value or a body.
+//
+// New wraps the server's logger with an allowlist of the declared keys
+// (logAllowlist, internal/logpolicy): an attribute under any other key is
+// dropped in production and panics in tests, so a new key is declared as a
+// log* constant, where it is reviewed. TestLogKeysDeclared checks that
+// logAllowlist lists every log* constant of the package and that no log call
+// uses a key that is not one.
 const (
 	logMethod   = "method"
 	logRoute    = "route"
@@ -22,6 +29,13 @@ const (
 	logPanic    = "panic"
 	logStack    = "stack"
 )
+
+// logAllowlist is the control plane's log allowlist: every log* key constant,
+// here and in alerts_deliver.go.
+var logAllowlist = []string{
+	logMethod, logRoute, logStatus, logDuration, logError, logPanic, logStack,
+	logChannel, logKind, logDropped,
+}
 
 // routeOf is the matched route pattern ("/api/v1/devices/:device_id"), or
 // "unmatched" — never the request path, which holds IDs.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/traceless-vpn/traceless/internal/logpolicy"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -123,6 +124,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
+	opts.Logger = logpolicy.Wrap(opts.Logger, logAllowlist...)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

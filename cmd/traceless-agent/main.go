@@ -21,11 +21,20 @@ import (
 	"github.com/traceless-vpn/traceless/agent"
 	"github.com/traceless-vpn/traceless/agent/wg"
 	"github.com/traceless-vpn/traceless/internal/config"
+	"github.com/traceless-vpn/traceless/internal/logpolicy"
 	"github.com/traceless-vpn/traceless/internal/version"
 )
 
 // program is the command's name in messages, help and metrics.
 const program = "traceless-agent"
+
+// Log attribute keys of the lines this file writes (the agent's own are in
+// agent/log.go). The logger is wrapped with logAllowlist
+// (internal/logpolicy); TestLogKeysDeclared checks that it lists every
+// log* constant and that no log call uses another key.
+const logAddr = "addr" // the metrics listener's own address
+
+var logAllowlist = []string{logAddr}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == wg.HolderCommand {
@@ -114,7 +123,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.opts = o
 	}
 	o := m.opts
-	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
+	// The agent wraps base with its own allowlist; the lines written here
+	// go through this program's (logAllowlist).
+	base := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
+	logger := logpolicy.Wrap(base, logAllowlist...)
 	a, err := agent.New(agent.Options{
 		Servers: o.Servers, EnrollToken: o.EnrollToken, CredentialFile: o.CredentialFile, Name: o.Name,
 		NodeEndpoint: o.Endpoint, ListenPort: o.ListenPort, MTU: o.MTU, NATEgress: o.NATEgress,
@@ -123,7 +135,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Open: func() (*wg.Interface, error) {
 			return m.openInterface(wg.Config{Name: o.Interface, Backend: o.Backend, MTU: o.MTU, Holder: o.UserspaceHolder})
 		},
-		Host: m.host, Logger: logger,
+		Host: m.host, Logger: base,
 	})
 	if err != nil {
 		return err
@@ -148,7 +160,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.ln, m.mdone = ln, make(chan error, 1)
 		m.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 		go func() { m.mdone <- m.metrics.Serve(ln) }()
-		logger.Info("metrics listening", slog.String("addr", ln.Addr().String()))
+		logger.Info("metrics listening", slog.String(logAddr, ln.Addr().String()))
 	}
 	m.agent, m.cancel, m.done = a, cancel, make(chan error, 1)
 	go func() { m.done <- a.Run(ctx) }()

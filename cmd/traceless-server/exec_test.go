@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"net/http"
@@ -142,4 +143,35 @@ func TestMainMaxConnections(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	m.MustClose(t)
+}
+
+// TestExecRefusesForbiddenColumn: a database with a column the schema
+// guard forbids (here a handshake time on devices, added by hand) is not
+// served: the server exits 1 naming the column.
+func TestExecRefusesForbiddenColumn(t *testing.T) {
+	in := newInstance(t)
+	m := MustRunMain(t, in.args(), nil)
+	m.MustClose(t)
+	db, err := sql.Open("sqlite3", in.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE devices ADD COLUMN last_handshake INTEGER`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	stderr := &syncBuffer{}
+	m2 := NewMain(&syncBuffer{}, stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := m2.Exec(ctx, in.args(), envMap(nil)); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "schema guard") || !strings.Contains(stderr.String(), "devices.last_handshake") {
+		t.Errorf("stderr does not name the column:\n%s", stderr)
+	}
+	if strings.Contains(stderr.String(), `"listening"`) {
+		t.Errorf("the server said it was listening:\n%s", stderr)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/traceless-vpn/traceless/controlplane"
 	"github.com/traceless-vpn/traceless/internal/config"
+	"github.com/traceless-vpn/traceless/internal/logpolicy"
 	"github.com/traceless-vpn/traceless/internal/version"
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -31,6 +33,19 @@ var randReader io.Reader = rand.Reader
 
 // program is the command's name in messages, help and metrics.
 const program = "traceless-server"
+
+// Log attribute keys of the lines this file writes: the server's own
+// addresses and build, never a client's. The logger is wrapped with
+// logAllowlist (internal/logpolicy); TestLogKeysDeclared checks that it
+// lists every log* constant and that no log call uses another key.
+const (
+	logAddr    = "addr"
+	logScheme  = "scheme"
+	logDB      = "db"
+	logVersion = "version"
+)
+
+var logAllowlist = []string{logAddr, logScheme, logDB, logVersion}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -122,7 +137,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.opts = o
 	}
 	o := m.opts
-	logger := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
+	// The control plane wraps base with its own allowlist; the lines
+	// written here go through this program's (logAllowlist).
+	base := slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: o.LogLevel}))
+	logger := logpolicy.Wrap(base, logAllowlist...)
 	var tlsConfig *tls.Config
 	if o.TLSCert != "" {
 		// Load the pair now: a bad certificate or key is a reason not to
@@ -139,12 +157,27 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.store = st
+	// The schema guard, which the tests run after every migration, also
+	// runs on the database this server is about to serve: a column added
+	// by hand or by another tool that could hold end users' activity is a
+	// reason not to start.
+	vs, err := st.CheckSchema(ctx)
+	if err != nil {
+		return fmt.Errorf("schema guard: %w", err)
+	}
+	if len(vs) > 0 {
+		found := make([]string, len(vs))
+		for i, v := range vs {
+			found[i] = v.String()
+		}
+		return fmt.Errorf("schema guard: the database has what Traceless must not keep; not serving it: %s", strings.Join(found, "; "))
+	}
 	key, err := loadSessionKey(o.SessionKeyFile)
 	if err != nil {
 		return err
 	}
 	srv, err := controlplane.New(controlplane.Options{
-		Store: st, Logger: logger, SessionKey: key, SessionTTL: o.SessionTTL,
+		Store: st, Logger: base, SessionKey: key, SessionTTL: o.SessionTTL,
 		SecureCookies: o.SecureCookies, TrustedProxies: o.TrustedProxies, Version: version.String(),
 		ClientDNS: o.ClientDNS, KeyRate: o.KeyRate, TunnelMTU: o.TunnelMTU,
 		Policies: o.Policies, PolicyNotice: o.PolicyNotice,
@@ -184,13 +217,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.mln = mln
 		m.serve(mln, srv.MetricsHandler(), nil)
-		logger.Info("metrics listening", slog.String("addr", mln.Addr().String()))
+		logger.Info("metrics listening", slog.String(logAddr, mln.Addr().String()))
 	}
 	// Beyond the cap, connections wait in the kernel's accept queue instead
 	// of each costing a goroutine and buffers.
 	m.serve(netutil.LimitListener(ln, o.MaxConnections), srv.Handler(), tlsConfig)
-	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
-		slog.String("db", st.Driver()), slog.String("version", version.String()))
+	logger.Info("listening", slog.String(logAddr, ln.Addr().String()), slog.String(logScheme, scheme),
+		slog.String(logDB, st.Driver()), slog.String(logVersion, version.String()))
 	close(m.started)
 	return nil
 }
