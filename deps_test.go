@@ -214,6 +214,18 @@ func TestDeps(t *testing.T) {
 		}
 	})
 
+	t.Run("alerts see the server through their Deps only", func(t *testing.T) {
+		roots, graph := depGraph(t, existing(t, "./controlplane/alerts/...")...)
+		for _, root := range roots {
+			for _, dep := range reachable(graph, root) {
+				if dep == module+"/controlplane" || strings.HasPrefix(dep, "github.com/labstack/echo") {
+					t.Errorf("%s must not depend on %s (the server and its HTTP framework reach it through alerts.Deps):\n\t%s",
+						root, dep, importChain(graph, root, dep))
+				}
+			}
+		}
+	})
+
 	t.Run("no retired module", func(t *testing.T) {
 		// Tests included: they build here too.
 		roots, graph := depGraph(t, "-test", "./...")

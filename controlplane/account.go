@@ -25,7 +25,7 @@ func (s *Server) deleteOwner(ctx context.Context, ownerID string) error {
 	if err != nil {
 		return err
 	}
-	s.alerts.forget(ownerID)
+	s.alerts.Forget(ownerID)
 	if err := s.store.Checkpoint(ctx); err != nil {
 		// The rows are gone; the WAL copy goes at the next checkpoint.
 		s.log.LogAttrs(ctx, slog.LevelWarn, "checkpoint after account deletion", slog.String(logError, err.Error()))

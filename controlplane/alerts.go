@@ -5,175 +5,27 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"log/slog"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
 )
 
-// Alerts ("OneConnect Alert"): the control plane watches, in memory, the
-// health of every node from the status reports agents send anyway
-// (alerts_watch.go), and tells the owners whose devices a node or pool
-// carries through a signed webhook or email (alerts_deliver.go). Only the
-// owner's settings are stored, and — if the owner opts in — a history of
-// status changes that a job deletes after the owner's retention period.
-// Events name nodes and pools and carry their aggregate status; nothing
-// about an end user exists to put in them.
+// The owner's alert settings and monitoring history over HTTP. Watching
+// node health and delivering alerts is package alerts' work (s.alerts).
 
-// AlertOptions configure health alerts. Zero values take the defaults.
-type AlertOptions struct {
-	// SMTP sends alert emails; without an Addr owners cannot choose email.
-	SMTP SMTPConfig
-	// Every is how often node health is evaluated (default 5s).
-	Every time.Duration
-	// SyncLag is how long a node may trail a revision before it counts as
-	// lagging (default 60s).
-	SyncLag time.Duration
-	// RetryBase and RetryMax shape the delivery backoff: the n-th retry
-	// waits about RetryBase·2ⁿ, at most RetryMax, with jitter (5s, 30m).
-	RetryBase, RetryMax time.Duration
-	// RetryFor is how long an undelivered event is retried before it is
-	// dropped (default 24h).
-	RetryFor time.Duration
-	// Timeout bounds one delivery attempt (default 10s).
-	Timeout time.Duration
-	// QueueSize bounds the events waiting per owner and channel (default
-	// 1000); beyond it the oldest are dropped.
-	QueueSize int
-	// PurgeEvery is how often expired monitoring history is deleted
-	// (default 1h).
-	PurgeEvery time.Duration
-	// AllowPrivateTargets lets webhooks go to loopback (127.0.0.1, ::1,
-	// localhost) and private addresses (10/8, 172.16/12, 192.168/16,
-	// 100.64/10, fc00::/7), over http:// too, so that alerts can be tried
-	// with a receiver on a laptop or a LAN. Link-local addresses (where
-	// clouds serve instance metadata), unspecified and multicast addresses
-	// stay refused. Off (the default), a webhook needs https:// and a
-	// public address, so that owners cannot make the control plane call
-	// into its own network.
-	AllowPrivateTargets bool
-}
+// AlertOptions configure health alerts (alerts.Options).
+type AlertOptions = alerts.Options
 
-// SMTPConfig is the mail server alert emails go through.
-type SMTPConfig struct {
-	// Addr is the server's host:port; empty disables email.
-	Addr string
-	// From is the sender address; required with Addr.
-	From string
-	// Username and Password, when set, authenticate with PLAIN, which
-	// net/smtp performs only over TLS (STARTTLS is used whenever the
-	// server offers it) or to localhost.
-	Username, Password string
-	// HelloName is the name sent in EHLO (default "localhost").
-	HelloName string
-}
-
-func (o *AlertOptions) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&o.Every, 5*time.Second)
-	def(&o.SyncLag, time.Minute)
-	def(&o.RetryBase, 5*time.Second)
-	def(&o.RetryMax, 30*time.Minute)
-	def(&o.RetryFor, 24*time.Hour)
-	def(&o.Timeout, 10*time.Second)
-	def(&o.PurgeEvery, time.Hour)
-	if o.QueueSize <= 0 {
-		o.QueueSize = 1000
-	}
-	if o.SMTP.HelloName == "" {
-		o.SMTP.HelloName = "localhost"
-	}
-}
-
-// alerter watches node health and delivers alerts.
-type alerter struct {
-	s         *Server
-	opts      AlertOptions
-	lead      *store.Leadership // only the leading replica watches health
-	ctx       context.Context   // ends when the server closes
-	client    *http.Client
-	testLimit *limiter
-
-	watchMu sync.Mutex
-	watch   watchState
-
-	mu     sync.Mutex
-	closed bool
-	queues map[queueKey]*deliveryQueue
-	states map[queueKey]*api.AlertDelivery // each channel's last outcome
-	wg     sync.WaitGroup                  // delivery workers
-}
-
-func newAlerter(ctx context.Context, s *Server, opts AlertOptions) *alerter {
-	opts.setDefaults()
-	return &alerter{
-		s:         s,
-		opts:      opts,
-		ctx:       ctx,
-		client:    newWebhookClient(opts),
-		testLimit: newLimiter(10*time.Second, 5, time.Hour, s.now),
-		watch:     newWatchState(),
-		queues:    map[queueKey]*deliveryQueue{},
-		states:    map[queueKey]*api.AlertDelivery{},
-	}
-}
-
-// run evaluates node health and purges expired history until ctx ends,
-// then waits for the delivery workers.
-func (a *alerter) run(ctx context.Context) {
-	check := time.NewTicker(a.opts.Every)
-	purge := time.NewTicker(a.opts.PurgeEvery)
-	defer func() {
-		check.Stop()
-		purge.Stop()
-		a.mu.Lock()
-		a.closed = true
-		a.mu.Unlock()
-		a.wg.Wait()
-		a.client.CloseIdleConnections()
-	}()
-	a.lead = a.s.store.Lead(ctx, "alerts")
-	a.purge(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-check.C:
-			if !a.lead.Leading() {
-				continue // another replica watches; its events are not repeated here
-			}
-			if err := a.check(ctx); err != nil && ctx.Err() == nil {
-				a.s.log.LogAttrs(ctx, slog.LevelWarn, "alert check", slog.String(logError, err.Error()))
-			}
-		case <-purge.C:
-			a.purge(ctx)
-		}
-	}
-}
-
-// purge deletes the monitoring history whose retention ended.
-func (a *alerter) purge(ctx context.Context) {
-	if _, err := a.s.store.PurgeAlertHistory(ctx, a.s.now()); err != nil && ctx.Err() == nil {
-		a.s.log.LogAttrs(ctx, slog.LevelWarn, "purge alert history", slog.String(logError, err.Error()))
-	}
-}
-
-// emailEnabled reports whether the server sends email.
-func (a *alerter) emailEnabled() bool { return a.opts.SMTP.Addr != "" }
+// SMTPConfig is the mail server alert emails go through (alerts.SMTPConfig).
+type SMTPConfig = alerts.SMTPConfig
 
 // defaultAlertSettings are an owner's settings before any change: no
 // channel, every kind, no history.
@@ -190,20 +42,14 @@ func (s *Server) alertSettings(ctx context.Context, ownerID string) (store.Alert
 	return a, err == nil, err
 }
 
-// wantsKind reports whether the settings subscribe to kind; a test event
-// goes to every channel.
-func wantsKind(a store.AlertSettings, kind string) bool {
-	return kind == api.AlertTest || a.Wants(kind)
-}
-
 func (s *Server) alertSettingsView(a store.AlertSettings, newSecret string) api.AlertSettings {
 	events := []string{}
 	if a.Events != "" {
 		events = strings.Split(a.Events, ",")
 	}
 	return api.AlertSettings{WebhookURL: a.WebhookURL, WebhookSecret: newSecret, Email: a.Email,
-		EmailAvailable: s.alerts.emailEnabled(), Events: events, History: a.KeepHistory, RetentionDays: a.RetentionDays,
-		Delivery: s.alerts.deliveryView(a)}
+		EmailAvailable: s.alerts.EmailEnabled(), Events: events, History: a.KeepHistory, RetentionDays: a.RetentionDays,
+		Delivery: s.alerts.DeliveryView(a)}
 }
 
 func (s *Server) handleGetAlertSettings(c echo.Context) error {
@@ -244,7 +90,7 @@ func (s *Server) updateAlertSettings(ctx context.Context, ownerID string, in api
 	old := a
 	newSecret := ""
 	if in.WebhookURL != nil {
-		u, err := s.alerts.checkWebhookURL(*in.WebhookURL)
+		u, err := s.alerts.CheckWebhookURL(*in.WebhookURL)
 		if err != nil {
 			return a, "", err
 		}
@@ -268,7 +114,7 @@ func (s *Server) updateAlertSettings(ctx context.Context, ownerID string, in api
 	if in.Email != nil {
 		a.Email = ""
 		if *in.Email != "" {
-			if !s.alerts.emailEnabled() {
+			if !s.alerts.EmailEnabled() {
 				return a, "", badRequest("email", "this server does not send email")
 			}
 			if a.Email, err = normalizeEmail(*in.Email); err != nil {
@@ -296,10 +142,10 @@ func (s *Server) updateAlertSettings(ctx context.Context, ownerID string, in api
 	// A new receiver starts with a clean slate: the outcome of the old
 	// one says nothing about it.
 	if a.WebhookURL != old.WebhookURL {
-		s.alerts.resetDelivery(a.OwnerID, channelWebhook)
+		s.alerts.ResetDelivery(a.OwnerID, alerts.ChannelWebhook)
 	}
 	if a.Email != old.Email {
-		s.alerts.resetDelivery(a.OwnerID, channelEmail)
+		s.alerts.ResetDelivery(a.OwnerID, alerts.ChannelEmail)
 	}
 	return a, newSecret, nil
 }
@@ -321,55 +167,6 @@ func alertKinds(kinds []string) (string, error) {
 	return strings.Join(out, ","), nil
 }
 
-// checkWebhookURL validates a webhook URL: https:// with a host that is
-// not a private, loopback or link-local address (loopback and private
-// addresses, over http:// too, only with AllowPrivateTargets), no
-// credentials, at most 2 KiB. The dialer checks the resolved addresses
-// again at every delivery.
-func (a *alerter) checkWebhookURL(raw string) (string, error) {
-	if raw == "" {
-		return "", nil
-	}
-	bad := func(format string, args ...any) error { return badRequest("webhook_url", format, args...) }
-	if len(raw) > store.MaxWebhookURL {
-		return "", bad("must be at most %d bytes", store.MaxWebhookURL)
-	}
-	for i := 0; i < len(raw); i++ {
-		if raw[i] <= 0x20 || raw[i] >= 0x7f {
-			return "", bad("must be printable ASCII (percent-encode anything else)")
-		}
-	}
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
-		return "", bad("must be an absolute https:// URL")
-	}
-	if u.User != nil {
-		return "", bad("must not contain credentials; deliveries are signed with the webhook secret")
-	}
-	if u.Fragment != "" {
-		return "", bad("must not have a fragment")
-	}
-	host := strings.ToLower(u.Hostname())
-	// private: the host is this machine or a private network, which
-	// only AllowPrivateTargets admits (and then over http:// too).
-	private := host == "localhost" || strings.HasSuffix(host, ".localhost")
-	if ip, err := netip.ParseAddr(host); err == nil {
-		private = blockedAddr(ip)
-		if private && !webhookTargetAllowed(ip, a.opts.AllowPrivateTargets) {
-			return "", bad("must not point at a private, loopback or link-local address")
-		}
-	}
-	switch {
-	case private && !a.opts.AllowPrivateTargets:
-		return "", bad("must not point at a private, loopback or link-local address")
-	case u.Scheme == "https":
-	case u.Scheme == "http" && private:
-	default:
-		return "", bad("must use https://")
-	}
-	return raw, nil
-}
-
 func (s *Server) handleAlertTest(c echo.Context) error {
 	queued, err := s.sendAlertTest(c)
 	if err != nil {
@@ -382,7 +179,7 @@ func (s *Server) handleAlertTest(c echo.Context) error {
 // channels (rate limited per owner) and lists them.
 func (s *Server) sendAlertTest(c echo.Context) ([]string, error) {
 	o := currentOwner(c)
-	if err := checkRate(c, s.alerts.testLimit, o.ID); err != nil {
+	if err := checkRate(c, s.alertTests, o.ID); err != nil {
 		return nil, err
 	}
 	a, stored, err := s.alertSettings(c.Request().Context(), o.ID)
@@ -393,7 +190,7 @@ func (s *Server) sendAlertTest(c echo.Context) ([]string, error) {
 	if stored {
 		ev := api.AlertEvent{ID: uuid.NewString(), Kind: api.AlertTest, OccurredAt: s.now().UTC(),
 			Detail: "A test event: the alert settings work."}
-		queued = s.alerts.enqueue(a, []api.AlertEvent{ev})
+		queued = s.alerts.Enqueue(a, []api.AlertEvent{ev})
 	}
 	return queued, nil
 }

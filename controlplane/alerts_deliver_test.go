@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
-	"net/netip"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -38,7 +38,7 @@ func TestAlertWebhookRetries(t *testing.T) {
 
 	var res api.AlertTestResult
 	w.h.Do(request{Method: "POST", Path: "/api/v1/alerts/test", Token: w.owner.Token}).MustStatus(t, http.StatusAccepted).MustDecode(t, &res)
-	if diff := cmp.Diff([]string{channelWebhook}, res.Queued); diff != "" {
+	if diff := cmp.Diff([]string{alerts.ChannelWebhook}, res.Queued); diff != "" {
 		t.Errorf("queued (-want +got):\n%s", diff)
 	}
 	w.report(t, w.nodeToken, w.healthy())
@@ -71,7 +71,7 @@ func TestAlertWebhookRetries(t *testing.T) {
 	if len(at) != failures+len(want) {
 		t.Errorf("%d attempts, want %d failures and %d deliveries", len(at), failures, len(want))
 	}
-	opts := w.h.srv.alerts.opts
+	opts := w.h.srv.alerts.Options()
 	for i := 0; i < failures; i++ {
 		wait := min(opts.RetryBase<<i, opts.RetryMax) // i is small: no overflow
 		if gap := at[i+1].Sub(at[i]); gap < wait/2 {
@@ -121,8 +121,8 @@ func TestAlertWebhookGivesUp(t *testing.T) {
 	}
 	for _, l := range MustParseLogLines(t, logs) {
 		if l[logMsgKey] == "alert dropped after retrying" {
-			if diff := cmp.Diff(map[string]any{logChannel: channelWebhook, logKind: api.AlertTest, logError: "webhook answered 429"},
-				map[string]any{logChannel: l[logChannel], logKind: l[logKind], logError: l[logError]}); diff != "" {
+			if diff := cmp.Diff(map[string]any{alerts.LogChannel: alerts.ChannelWebhook, alerts.LogKind: api.AlertTest, alerts.LogError: "webhook answered 429"},
+				map[string]any{alerts.LogChannel: l[alerts.LogChannel], alerts.LogKind: l[alerts.LogKind], alerts.LogError: l[alerts.LogError]}); diff != "" {
 				t.Errorf("log line (-want +got):\n%s", diff)
 			}
 		}
@@ -143,7 +143,7 @@ func TestAlertQueueBound(t *testing.T) {
 	for _, id := range []string{"e1", "e2", "e3", "e4", "e5"} {
 		evs = append(evs, api.AlertEvent{ID: id, Kind: api.AlertTest})
 	}
-	w.h.srv.alerts.enqueue(set, evs)
+	w.h.srv.alerts.Enqueue(set, evs)
 	got := r.waitN(3)
 	var ids []string
 	for _, d := range got {
@@ -168,68 +168,11 @@ func TestAlertRemovedChannelDropsQueue(t *testing.T) {
 	waitFor(t, "a failed attempt", func() bool { return len(r.attemptTimes()) > 0 })
 	w.putAlerts(t, w.owner.Token, api.AlertSettingsInput{WebhookURL: new("")})
 	waitFor(t, "the queue to go", func() bool {
-		w.h.srv.alerts.mu.Lock()
-		defer w.h.srv.alerts.mu.Unlock()
-		return len(w.h.srv.alerts.queues) == 0
+		queues, _ := w.h.srv.alerts.Held(w.owner.Owner.ID)
+		return queues == 0
 	})
 	if got := r.deliveries(); len(got) != 0 {
 		t.Errorf("delivered after the webhook was removed: %v", kindsOf(got))
-	}
-}
-
-func TestAlertBackoff(t *testing.T) {
-	a := &alerter{opts: AlertOptions{RetryBase: time.Second, RetryMax: time.Minute}}
-	for n := range 80 {
-		d := time.Minute
-		if n < 6 {
-			d = time.Second << n
-		}
-		for range 20 {
-			if got := a.backoff(n); got < d/2 || got > d {
-				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, got, d/2, d)
-			}
-		}
-	}
-}
-
-func TestWebhookDialerRefusesPrivate(t *testing.T) {
-	r := newHookReceiver(t)
-	for _, allow := range []bool{false, true} {
-		c := newWebhookClient(AlertOptions{Timeout: 5 * time.Second, AllowPrivateTargets: allow})
-		resp, err := c.Post(r.URL("/x"), "application/json", strings.NewReader(`{}`))
-		if resp != nil {
-			resp.Body.Close()
-		}
-		if allow != (err == nil) || (!allow && !errors.Is(err, errBlockedAddress)) {
-			t.Errorf("loopback allowed=%v: error %v", allow, err)
-		}
-		c.CloseIdleConnections()
-	}
-	for addr, blocked := range map[string]bool{
-		"127.0.0.1": true, "10.0.0.1": true, "172.16.5.4": true, "192.168.1.1": true, "169.254.169.254": true,
-		"100.64.1.1": true, "0.0.0.0": true, "::1": true, "fe80::1": true, "fd00::1": true, "::ffff:10.0.0.1": true,
-		"ff02::1": true, "224.0.0.1": true, "93.184.216.34": false, "2606:2800:220:1::1": false,
-	} {
-		if got := blockedAddr(netip.MustParseAddr(addr)); got != blocked {
-			t.Errorf("blockedAddr(%s) = %v, want %v", addr, got, blocked)
-		}
-	}
-	// After DNS resolution the dialer lets through what the setting
-	// allows: private and loopback addresses only with it; link-local,
-	// unspecified and multicast addresses never.
-	for addr, allowed := range map[string][2]bool{ // without, with AllowPrivateTargets
-		"93.184.216.34": {true, true}, "[2606:2800:220:1::1]": {true, true},
-		"127.0.0.1": {false, true}, "[::1]": {false, true}, "10.0.0.1": {false, true}, "172.16.5.4": {false, true},
-		"192.168.1.1": {false, true}, "100.64.1.1": {false, true}, "[fd00::1]": {false, true}, "[::ffff:10.0.0.1]": {false, true},
-		"169.254.169.254": {false, false}, "[fe80::1]": {false, false}, "0.0.0.0": {false, false}, "224.0.0.1": {false, false},
-		"[ff02::1]": {false, false},
-	} {
-		for i, allow := range []bool{false, true} {
-			err := webhookDialControl(allow)("tcp", addr+":443", nil)
-			if (err == nil) != allowed[i] || (err != nil && !errors.Is(err, errBlockedAddress)) {
-				t.Errorf("dial %s with AllowPrivateTargets=%v: %v, want allowed=%v", addr, allow, err, allowed[i])
-			}
-		}
 	}
 }
 
@@ -389,7 +332,7 @@ func TestAlertEmail(t *testing.T) {
 
 	var res api.AlertTestResult
 	w.h.Do(request{Method: "POST", Path: "/api/v1/alerts/test", Token: tok}).MustStatus(t, http.StatusAccepted).MustDecode(t, &res)
-	if diff := cmp.Diff([]string{channelWebhook, channelEmail}, res.Queued); diff != "" {
+	if diff := cmp.Diff([]string{alerts.ChannelWebhook, alerts.ChannelEmail}, res.Queued); diff != "" {
 		t.Errorf("queued (-want +got):\n%s", diff)
 	}
 	waitFor(t, "the test mail", func() bool { return len(f.messages()) == 1 })
@@ -486,7 +429,7 @@ func TestAlertDeliveryState(t *testing.T) {
 	tok := w.owner.Token
 	r := newHookReceiver(t)
 	w.hook(t, tok, r)
-	if d, ok := w.deliveryOf(t, tok, channelWebhook); !ok || d != (api.AlertDelivery{Channel: channelWebhook, State: api.DeliveryIdle}) {
+	if d, ok := w.deliveryOf(t, tok, alerts.ChannelWebhook); !ok || d != (api.AlertDelivery{Channel: alerts.ChannelWebhook, State: api.DeliveryIdle}) {
 		t.Fatalf("before any event: %+v, %v", d, ok)
 	}
 	test := func() {
@@ -497,11 +440,11 @@ func TestAlertDeliveryState(t *testing.T) {
 	// Down: retrying, then given up at the end of the retry period.
 	r.fail(1000, http.StatusServiceUnavailable)
 	test()
-	d := w.waitDelivery(t, tok, channelWebhook, "retrying", func(d api.AlertDelivery) bool { return d.State == api.DeliveryRetrying })
+	d := w.waitDelivery(t, tok, alerts.ChannelWebhook, "retrying", func(d api.AlertDelivery) bool { return d.State == api.DeliveryRetrying })
 	if d.Kind != api.AlertTest || d.Error != "webhook answered 503" || d.Attempts < 1 || d.Pending != 1 || d.Delivered != 0 {
 		t.Errorf("retrying: %+v", d)
 	}
-	d = w.waitDelivery(t, tok, channelWebhook, "gave up", func(d api.AlertDelivery) bool { return d.State == api.DeliveryGaveUp })
+	d = w.waitDelivery(t, tok, alerts.ChannelWebhook, "gave up", func(d api.AlertDelivery) bool { return d.State == api.DeliveryGaveUp })
 	if d.Error != "webhook answered 503" || d.GaveUp != 1 || d.Attempts < 2 || d.Pending != 0 {
 		t.Errorf("gave up: %+v", d)
 	}
@@ -509,15 +452,15 @@ func TestAlertDeliveryState(t *testing.T) {
 	// Back: delivered, the failure cleared.
 	r.fail(0, 0)
 	test()
-	d = w.waitDelivery(t, tok, channelWebhook, "delivered", func(d api.AlertDelivery) bool { return d.State == api.DeliveryDelivered })
-	if d != (api.AlertDelivery{Channel: channelWebhook, State: api.DeliveryDelivered, Kind: api.AlertTest, Delivered: 1, GaveUp: 1}) {
+	d = w.waitDelivery(t, tok, alerts.ChannelWebhook, "delivered", func(d api.AlertDelivery) bool { return d.State == api.DeliveryDelivered })
+	if d != (api.AlertDelivery{Channel: alerts.ChannelWebhook, State: api.DeliveryDelivered, Kind: api.AlertTest, Delivered: 1, GaveUp: 1}) {
 		t.Errorf("delivered: %+v", d)
 	}
 
 	// A refusal (4xx) is given up at once.
 	r.fail(1, http.StatusNotFound)
 	test()
-	d = w.waitDelivery(t, tok, channelWebhook, "refused", func(d api.AlertDelivery) bool { return d.GaveUp == 2 })
+	d = w.waitDelivery(t, tok, alerts.ChannelWebhook, "refused", func(d api.AlertDelivery) bool { return d.GaveUp == 2 })
 	if d.State != api.DeliveryGaveUp || d.Error != "webhook answered 404" || d.Attempts != 1 {
 		t.Errorf("refused: %+v", d)
 	}
@@ -540,22 +483,21 @@ func TestAlertDeliveryState(t *testing.T) {
 	// A new URL starts afresh.
 	r2 := newHookReceiver(t)
 	w.putAlerts(t, tok, api.AlertSettingsInput{WebhookURL: new(r2.URL("/other"))})
-	if d, _ := w.deliveryOf(t, tok, channelWebhook); d != (api.AlertDelivery{Channel: channelWebhook, State: api.DeliveryIdle}) {
+	if d, _ := w.deliveryOf(t, tok, alerts.ChannelWebhook); d != (api.AlertDelivery{Channel: alerts.ChannelWebhook, State: api.DeliveryIdle}) {
 		t.Errorf("after a new URL: %+v", d)
 	}
 
 	// The account's deletion leaves nothing in memory.
 	test()
-	w.waitDelivery(t, tok, channelWebhook, "delivered to the new URL", func(d api.AlertDelivery) bool { return d.Delivered == 1 })
+	w.waitDelivery(t, tok, alerts.ChannelWebhook, "delivered to the new URL", func(d api.AlertDelivery) bool { return d.Delivered == 1 })
 	w.h.Do(request{Method: "DELETE", Path: "/api/v1/me", Token: tok}).MustStatus(t, http.StatusNoContent)
-	a := w.h.srv.alerts
-	a.mu.Lock()
-	for k := range a.states {
-		if k.owner == w.owner.Owner.ID {
-			t.Errorf("delivery state of a deleted account kept: %v", k)
-		}
+	waitFor(t, "the deleted account's queues to go", func() bool {
+		queues, _ := w.h.srv.alerts.Held(w.owner.Owner.ID)
+		return queues == 0
+	})
+	if _, outcomes := w.h.srv.alerts.Held(w.owner.Owner.ID); outcomes != 0 {
+		t.Errorf("%d delivery outcomes of a deleted account kept", outcomes)
 	}
-	a.mu.Unlock()
 }
 
 // TestAlertDeliveryDocumented: the settings' delivery outcome is in the
@@ -590,7 +532,7 @@ func TestAlertDeliveryDocumented(t *testing.T) {
 	if diff := cmp.Diff(api.AlertDeliveryStates, del.Properties["state"].Enum); diff != "" {
 		t.Errorf("AlertDelivery.state enum (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{channelWebhook, channelEmail}, del.Properties["channel"].Enum); diff != "" {
+	if diff := cmp.Diff([]string{alerts.ChannelWebhook, alerts.ChannelEmail}, del.Properties["channel"].Enum); diff != "" {
 		t.Errorf("AlertDelivery.channel enum (-want +got):\n%s", diff)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 )
 
@@ -27,7 +28,7 @@ const alertDeliveryDoc = "`delivery` gives, for each configured channel, how ale
 
 func init() {
 	fieldRules[reflect.TypeFor[api.AlertDelivery]()] = map[string][]fieldRule{
-		"channel": {enum(channelWebhook, channelEmail)},
+		"channel": {enum(alerts.ChannelWebhook, alerts.ChannelEmail)},
 		"state":   {enum(api.AlertDeliveryStates...)},
 		"error":   {describe("The last failure, without the URL or address; empty after a delivery.")},
 	}

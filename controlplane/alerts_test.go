@@ -172,7 +172,7 @@ func (w *alertWorld) report(t *testing.T, nodeToken string, st api.NodeStatus) {
 // check runs one evaluation of the watcher.
 func (w *alertWorld) check(t *testing.T) {
 	t.Helper()
-	if err := w.h.srv.alerts.check(context.Background()); err != nil {
+	if err := w.h.srv.alerts.Check(context.Background()); err != nil {
 		t.Fatalf("check: %v", err)
 	}
 }
@@ -593,7 +593,7 @@ func TestAlertHistoryOptIn(t *testing.T) {
 	// The retention job, on the fake clock: a day after the first pair,
 	// they go and the later pair stays.
 	w.h.clock.Advance(12 * time.Hour)
-	w.h.srv.alerts.purge(context.Background())
+	w.h.srv.alerts.Purge(context.Background())
 	h = historyPage(t, w, tok, "")
 	kinds = nil
 	for _, e := range h.Entries {
@@ -604,7 +604,7 @@ func TestAlertHistoryOptIn(t *testing.T) {
 		t.Fatalf("after the retention job, kept (-want +got):\n%s", diff)
 	}
 	w.h.clock.Advance(12 * time.Hour)
-	w.h.srv.alerts.purge(context.Background())
+	w.h.srv.alerts.Purge(context.Background())
 	if n := w.historyRows(t); n != 0 {
 		t.Errorf("%d rows past their retention", n)
 	}
@@ -721,30 +721,5 @@ func TestAlertWatcherTicker(t *testing.T) {
 	w.h.clock.Advance(onlineWindow + time.Second)
 	if got := kindsOf(r.waitN(2)); !cmp.Equal(got, []string{api.AlertNodeOffline, api.AlertPoolDown}) {
 		t.Errorf("events = %v", got)
-	}
-}
-
-func TestRevAt(t *testing.T) {
-	w := newWatchState()
-	t0 := harnessStart
-	w.sample(t0, 1, time.Minute)
-	w.sample(t0.Add(10*time.Second), 1, time.Minute) // unchanged: not recorded
-	w.sample(t0.Add(20*time.Second), 3, time.Minute)
-	for _, tc := range []struct {
-		at   time.Duration
-		want int64
-		ok   bool
-	}{{-time.Second, 0, false}, {0, 1, true}, {19 * time.Second, 1, true}, {20 * time.Second, 3, true}, {time.Hour, 3, true}} {
-		if got, ok := w.revAt(t0.Add(tc.at)); got != tc.want || ok != tc.ok {
-			t.Errorf("revAt(+%v) = %d, %v; want %d, %v", tc.at, got, ok, tc.want, tc.ok)
-		}
-	}
-	// Old samples go, but the one that says what was current at the cut stays.
-	w.sample(t0.Add(2*time.Minute), 4, time.Minute)
-	if got, ok := w.revAt(t0.Add(time.Minute)); got != 3 || !ok {
-		t.Errorf("after pruning, revAt(+1m) = %d, %v; want 3", got, ok)
-	}
-	if len(w.revs) != 2 {
-		t.Errorf("kept %d samples, want 2", len(w.revs))
 	}
 }

@@ -96,7 +96,7 @@ func (d *dashboard) handleSaveAlerts(c echo.Context) error {
 		}
 	}
 	in := api.AlertSettingsInput{WebhookURL: &f.WebhookURL, Events: &events, History: &f.History}
-	if d.s.alerts.emailEnabled() {
+	if d.s.alerts.EmailEnabled() {
 		in.Email = &f.Email
 	}
 	var err error

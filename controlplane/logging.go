@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/alerts"
 )
 
 // Log attribute keys. These are the only attributes the control plane logs
@@ -30,12 +32,12 @@ const (
 	logStack    = "stack"
 )
 
-// logAllowlist is the control plane's log allowlist: every log* key constant,
-// here and in alerts_deliver.go.
-var logAllowlist = []string{
+// logAllowlist is the control plane's log allowlist: every log* key constant
+// here, and the keys of package alerts (alerts.LogKeys), which logs through
+// the same logger.
+var logAllowlist = append([]string{
 	logMethod, logRoute, logStatus, logDuration, logError, logPanic, logStack,
-	logChannel, logKind, logDropped,
-}
+}, alerts.LogKeys...)
 
 // routeOf is the matched route pattern ("/api/v1/devices/:device_id"), or
 // "unmatched" — never the request path, which holds IDs.

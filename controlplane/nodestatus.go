@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -104,4 +105,11 @@ func (s *Server) peerSetDiffers(ctx context.Context, n store.Node, st api.NodeSt
 		s.hashes.mu.Unlock()
 	}
 	return st.PeerSetHash != ph.hash, nil
+}
+
+// nodeReport is a node's last status report for the health watcher
+// (package alerts).
+func (s *Server) nodeReport(nodeID string) (alerts.Report, bool) {
+	st, ok := s.status.get(nodeID)
+	return alerts.Report{NodeStatus: st.NodeStatus, At: st.at}, ok
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/internal/logpolicy"
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -103,6 +104,7 @@ type Server struct {
 	setup    *setupToken
 
 	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
+	alertTests                                           *limiter // test alerts per owner
 	polls                                                *nodePolls
 	listenWatch                                          listenWatch
 
@@ -110,7 +112,7 @@ type Server struct {
 	unhook func()             // removes committed from the store's commit hooks
 	deltas singleflight.Group // identical node delta queries in flight
 	status nodeStatuses
-	alerts *alerter
+	alerts *alerts.Alerter
 	hashes poolHashes
 	stop   context.CancelFunc
 	done   chan struct{}
@@ -208,11 +210,13 @@ func New(opts Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop, s.done = cancel, make(chan struct{})
 	var bg sync.WaitGroup
-	s.alerts = newAlerter(ctx, s, opts.Alerts)
+	s.alerts = alerts.New(ctx, alerts.Deps{Store: opts.Store, Revision: s.hub.current, Status: s.nodeReport,
+		OnlineWindow: onlineWindow, Now: s.now, Log: s.log, Version: opts.Version}, opts.Alerts)
+	s.alertTests = newLimiter(10*time.Second, 5, time.Hour, s.now)
 	bg.Add(3)
 	go func() { defer bg.Done(); s.hub.run(ctx, 500*time.Millisecond) }()
 	go func() { defer bg.Done(); s.listen(ctx) }()
-	go func() { defer bg.Done(); s.alerts.run(ctx) }()
+	go func() { defer bg.Done(); s.alerts.Run(ctx) }()
 	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
 	s.metrics.reg.MustRegister(&resourceCollector{s: s})

@@ -1,4 +1,4 @@
-package controlplane
+package alerts
 
 import (
 	"bytes"
@@ -21,8 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -43,16 +41,8 @@ import (
 
 // Delivery channels.
 const (
-	channelWebhook = "webhook"
-	channelEmail   = "email"
-)
-
-// Log attribute keys of delivery problems. Neither the owner, the URL nor
-// the address is logged.
-const (
-	logChannel = "channel"
-	logKind    = "kind"
-	logDropped = "dropped"
+	ChannelWebhook = "webhook"
+	ChannelEmail   = "email"
 )
 
 type queueKey struct{ owner, channel string }
@@ -71,19 +61,19 @@ type queuedEvent struct {
 }
 
 // channels lists the channels set names that this server can serve.
-func (a *alerter) channels(set store.AlertSettings) []string {
+func (a *Alerter) channels(set store.AlertSettings) []string {
 	chans := []string{}
 	if set.WebhookURL != "" {
-		chans = append(chans, channelWebhook)
+		chans = append(chans, ChannelWebhook)
 	}
-	if set.Email != "" && a.emailEnabled() {
-		chans = append(chans, channelEmail)
+	if set.Email != "" && a.EmailEnabled() {
+		chans = append(chans, ChannelEmail)
 	}
 	return chans
 }
 
-// enqueue queues evs for every channel set names and reports the channels.
-func (a *alerter) enqueue(set store.AlertSettings, evs []api.AlertEvent) []string {
+// Enqueue queues evs for every channel set names and reports the channels.
+func (a *Alerter) Enqueue(set store.AlertSettings, evs []api.AlertEvent) []string {
 	chans := a.channels(set)
 	bodies := make([][]byte, len(evs))
 	for i, ev := range evs {
@@ -114,14 +104,14 @@ func (a *alerter) enqueue(set store.AlertSettings, evs []api.AlertEvent) []strin
 		}
 	}
 	if dropped > 0 {
-		a.s.log.LogAttrs(a.ctx, slog.LevelWarn, "alert queue full; oldest events dropped", slog.Int(logDropped, dropped))
+		a.deps.Log.LogAttrs(a.ctx, slog.LevelWarn, "alert queue full; oldest events dropped", slog.Int(LogDropped, dropped))
 	}
 	return chans
 }
 
 // deliverQueue is a queue's worker; it ends when the queue is empty or
 // the server closes.
-func (a *alerter) deliverQueue(q *deliveryQueue) {
+func (a *Alerter) deliverQueue(q *deliveryQueue) {
 	defer a.wg.Done()
 	ctx := a.ctx
 	var head uint64
@@ -146,7 +136,7 @@ func (a *alerter) deliverQueue(q *deliveryQueue) {
 		if err == nil || !retry {
 			switch {
 			case errors.Is(err, errNoChannel):
-				a.resetDelivery(q.key.owner, q.key.channel)
+				a.ResetDelivery(q.key.owner, q.key.channel)
 			case err != nil:
 				a.logUndelivered(q.key.channel, it.ev.Kind, "alert not delivered", err)
 				a.noteDelivery(q.key, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
@@ -175,9 +165,9 @@ func (a *alerter) deliverQueue(q *deliveryQueue) {
 }
 
 // noteDelivery records the outcome of an attempt on a channel: what the
-// owner sees of the channel's delivery (deliveryView). It is held in
+// owner sees of the channel's delivery (DeliveryView). It is held in
 // memory only and names no URL or address (err is a deliverError).
-func (a *alerter) noteDelivery(k queueKey, kind, state string, err error, attempts int) {
+func (a *Alerter) noteDelivery(k queueKey, kind, state string, err error, attempts int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.states[k]
@@ -198,28 +188,28 @@ func (a *alerter) noteDelivery(k queueKey, kind, state string, err error, attemp
 	}
 }
 
-// resetDelivery forgets a channel's outcome: the channel was changed or
+// ResetDelivery forgets a channel's outcome: the channel was changed or
 // removed.
-func (a *alerter) resetDelivery(owner, channel string) {
+func (a *Alerter) ResetDelivery(owner, channel string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.states, queueKey{owner: owner, channel: channel})
 }
 
-// forget drops everything held in memory about an owner's deliveries: the
+// Forget drops everything held in memory about an owner's deliveries: the
 // account is gone. Queued events are dropped by their workers, which find
 // no settings.
-func (a *alerter) forget(owner string) {
+func (a *Alerter) Forget(owner string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, ch := range []string{channelWebhook, channelEmail} {
+	for _, ch := range []string{ChannelWebhook, ChannelEmail} {
 		delete(a.states, queueKey{owner: owner, channel: ch})
 	}
 }
 
-// deliveryView is the delivery outcome of each channel set configures, as
+// DeliveryView is the delivery outcome of each channel set configures, as
 // this server saw it since it started.
-func (a *alerter) deliveryView(set store.AlertSettings) []api.AlertDelivery {
+func (a *Alerter) DeliveryView(set store.AlertSettings) []api.AlertDelivery {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := []api.AlertDelivery{}
@@ -237,14 +227,14 @@ func (a *alerter) deliveryView(set store.AlertSettings) []api.AlertDelivery {
 	return out
 }
 
-func (a *alerter) logUndelivered(channel, kind, msg string, err error) {
-	a.s.log.LogAttrs(a.ctx, slog.LevelWarn, msg,
-		slog.String(logChannel, channel), slog.String(logKind, kind), slog.String(logError, err.Error()))
+func (a *Alerter) logUndelivered(channel, kind, msg string, err error) {
+	a.deps.Log.LogAttrs(a.ctx, slog.LevelWarn, msg,
+		slog.String(LogChannel, channel), slog.String(LogKind, kind), slog.String(LogError, err.Error()))
 }
 
 // pop removes the event seq from the head of q, unless the queue already
 // dropped it for space.
-func (a *alerter) pop(q *deliveryQueue, seq uint64) {
+func (a *Alerter) pop(q *deliveryQueue, seq uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(q.items) > 0 && q.items[0].seq == seq {
@@ -254,7 +244,7 @@ func (a *alerter) pop(q *deliveryQueue, seq uint64) {
 
 // backoff is the wait before retry n (from 0): RetryBase·2ⁿ capped at
 // RetryMax, of which a random half is jitter.
-func (a *alerter) backoff(n int) time.Duration {
+func (a *Alerter) backoff(n int) time.Duration {
 	d := a.opts.RetryBase
 	for i := 0; i < n && d < a.opts.RetryMax; i++ {
 		d *= 2
@@ -275,8 +265,8 @@ func (e deliverError) Error() string { return string(e) }
 
 // deliver makes one attempt and reports whether a failure is worth
 // retrying.
-func (a *alerter) deliver(ctx context.Context, k queueKey, it queuedEvent) (bool, error) {
-	set, err := a.s.store.GetAlertSettings(ctx, k.owner)
+func (a *Alerter) deliver(ctx context.Context, k queueKey, it queuedEvent) (bool, error) {
+	set, err := a.deps.Store.GetAlertSettings(ctx, k.owner)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, errNoChannel
 	}
@@ -284,26 +274,26 @@ func (a *alerter) deliver(ctx context.Context, k queueKey, it queuedEvent) (bool
 		return true, deliverError("read alert settings")
 	}
 	switch {
-	case k.channel == channelWebhook && set.WebhookURL != "":
+	case k.channel == ChannelWebhook && set.WebhookURL != "":
 		return a.postWebhook(ctx, set, it)
-	case k.channel == channelEmail && set.Email != "" && a.emailEnabled():
+	case k.channel == ChannelEmail && set.Email != "" && a.EmailEnabled():
 		return a.sendEmail(ctx, set.Email, it)
 	}
 	return false, errNoChannel
 }
 
 // postWebhook POSTs the event, signed with the owner's secret.
-func (a *alerter) postWebhook(ctx context.Context, set store.AlertSettings, it queuedEvent) (bool, error) {
+func (a *Alerter) postWebhook(ctx context.Context, set store.AlertSettings, it queuedEvent) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, set.WebhookURL, bytes.NewReader(it.body))
 	if err != nil {
 		return false, deliverError("invalid webhook URL")
 	}
-	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	req.Header.Set("User-Agent", "Traceless-Alerts/"+a.s.opts.Version)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Traceless-Alerts/"+a.deps.Version)
 	req.Header.Set(api.AlertEventHeader, it.ev.Kind)
-	req.Header.Set(api.AlertSignatureHeader, api.SignAlert(set.WebhookSecret, a.s.now(), it.body))
+	req.Header.Set(api.AlertSignatureHeader, api.SignAlert(set.WebhookSecret, a.deps.Now(), it.body))
 	resp, err := a.client.Do(req)
 	switch {
 	case errors.Is(err, errBlockedAddress):
@@ -370,7 +360,7 @@ func webhookDialControl(allowPrivate bool) func(network, address string, _ sysca
 // newWebhookClient returns the client webhooks are sent with: no proxy,
 // no redirects, and a dialer that refuses non-public addresses after DNS
 // resolution (loopback and private ones only with AllowPrivateTargets).
-func newWebhookClient(opts AlertOptions) *http.Client {
+func newWebhookClient(opts Options) *http.Client {
 	d := &net.Dialer{Timeout: opts.Timeout, Control: webhookDialControl(opts.AllowPrivateTargets)}
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
@@ -386,7 +376,7 @@ func newWebhookClient(opts AlertOptions) *http.Client {
 
 // sendEmail sends the event as a plain-text message through the
 // configured SMTP server, with STARTTLS when the server offers it.
-func (a *alerter) sendEmail(ctx context.Context, to string, it queuedEvent) (bool, error) {
+func (a *Alerter) sendEmail(ctx context.Context, to string, it queuedEvent) (bool, error) {
 	cfg := a.opts.SMTP
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
@@ -432,7 +422,7 @@ func (a *alerter) sendEmail(ctx context.Context, to string, it queuedEvent) (boo
 	if err != nil {
 		return smtpFailure("DATA", err)
 	}
-	if _, err := w.Write(alertMail(cfg.From, to, it.ev, it.body, a.s.now())); err != nil {
+	if _, err := w.Write(alertMail(cfg.From, to, it.ev, it.body, a.deps.Now())); err != nil {
 		return smtpFailure("DATA", err)
 	}
 	if err := w.Close(); err != nil {
@@ -494,4 +484,23 @@ func alertMail(from, to string, ev api.AlertEvent, body []byte, now time.Time) [
 	qp.Write([]byte(strings.ReplaceAll(text.String(), "\n", "\r\n")))
 	qp.Close()
 	return b.Bytes()
+}
+
+// Held reports how much the alerter holds in memory about an owner: the
+// delivery queues and the channel outcomes. After the owner's account is
+// deleted and its queues drained, both are 0.
+func (a *Alerter) Held(owner string) (queues, outcomes int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range a.queues {
+		if k.owner == owner {
+			queues++
+		}
+	}
+	for k := range a.states {
+		if k.owner == owner {
+			outcomes++
+		}
+	}
+	return queues, outcomes
 }

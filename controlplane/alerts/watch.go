@@ -1,4 +1,4 @@
-package controlplane
+package alerts
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 )
 
 // The health watcher. Agents report their aggregate status every 30 s
-// (nodestatus.go keeps the last report in memory); each check compares
-// every enabled node's last report with what the watcher saw before and
-// turns changes into events:
+// (Deps.Status gives the last report); each check compares every enabled
+// node's last report with what the watcher saw before and turns changes
+// into events:
 //
-//   - node_offline / node_online: no report within onlineWindow, and back.
-//     A node that has not reported within onlineWindow of the watcher first
-//     seeing it (a restart of the control plane, a new enrollment) counts
-//     as offline too.
+//   - node_offline / node_online: no report within the online window, and
+//     back. A node that has not reported within the online window of the
+//     watcher first seeing it (a restart of the control plane, a new
+//     enrollment) counts as offline too.
 //   - posture_regressed / posture_recovered: a posture check went from
 //     passing to failing, or back.
 //   - sync_lag / sync_recovered: at the time of its report, the node had
@@ -33,14 +33,18 @@ import (
 // The watcher's state lives in memory only and starts empty: nothing about
 // node health is stored unless an owner opts in to a history.
 //
-// Status reports are held by the replica that received them. With several
-// replicas behind a load balancer each one sees only part of the reports,
-// so each would judge nodes from a partial view (and alert twice); alerts
-// are sound with one replica, or once replicas share status reports (as
-// they share changes) — not done yet.
+// Only the replica that holds the "alerts" leadership evaluates (Run), so
+// events are not repeated. It judges from the status reports it received
+// itself: with several replicas behind a load balancer, a node whose
+// reports reach another replica looks offline to it. Alerts are sound with
+// one replica, or with agents' status reports routed to one replica;
+// replicas do not share status reports.
 
-// watchState is what the watcher remembers between checks.
-type watchState struct {
+// watcher is what the health watcher remembers between checks, with its
+// thresholds.
+type watcher struct {
+	syncLag, every, online time.Duration
+
 	nodes map[string]*nodeHealth
 	pools map[string]*poolHealth
 	revs  []revSample // when each revision was first seen current, oldest first
@@ -62,14 +66,15 @@ type revSample struct {
 	rev int64
 }
 
-func newWatchState() watchState {
-	return watchState{nodes: map[string]*nodeHealth{}, pools: map[string]*poolHealth{}}
+func newWatcher(syncLag, every, online time.Duration) watcher {
+	return watcher{syncLag: syncLag, every: every, online: online,
+		nodes: map[string]*nodeHealth{}, pools: map[string]*poolHealth{}}
 }
 
 // sample records the current revision at now and forgets samples older
 // than keep, except the last one before that (it says what was current
 // then).
-func (w *watchState) sample(now time.Time, rev int64, keep time.Duration) {
+func (w *watcher) sample(now time.Time, rev int64, keep time.Duration) {
 	if n := len(w.revs); n == 0 || w.revs[n-1].rev != rev {
 		w.revs = append(w.revs, revSample{at: now, rev: rev})
 	}
@@ -80,7 +85,7 @@ func (w *watchState) sample(now time.Time, rev int64, keep time.Duration) {
 }
 
 // revAt returns the revision that was current at t, if the watcher knows.
-func (w *watchState) revAt(t time.Time) (int64, bool) {
+func (w *watcher) revAt(t time.Time) (int64, bool) {
 	rev, ok := int64(0), false
 	for _, s := range w.revs {
 		if s.at.After(t) {
@@ -91,15 +96,16 @@ func (w *watchState) revAt(t time.Time) (int64, bool) {
 	return rev, ok
 }
 
-// check evaluates every node's health and delivers the resulting events.
-func (a *alerter) check(ctx context.Context) error {
+// Check evaluates every node's health once and delivers the resulting
+// events. Run calls it every Options.Every while this replica leads.
+func (a *Alerter) Check(ctx context.Context) error {
 	a.watchMu.Lock()
 	defer a.watchMu.Unlock()
-	nodes, err := a.s.store.ListNodes(ctx, "")
+	nodes, err := a.deps.Store.ListNodes(ctx, "")
 	if err != nil {
 		return err
 	}
-	evs := a.evaluate(nodes, a.s.now(), a.s.hub.current())
+	evs := a.watch.evaluate(nodes, a.deps.Status, a.deps.Now(), a.deps.Revision())
 	if len(evs) == 0 {
 		return nil
 	}
@@ -113,11 +119,11 @@ type poolTally struct {
 	known, pending int
 }
 
-// evaluate updates the watch state from the nodes' last reports at now
-// and returns the events, node events first, in the order of nodes.
-func (a *alerter) evaluate(nodes []store.NodeWithPool, now time.Time, cur int64) []api.AlertEvent {
-	w := &a.watch
-	w.sample(now, cur, a.opts.SyncLag+onlineWindow+a.opts.Every)
+// evaluate updates the watch state from the nodes' last reports (status)
+// at now, with cur the current revision, and returns the events, node
+// events first, in the order of nodes.
+func (w *watcher) evaluate(nodes []store.NodeWithPool, status func(string) (Report, bool), now time.Time, cur int64) []api.AlertEvent {
+	w.sample(now, cur, w.syncLag+w.online+w.every)
 	var evs []api.AlertEvent
 	seen := map[string]bool{}
 	tallies := map[string]*poolTally{}
@@ -138,29 +144,29 @@ func (a *alerter) evaluate(nodes []store.NodeWithPool, now time.Time, cur int64)
 			h = &nodeHealth{firstSeen: now}
 			w.nodes[n.ID] = h
 		}
-		st, reported := a.s.status.get(n.ID)
-		online := reported && now.Sub(st.at) < onlineWindow
+		st, reported := status(n.ID)
+		online := reported && now.Sub(st.At) < w.online
 		t.nodes++
 		if online {
 			t.online++
 		}
-		if !reported && now.Sub(h.firstSeen) < onlineWindow {
+		if !reported && now.Sub(h.firstSeen) < w.online {
 			t.pending++ // not due to have reported yet
 			continue
 		}
 		t.known++
 		emit := func(kind, detail string) {
-			evs = append(evs, a.nodeEvent(kind, detail, n, st, reported, online, cur, now))
+			evs = append(evs, nodeEvent(kind, detail, n, st, reported, online, cur, now))
 		}
 		switch {
 		case !h.known:
 			h.known, h.online = true, online
 			if !online {
-				emit(api.AlertNodeOffline, fmt.Sprintf("no status report within %s", onlineWindow))
+				emit(api.AlertNodeOffline, fmt.Sprintf("no status report within %s", w.online))
 			}
 		case h.online && !online:
 			h.online = false
-			emit(api.AlertNodeOffline, fmt.Sprintf("no status report for more than %s", onlineWindow))
+			emit(api.AlertNodeOffline, fmt.Sprintf("no status report for more than %s", w.online))
 		case !h.online && online:
 			h.online = true
 			emit(api.AlertNodeOnline, "reporting again")
@@ -178,11 +184,11 @@ func (a *alerter) evaluate(nodes []store.NodeWithPool, now time.Time, cur int64)
 			}
 		}
 		h.posture, h.hasPosture = st.Posture, true
-		need, ok := w.revAt(st.at.Add(-a.opts.SyncLag))
+		need, ok := w.revAt(st.At.Add(-w.syncLag))
 		lag := ok && st.AppliedRevision < need
 		switch {
 		case lag && !h.lagging:
-			emit(api.AlertSyncLag, fmt.Sprintf("has not applied changes made more than %s before its report", a.opts.SyncLag))
+			emit(api.AlertSyncLag, fmt.Sprintf("has not applied changes made more than %s before its report", w.syncLag))
 		case !lag && h.lagging:
 			emit(api.AlertSyncRecovered, "caught up")
 		}
@@ -238,7 +244,7 @@ func poolEvent(kind, detail string, p store.Pool, now time.Time) api.AlertEvent 
 // nodeEvent describes a node. Aggregate numbers are given for an owner's
 // own (dedicated) node only: a shared node's peer count and revisions
 // would tell its many owners about each other's devices and changes.
-func (a *alerter) nodeEvent(kind, detail string, n store.NodeWithPool, st nodeStatus, reported, online bool, cur int64, now time.Time) api.AlertEvent {
+func nodeEvent(kind, detail string, n store.NodeWithPool, st Report, reported, online bool, cur int64, now time.Time) api.AlertEvent {
 	node := &api.AlertNode{ID: n.ID, Name: n.Name, Online: online}
 	if reported {
 		p := st.Posture
@@ -276,7 +282,7 @@ func postureDiff(was, is api.Posture) (failed, fixed []string) {
 // and who subscribe to its kind: queued for their channels, and stored in
 // their history when they opted in to one. The event filter applies to
 // both; the store checks it again when it writes the history.
-func (a *alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
+func (a *Alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
 	var pools []string
 	seen := map[string]bool{}
 	for _, ev := range evs {
@@ -285,7 +291,7 @@ func (a *alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
 			pools = append(pools, ev.Pool.ID)
 		}
 	}
-	subs, err := a.s.store.AlertSubscribers(ctx, pools)
+	subs, err := a.deps.Store.AlertSubscribers(ctx, pools)
 	if err != nil {
 		return err
 	}
@@ -303,15 +309,21 @@ func (a *alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
 			}
 		}
 		if len(send) > 0 {
-			a.enqueue(sub.Settings, send)
+			a.Enqueue(sub.Settings, send)
 		}
 		if len(hist) > 0 {
-			if _, err := a.s.store.AddAlertHistory(ctx, sub.Settings.OwnerID, hist); err != nil {
+			if _, err := a.deps.Store.AddAlertHistory(ctx, sub.Settings.OwnerID, hist); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// wantsKind reports whether the settings subscribe to kind; a test event
+// goes to every channel.
+func wantsKind(a store.AlertSettings, kind string) bool {
+	return kind == api.AlertTest || a.Wants(kind)
 }
 
 func historyOf(ev api.AlertEvent) store.AlertHistory {
