@@ -147,7 +147,7 @@ func (s *Server) handleRotateDevice(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	d, err := s.store.RotateDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"), in.PublicKey)
+	d, err := s.store.RotateDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"), in.PublicKey, "")
 	if err != nil {
 		return keyConflict(err)
 	}

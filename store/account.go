@@ -46,10 +46,12 @@ func (s *Store) DeleteOwner(ctx context.Context, ownerID string) error {
 // withheld are stored columns an export names but does not reveal:
 // credential hashes, useless to the owner and useful to an attacker.
 var withheld = map[string]bool{
-	"owners.password_hash":   true,
-	"api_keys.hash":          true,
-	"nodes.credential_hash":  true,
-	"enrollment_tokens.hash": true,
+	"owners.password_hash":      true,
+	"api_keys.hash":             true,
+	"nodes.credential_hash":     true,
+	"enrollment_tokens.hash":    true,
+	"registration_tickets.hash": true,
+	"devices.token_hash":        true,
 }
 
 // Withheld is the value an export shows for a withheld column.
@@ -64,6 +66,7 @@ var exportScopes = []struct{ table, where string }{
 	{"pools", "owner_id = ?"},
 	{"nodes", "pool_id IN (SELECT id FROM pools WHERE owner_id = ?)"},
 	{"enrollment_tokens", "pool_id IN (SELECT id FROM pools WHERE owner_id = ?)"},
+	{"registration_tickets", "app_id IN (SELECT id FROM apps WHERE owner_id = ?)"},
 }
 
 // ExportOwner returns every stored row about the owner, table by table,
@@ -133,7 +136,7 @@ func scanMaps(rows interface {
 			default:
 				rec[c] = v
 			}
-			if withheld[table+"."+c] {
+			if withheld[table+"."+c] && vals[i] != nil { // a null says truly that nothing is stored
 				rec[c] = Withheld
 			}
 		}

@@ -29,6 +29,10 @@ type Change struct {
 // MaxRotationDays bounds an app's rotation policy.
 const MaxRotationDays = 365
 
+// MaxRegistrationCap bounds an app's cap on registrations per hour with
+// publishable keys.
+const MaxRegistrationCap = 1_000_000
+
 // Validate reports whether a can be stored.
 func (a *App) Validate() error {
 	if !validText(a.Name, 100) {
@@ -36,6 +40,9 @@ func (a *App) Validate() error {
 	}
 	if a.RotationDays < 0 || a.RotationDays > MaxRotationDays {
 		return invalid("rotation_days", "must be 0 (no policy) to %d", MaxRotationDays)
+	}
+	if a.RegistrationCap < 0 || a.RegistrationCap > MaxRegistrationCap {
+		return invalid("registration_cap", "must be 0 (no cap) to %d", MaxRegistrationCap)
 	}
 	return nil
 }
@@ -98,6 +105,9 @@ func (s *Store) RenameApp(ctx context.Context, ownerID, appID, name string) (App
 type AppUpdate struct {
 	Name         *string
 	RotationDays *int
+	// RegistrationCap is the cap on registrations per hour with the app's
+	// publishable keys; 0 removes it.
+	RegistrationCap *int
 }
 
 // UpdateApp renames an app or sets its rotation policy.
@@ -113,10 +123,14 @@ func (s *Store) UpdateApp(ctx context.Context, ownerID, appID string, u AppUpdat
 		if u.RotationDays != nil {
 			a.RotationDays = *u.RotationDays
 		}
+		if u.RegistrationCap != nil {
+			a.RegistrationCap = *u.RegistrationCap
+		}
 		if err := a.Validate(); err != nil {
 			return err
 		}
-		return tx.Model(&App{}).Where("id = ?", appID).Updates(map[string]any{"name": a.Name, "rotation_days": a.RotationDays}).Error
+		return tx.Model(&App{}).Where("id = ?", appID).
+			Updates(map[string]any{"name": a.Name, "rotation_days": a.RotationDays, "registration_cap": a.RegistrationCap}).Error
 	})
 	return a, err
 }

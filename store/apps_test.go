@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -213,7 +214,7 @@ func TestListApps(t *testing.T) {
 		if err := s.DeleteDevice(ctx, x.ID, xs[1].ID); err != nil {
 			t.Fatalf("DeleteDevice: %v", err)
 		}
-		if _, err := s.RotateDevice(ctx, y.ID, ys[0].ID, randomKey(t)); err != nil {
+		if _, err := s.RotateDevice(ctx, y.ID, ys[0].ID, randomKey(t), ""); err != nil {
 			t.Fatalf("RotateDevice: %v", err)
 		}
 		if err := s.DeleteDevice(ctx, y.ID, ys[3].ID); err != nil {
@@ -316,7 +317,7 @@ func TestDeleteApp(t *testing.T) {
 		MustRegisterN(t, s, kept.ID, 2)
 		for i, app := range []App{doomed, doomed, kept} {
 			hash := strings.Repeat(string(rune('a'+i)), 64)
-			if _, err := s.CreateAPIKey(ctx, o.ID, app.ID, APIKey{Name: "k", Prefix: "tl_x", Hash: hash, Scopes: "devices"}); err != nil {
+			if _, err := s.CreateAPIKey(ctx, o.ID, app.ID, APIKey{Name: fmt.Sprintf("k%d", i), Prefix: "tl_x", Hash: hash, Scopes: "devices"}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -105,6 +105,32 @@ func isBroadcast(a netip.Addr, p netip.Prefix) bool {
 type NewDevice struct {
 	PublicKey   string
 	ExternalRef *string
+	// TokenHash is the SHA-256 (hex) of the device token the registration
+	// answers; empty issues none.
+	TokenHash string
+	// Ticket, when set, is the registration ticket the device registers
+	// with: the registration deletes it in the transaction that admits the
+	// device, and fails with ErrTicketInvalid when it is unknown, used,
+	// expired at Ticket.Now or another app's. A refused registration
+	// leaves the ticket for another try.
+	Ticket *TicketUse
+}
+
+// TicketUse is a registration ticket presented at a time.
+type TicketUse struct {
+	Hash string
+	Now  time.Time
+}
+
+// validTokenHash checks an optional device token hash.
+func validTokenHash(h string) (*string, error) {
+	if h == "" {
+		return nil, nil
+	}
+	if !hexHashRE.MatchString(h) {
+		return nil, invalid("token_hash", "must be a hex SHA-256")
+	}
+	return &h, nil
 }
 
 // RegisterDevice adds a device to an app: it checks the owner's plan limit,
@@ -125,8 +151,15 @@ func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) 
 	if err := validExternalRef(nd.ExternalRef); err != nil {
 		return Device{}, err
 	}
-	req := &regRequest{ctx: ctx, d: Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef},
-		done: make(chan regResult, 1)}
+	tok, err := validTokenHash(nd.TokenHash)
+	if err != nil {
+		return Device{}, err
+	}
+	if nd.Ticket != nil && !hexHashRE.MatchString(nd.Ticket.Hash) {
+		return Device{}, invalid("ticket", "must be a hex SHA-256")
+	}
+	req := &regRequest{ctx: ctx, d: Device{ID: uuid.NewString(), AppID: appID, PublicKey: pub, ExternalRef: nd.ExternalRef, TokenHash: tok},
+		ticket: nd.Ticket, done: make(chan regResult, 1)}
 	s.reg.enqueue(s, req)
 	r := <-req.done
 	if r.err != nil {
@@ -137,9 +170,10 @@ func (s *Store) RegisterDevice(ctx context.Context, appID string, nd NewDevice) 
 
 // regRequest is one queued registration.
 type regRequest struct {
-	ctx  context.Context
-	d    Device
-	done chan regResult
+	ctx    context.Context
+	d      Device
+	ticket *TicketUse
+	done   chan regResult
 }
 
 type regResult struct {
@@ -215,7 +249,12 @@ func (s *Store) registerBatch(batch []*regRequest) {
 		for i, req := range live {
 			d := req.d
 			d.Revision = rev
-			if err := s.admitDevice(h, &d, true); err != nil {
+			err := s.admitDevice(h, &d, true)
+			if err == nil && req.ticket != nil {
+				// After the checks, so a refused registration keeps its ticket.
+				err = h.consumeTicket(d.AppID, req.ticket)
+			}
+			if err != nil {
 				if isCheckFailure(err) {
 					results[i] = regResult{err: err}
 					continue
@@ -260,7 +299,7 @@ var errNothingAdmitted = errors.New("no registration admitted")
 func isCheckFailure(err error) bool {
 	var ve *ValidationError
 	return errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) ||
-		errors.Is(err, ErrAddressesExhausted) || errors.As(err, &ve)
+		errors.Is(err, ErrAddressesExhausted) || errors.Is(err, ErrTicketInvalid) || errors.As(err, &ve)
 }
 
 // admitDevice is device admission, for registration and rotation alike:
@@ -308,9 +347,15 @@ func (s *Store) admitDevice(h *hotTx, d *Device, newDevice bool) error {
 // RotateDevice replaces a device's key and tunnel addresses atomically: the
 // old key is removed from nodes and the new one installed in the same
 // revision, and the new addresses do not link the old key's sessions to
-// the new key's.
-func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string) (Device, error) {
+// the new key's. The device's token is replaced too, by tokenHash (the
+// SHA-256 of the token the rotation answers), or by none when it is
+// empty: a token never outlives the key it was issued with.
+func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey, tokenHash string) (Device, error) {
 	pub, err := ValidatePublicKey("public_key", newKey)
+	if err != nil {
+		return Device{}, err
+	}
+	tok, err := validTokenHash(tokenHash)
 	if err != nil {
 		return Device{}, err
 	}
@@ -325,7 +370,7 @@ func (s *Store) RotateDevice(ctx context.Context, appID, deviceID, newKey string
 			return err
 		}
 		old := d.PublicKey
-		d.PublicKey, d.Revision = pub, rev
+		d.PublicKey, d.Revision, d.TokenHash = pub, rev, tok
 		// The old addresses are still taken, so the new ones differ.
 		if err := s.admitDevice(h, &d, false); err != nil {
 			return err

@@ -564,7 +564,7 @@ func TestRotateDevice(t *testing.T) {
 
 		newKey := randomKey(t)
 		changes := MustRecordChanges(t, s)
-		d, err := s.RotateDevice(ctx, app.ID, old.ID, newKey)
+		d, err := s.RotateDevice(ctx, app.ID, old.ID, newKey, "")
 		if err != nil {
 			t.Fatalf("RotateDevice: %v", err)
 		}
@@ -606,7 +606,7 @@ func TestRotateDevice(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				if _, err := s.RotateDevice(ctx, tt.app, tt.id, tt.key); !errors.Is(err, tt.wantErr) {
+				if _, err := s.RotateDevice(ctx, tt.app, tt.id, tt.key, ""); !errors.Is(err, tt.wantErr) {
 					t.Errorf("RotateDevice error = %v; want %v", err, tt.wantErr)
 				}
 				if diff := cmp.Diff(before, MustAllDevices(t, s)); diff != "" {
@@ -617,7 +617,7 @@ func TestRotateDevice(t *testing.T) {
 				}
 			})
 		}
-		_, err = s.RotateDevice(ctx, app.ID, d.ID, "bad")
+		_, err = s.RotateDevice(ctx, app.ID, d.ID, "bad", "")
 		wantValidation(t, err, "public_key")
 
 		// The old key is free again.
@@ -751,7 +751,7 @@ func TestDeleteRacesRotate(t *testing.T) {
 			changes.Take()
 			wg.Add(2)
 			go func() { defer wg.Done(); <-startOnce; delErr = s.DeleteDevice(ctx, app.ID, d.ID) }()
-			go func() { defer wg.Done(); <-startOnce; _, rotErr = s.RotateDevice(ctx, app.ID, d.ID, newKey) }()
+			go func() { defer wg.Done(); <-startOnce; _, rotErr = s.RotateDevice(ctx, app.ID, d.ID, newKey, "") }()
 			close(startOnce)
 			wg.Wait()
 			if delErr != nil {
@@ -895,7 +895,7 @@ func TestDeviceDeleteLeavesNoCopy(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustBeOnDisk(t, s, key)
-			if _, err := s.RotateDevice(context.Background(), app.ID, d.ID, randomKey(t)); err != nil {
+			if _, err := s.RotateDevice(context.Background(), app.ID, d.ID, randomKey(t), ""); err != nil {
 				t.Fatal(err)
 			}
 			return []string{key}
@@ -953,7 +953,7 @@ func TestRotateDeviceAtPlanLimit(t *testing.T) {
 		if _, err := s.RegisterDevice(ctx, app.ID, NewDevice{PublicKey: randomKey(t)}); !errors.Is(err, ErrPlanLimit) {
 			t.Fatalf("RegisterDevice at the limit error = %v; want ErrPlanLimit", err)
 		}
-		if _, err := s.RotateDevice(ctx, app.ID, devs[0].ID, randomKey(t)); err != nil {
+		if _, err := s.RotateDevice(ctx, app.ID, devs[0].ID, randomKey(t), ""); err != nil {
 			t.Errorf("RotateDevice at the plan's limit: %v; want it allowed", err)
 		}
 		if diff := cmp.Diff(map[string]int64{app.ID: 2}, MustDeviceCounts(t, s)); diff != "" {

@@ -68,11 +68,17 @@ var timeAllowed = map[string]string{
 	"enrollment_tokens.expires_at": "when an unused node enrollment token stops working",
 	"alert_history.occurred_at":    "when a node or pool changed status, kept only for owners who opted in",
 	"alert_history.expires_at":     "when the retention job deletes an opt-in history entry",
+	"api_keys.expires_at": "a credential's expiry, set in advance by the owner (or the end of a replaced key's grace period); " +
+		"not a time the key was used",
+	"registration_tickets.expires_at": "a credential's expiry: when an unused one-use registration ticket stops working " +
+		"(at most 10 minutes after minting); the ticket is deleted when used or expired",
 }
 
 // endUserTables hold data about end users' devices; they may have no time
-// column at all, whatever its name.
-var endUserTables = map[string]bool{"devices": true, "api_keys": true}
+// column at all, whatever its name. (An app's keys may carry their own
+// expiry, which timeAllowed names; any other time on them is refused like
+// any time column not on that list.)
+var endUserTables = map[string]bool{"devices": true}
 
 // timeName matches column names that hold a time whatever their type (a
 // Unix time in a BIGINT is still a time). The suffixes are anchored so that

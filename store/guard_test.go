@@ -54,7 +54,7 @@ func TestReadSchemaTypes(t *testing.T) {
 				t.Errorf("%s.%s has no type", c.Table, c.Name)
 			}
 		}
-		want := []string{"alert_history", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owners", "plan_pools", "plans", "pools", "schema_migrations", "sync_state"}
+		want := []string{"alert_history", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owners", "plan_pools", "plans", "pools", "registration_tickets", "schema_migrations", "sync_state"}
 		if diff := cmp.Diff(want, tables); diff != "" {
 			t.Errorf("tables (-want +got):\n%s", diff)
 		}
@@ -148,7 +148,7 @@ func TestSchemaGuardCatches(t *testing.T) {
 			want: []Violation{
 				{"api_keys", "deleted_at", notExplained},
 				{"api_keys", "deleted_at", "looks like a soft delete"},
-				{"api_keys", "deleted_at", "time column on an end-user table"},
+				{"api_keys", "deleted_at", "time column not on the allow list"},
 			},
 		},
 		{
@@ -289,7 +289,12 @@ func TestGuardPatterns(t *testing.T) {
 		{"devices", "note", "TIMESTAMP", []string{"time column on an end-user table"}},
 		{"devices", "note", "TIMESTAMPTZ", []string{"time column on an end-user table"}},
 		{"devices", "note", "DATE", []string{"time column on an end-user table"}},
-		{"api_keys", "created_at", "DATETIME", []string{"time column on an end-user table"}},
+		{"api_keys", "created_at", "DATETIME", []string{"time column not on the allow list"}},
+		{"api_keys", "last_used_at", "DATETIME", []string{"looks like an activity time", "time column not on the allow list"}},
+		{"registration_tickets", "created_at", "DATETIME", []string{"time column not on the allow list"}},
+		{"registration_tickets", "used_at", "DATETIME", []string{"looks like an activity time", "time column not on the allow list"}},
+		{"devices", "token_expires_at", "DATETIME", []string{"time column on an end-user table"}},
+		{"devices", "expires_at", "DATETIME", []string{"time column on an end-user table"}},
 		{"pools", "created_on", "VARCHAR", []string{"time column not on the allow list"}},
 		{"pools", "started_ts", "BIGINT", []string{"time column not on the allow list"}},
 		{"owners", "updated_at", "TIMESTAMPTZ", []string{"time column not on the allow list"}},
@@ -310,6 +315,14 @@ func TestGuardPatterns(t *testing.T) {
 		{"plans", "retired", "BOOLEAN", nil},
 		{"nodes", "credential_hash", "VARCHAR", nil},
 		{"api_keys", "scopes", "VARCHAR", nil},
+		// A credential's expiry, each with its reason in timeAllowed.
+		{"api_keys", "expires_at", "DATETIME", nil},
+		{"api_keys", "expires_at", "TIMESTAMPTZ", nil},
+		{"registration_tickets", "expires_at", "DATETIME", nil},
+		{"registration_tickets", "expires_at", "TIMESTAMPTZ", nil},
+		{"devices", "token_hash", "VARCHAR", nil},
+		{"api_keys", "kind", "VARCHAR", nil},
+		{"apps", "registration_cap_hits", "BIGINT", nil},
 		{"owners", "consent_version", "VARCHAR", nil},
 		{"owners", "email_address", "VARCHAR", nil},
 		{"pools", "city", "VARCHAR", nil},

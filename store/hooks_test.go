@@ -56,6 +56,16 @@ var storeMethods = map[string]methodCall{
 		o := f.owner()
 		return []any{f.apiKey(o, f.app(o)).Hash}
 	}},
+	"AuthenticateTicket": {read, func(f *hookFixture) []any { return []any{f.ticket(f.app(f.owner()), time.Now().Add(time.Minute))} }},
+	"AuthenticateDeviceToken": {read, func(f *hookFixture) []any {
+		a := f.app(f.owner())
+		d := f.device(a)
+		h := randomHex(f.t, 32)
+		if err := f.s.ResetDeviceToken(f.ctx, a.ID, d.ID, h); err != nil {
+			f.t.Fatal(err)
+		}
+		return []any{h}
+	}},
 	"CheckSchema":    {read, none},
 	"CountAdmins":    {read, none},
 	"CountPoolPeers": {read, func(f *hookFixture) []any { return []any{f.shared.ID} }},
@@ -213,7 +223,27 @@ var storeMethods = map[string]methodCall{
 	"RenameApp": {write, func(f *hookFixture) []any { o := f.owner(); return []any{o.ID, f.app(o).ID, "renamed"} }},
 	"RotateDevice": {write, func(f *hookFixture) []any {
 		a := f.app(f.owner())
-		return []any{a.ID, f.device(a).ID, randomKey(f.t)}
+		return []any{a.ID, f.device(a).ID, randomKey(f.t), randomHex(f.t, 32)}
+	}},
+	"ReplaceAPIKey": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		a := f.app(o)
+		return []any{o.ID, a.ID, f.apiKey(o, a).ID, APIKey{Name: "k2", Prefix: "tl_x", Hash: randomHex(f.t, 32), Scopes: "devices"}, time.Now().Add(time.Hour)}
+	}},
+	"CreateTicket": {write, func(f *hookFixture) []any {
+		return []any{RegistrationTicket{Hash: randomHex(f.t, 32), AppID: f.app(f.owner()).ID, ExpiresAt: time.Now().Add(time.Minute)}}
+	}},
+	"DeleteTicket": {write, func(f *hookFixture) []any { return []any{f.ticket(f.app(f.owner()), time.Now().Add(time.Minute))} }},
+	"PurgeExpiredTickets": {write, func(f *hookFixture) []any {
+		f.ticket(f.app(f.owner()), time.Now().Add(-time.Minute))
+		return []any{time.Now()}
+	}},
+	"ResetDeviceToken": {write, func(f *hookFixture) []any {
+		a := f.app(f.owner())
+		return []any{a.ID, f.device(a).ID, randomHex(f.t, 32)}
+	}},
+	"AddRegistrationCapHits": {write, func(f *hookFixture) []any {
+		return []any{map[string]int64{f.app(f.owner()).ID: 3}}
 	}},
 	"SeedPlans": {write, func(f *hookFixture) []any {
 		// SeedPlans writes only to an empty catalogue.
@@ -314,8 +344,17 @@ func (f *hookFixture) app(o Owner) App {
 
 func (f *hookFixture) device(a App) Device { return MustRegister(f.t, f.s, a.ID) }
 
+// ticket returns the hash of a fresh registration ticket of a.
+func (f *hookFixture) ticket(a App, expires time.Time) string {
+	h := randomHex(f.t, 32)
+	if _, err := f.s.CreateTicket(f.ctx, RegistrationTicket{Hash: h, AppID: a.ID, ExpiresAt: expires}); err != nil {
+		f.t.Fatal(err)
+	}
+	return h
+}
+
 func (f *hookFixture) apiKey(o Owner, a App) APIKey {
-	k, err := f.s.CreateAPIKey(f.ctx, o.ID, a.ID, APIKey{Name: "k", Prefix: "tl_x", Hash: randomHex(f.t, 32), Scopes: "devices"})
+	k, err := f.s.CreateAPIKey(f.ctx, o.ID, a.ID, APIKey{Name: fmt.Sprintf("k%d", f.next()), Prefix: "tl_x", Hash: randomHex(f.t, 32), Scopes: "devices"})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ const (
 	hotCountUp
 	hotDevice
 	hotRekey
+	hotConsumeTicket
 	hotCount
 )
 
@@ -47,11 +48,14 @@ var hotSQL = [hotCount]string{
 		EXISTS (SELECT 1 FROM devices WHERE ipv6 = ?)`,
 	hotIPv4Taken: `SELECT EXISTS (SELECT 1 FROM devices WHERE ipv4 = ?)`,
 	hotIPv6Taken: `SELECT EXISTS (SELECT 1 FROM devices WHERE ipv6 = ?)`,
-	hotInsert:    `INSERT INTO devices (id, app_id, public_key, ipv4, ipv6, external_ref, revision) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	hotInsert:    `INSERT INTO devices (id, app_id, public_key, ipv4, ipv6, external_ref, revision, token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	hotCountUp:   `UPDATE apps SET device_count = device_count + 1 WHERE id = ?`,
 	hotDevice: `SELECT devices.public_key, devices.ipv4, devices.ipv6, devices.external_ref, apps.owner_id
 		FROM devices JOIN apps ON apps.id = devices.app_id WHERE devices.id = ? AND devices.app_id = ?`,
-	hotRekey: `UPDATE devices SET public_key = ?, ipv4 = ?, ipv6 = ?, revision = ? WHERE id = ?`,
+	hotRekey: `UPDATE devices SET public_key = ?, ipv4 = ?, ipv6 = ?, revision = ?, token_hash = ? WHERE id = ?`,
+	// A ticket is consumed in the transaction that admits its device, so
+	// on any replica it admits one device at most.
+	hotConsumeTicket: `DELETE FROM registration_tickets WHERE hash = ? AND app_id = ? AND expires_at > ?`,
 }
 
 // rebind turns ? placeholders into PostgreSQL's $1, $2, ….
@@ -171,18 +175,39 @@ func (t *hotTx) device(appID, deviceID string) (d Device, owner string, err erro
 	return d, owner, err
 }
 
-// rekey stores a rotated device's key, addresses and revision.
+// rekey stores a rotated device's key, addresses, revision and token.
 func (t *hotTx) rekey(d Device) error {
-	_, err := t.stmt(hotRekey).ExecContext(t.ctx, d.PublicKey, d.IPv4, d.IPv6, d.Revision, d.ID)
+	_, err := t.stmt(hotRekey).ExecContext(t.ctx, d.PublicKey, d.IPv4, d.IPv6, d.Revision, nullable(d.TokenHash), d.ID)
 	return err
 }
 
-func (t *hotTx) insertDevice(d Device) error {
-	var ref any
-	if d.ExternalRef != nil {
-		ref = *d.ExternalRef
+// consumeTicket deletes an unexpired ticket of the app; ErrTicketInvalid
+// when there is none (unknown, used, expired or another app's).
+func (t *hotTx) consumeTicket(appID string, u *TicketUse) error {
+	res, err := t.stmt(hotConsumeTicket).ExecContext(t.ctx, u.Hash, appID, u.Now.UTC())
+	if err != nil {
+		return err
 	}
-	if _, err := t.stmt(hotInsert).ExecContext(t.ctx, d.ID, d.AppID, d.PublicKey, d.IPv4, d.IPv6, ref, d.Revision); err != nil {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrTicketInvalid
+	}
+	return nil
+}
+
+// nullable turns an optional string into a statement argument.
+func nullable(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func (t *hotTx) insertDevice(d Device) error {
+	if _, err := t.stmt(hotInsert).ExecContext(t.ctx, d.ID, d.AppID, d.PublicKey, d.IPv4, d.IPv6, nullable(d.ExternalRef), d.Revision, nullable(d.TokenHash)); err != nil {
 		return err
 	}
 	_, err := t.stmt(hotCountUp).ExecContext(t.ctx, d.AppID)

@@ -34,7 +34,7 @@ func TestCreateAPIKey(t *testing.T) {
 			t.Fatalf("CreateAPIKey: %v", err)
 		}
 		want := in
-		want.ID, want.AppID = k.ID, app.ID
+		want.ID, want.AppID, want.Kind = k.ID, app.ID, KeySecret
 		if diff := cmp.Diff(want, k); diff != "" {
 			t.Errorf("CreateAPIKey (-want +got):\n%s", diff)
 		}
@@ -98,7 +98,7 @@ func TestAuthenticateAPIKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := KeyAuth{KeyID: k.ID, AppID: app.ID, OwnerID: alice.ID, OwnerStatus: StatusActive, Scopes: "devices:write"}
+		want := KeyAuth{KeyID: k.ID, AppID: app.ID, OwnerID: alice.ID, OwnerStatus: StatusActive, Scopes: "devices:write", Kind: KeySecret}
 
 		authOK := func(t *testing.T) {
 			t.Helper()
@@ -202,7 +202,7 @@ func TestAPIKeyCapConcurrent(t *testing.T) {
 		app := MustCreateApp(t, s, o.ID, "app")
 		const existing, workers = maxKeysPerApp - 5, 20
 		for i := range existing {
-			if _, err := s.CreateAPIKey(ctx, o.ID, app.ID, APIKey{Name: "k", Prefix: "tl_x", Hash: testKeyHash(fmt.Sprint(i)), Scopes: "devices"}); err != nil {
+			if _, err := s.CreateAPIKey(ctx, o.ID, app.ID, APIKey{Name: fmt.Sprint("k", i), Prefix: "tl_x", Hash: testKeyHash(fmt.Sprint(i)), Scopes: "devices"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -214,7 +214,7 @@ func TestAPIKeyCapConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = s.CreateAPIKey(ctx, o.ID, app.ID, APIKey{Name: "k", Prefix: "tl_x", Hash: testKeyHash(fmt.Sprint("par", i)), Scopes: "devices"})
+				_, errs[i] = s.CreateAPIKey(ctx, o.ID, app.ID, APIKey{Name: fmt.Sprint("par", i), Prefix: "tl_x", Hash: testKeyHash(fmt.Sprint("par", i)), Scopes: "devices"})
 			}()
 		}
 		close(start)

@@ -75,6 +75,90 @@ func migrations() []*gormigrate.Migration {
 			`CREATE INDEX idx_alert_history_owner ON alert_history (owner_id, occurred_at)`,
 			`CREATE INDEX idx_alert_history_expires_at ON alert_history (expires_at)`,
 		})},
+		{ID: "0008_app_credentials", Migrate: migrateAppCredentials},
+	}
+}
+
+// migrateAppCredentials adds the credentials that can ship inside an app:
+// key kinds (existing keys become secret keys, which is what they were),
+// an optional expiry and grace period on keys, device tokens, registration
+// tickets and the per-app registration cap.
+//
+// Key names become unique per app. Earlier versions accepted duplicates;
+// the second and later keys of a name (in ID order) are renamed to
+// "name (2)", "name (3)", … — a suffix no key of the app uses yet — before
+// the unique index is created. The keys themselves keep working; only the
+// label changes, and the owner sees the new name in the key list.
+func migrateAppCredentials(tx *gorm.DB) error {
+	if err := execAll([]string{
+		`ALTER TABLE api_keys ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'secret'`,
+		`ALTER TABLE api_keys ADD COLUMN expires_at {{ts}}`,
+		`ALTER TABLE api_keys ADD COLUMN replaced_by VARCHAR(36)`,
+		`ALTER TABLE apps ADD COLUMN registration_cap INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE apps ADD COLUMN registration_cap_hits BIGINT NOT NULL DEFAULT 0`,
+		// No device-level time: a device token has no expiry; rotation
+		// replaces it and the owner can reset it.
+		`ALTER TABLE devices ADD COLUMN token_hash VARCHAR(64)`,
+		`CREATE UNIQUE INDEX idx_devices_token_hash ON devices (token_hash)`,
+		`CREATE TABLE registration_tickets (
+			hash VARCHAR(64) NOT NULL PRIMARY KEY,
+			app_id VARCHAR(36) NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+			external_ref VARCHAR(128),
+			expires_at {{ts}} NOT NULL
+		)`,
+		`CREATE INDEX idx_registration_tickets_app_id ON registration_tickets (app_id)`,
+		`CREATE INDEX idx_registration_tickets_expires_at ON registration_tickets (expires_at)`,
+	})(tx); err != nil {
+		return err
+	}
+	if err := renameDuplicateKeyNames(tx); err != nil {
+		return err
+	}
+	return execAll([]string{
+		`CREATE UNIQUE INDEX idx_api_keys_app_name ON api_keys (app_id, name)`,
+	})(tx)
+}
+
+// renameDuplicateKeyNames gives every key a name unique within its app
+// (see migrateAppCredentials).
+func renameDuplicateKeyNames(tx *gorm.DB) error {
+	var keys []struct{ ID, AppID, Name string }
+	if err := tx.Raw(`SELECT id, app_id, name FROM api_keys ORDER BY app_id, id`).Scan(&keys).Error; err != nil {
+		return fmt.Errorf("read key names: %w", err)
+	}
+	taken := map[[2]string]bool{}
+	for _, k := range keys {
+		taken[[2]string{k.AppID, k.Name}] = true
+	}
+	seen := map[[2]string]bool{}
+	for _, k := range keys {
+		key := [2]string{k.AppID, k.Name}
+		if !seen[key] {
+			seen[key] = true
+			continue
+		}
+		name := uniqueKeyName(k.Name, func(n string) bool { return taken[[2]string{k.AppID, n}] })
+		taken[[2]string{k.AppID, name}] = true
+		if err := tx.Exec(`UPDATE api_keys SET name = ? WHERE id = ?`, name, k.ID).Error; err != nil {
+			return fmt.Errorf("rename key: %w", err)
+		}
+	}
+	return nil
+}
+
+// uniqueKeyName returns name with the first suffix " (n)", n >= 2, that
+// taken does not report, shortening name so the result fits 100
+// characters.
+func uniqueKeyName(name string, taken func(string) bool) string {
+	for n := 2; ; n++ {
+		suffix := fmt.Sprintf(" (%d)", n)
+		base := []rune(name)
+		if len(base)+len([]rune(suffix)) > 100 {
+			base = base[:100-len([]rune(suffix))]
+		}
+		if c := string(base) + suffix; !taken(c) {
+			return c
+		}
 	}
 }
 

@@ -93,21 +93,45 @@ type App struct {
 	// addresses) every N days; 0 sets no policy. Devices keep the time of
 	// their last rotation themselves: the server has no device timestamps.
 	RotationDays int `gorm:"not null;default:0" purpose:"the owner's key rotation policy for the app's devices, in days (0: none)"`
+	// RegistrationCap bounds registrations per hour made with the app's
+	// publishable keys (0: no cap); RegistrationCapHits counts the
+	// registrations it refused. A count: nothing says who was refused or
+	// when.
+	RegistrationCap     int   `gorm:"not null;default:0" purpose:"the owner's cap on registrations per hour with the app's publishable keys (0: none)"`
+	RegistrationCapHits int64 `gorm:"not null;default:0" purpose:"how many registrations the cap refused, a count shown to the owner (not who, not when)"`
 }
 
 func (App) privacyDoc() tableDoc {
 	return tableDoc{Purpose: "registration of an owner's apps", Retention: "until the app or its owner is deleted (hard delete)", Subject: SubjectOwner}
 }
 
+// Kinds of app API key.
+const (
+	// KeySecret is for the owner's backend: the whole provisioning API of
+	// its app, and minting registration tickets.
+	KeySecret = "secret"
+	// KeyPublishable is safe to ship inside an app: it registers devices
+	// and reads the app's policy and servers, nothing else.
+	KeyPublishable = "publishable"
+)
+
 // APIKey authenticates an app against the provisioning API. Only a hash of
 // the secret is kept; there is no usage log and no last-used time.
 type APIKey struct {
 	ID     string `gorm:"primaryKey;size:36" purpose:"random identifier"`
 	AppID  string `gorm:"size:36;not null;index" purpose:"the app"`
-	Name   string `gorm:"size:100;not null" purpose:"label chosen by the owner"`
+	Name   string `gorm:"size:100;not null" purpose:"label chosen by the owner, unique among the app's keys"`
 	Prefix string `gorm:"size:16;not null" purpose:"first characters of the key, to recognise it in lists"`
 	Hash   string `gorm:"size:64;not null;uniqueIndex" purpose:"SHA-256 of the 256-bit secret; the secret is shown once and never stored"`
 	Scopes string `gorm:"size:200;not null" purpose:"what the key may do"`
+	Kind   string `gorm:"size:16;not null;default:secret" purpose:"secret (the owner's backend: everything) or publishable (ships inside an app: registration, policy and servers only)"`
+	// ExpiresAt is when the key stops working: chosen by the owner, or the
+	// end of the grace period of a key that was replaced. It is the
+	// credential's expiry, set in advance; nothing records a key's use.
+	ExpiresAt *time.Time `purpose:"when the key stops working, chosen by the owner or the end of a replaced key's grace period; null: never"`
+	// ReplacedBy names the key that replaced this one while it runs out its
+	// grace period.
+	ReplacedBy *string `gorm:"size:36" purpose:"the key that replaced this one during its grace period; null otherwise"`
 }
 
 // TableName keeps the table name readable.
@@ -159,6 +183,21 @@ func (EnrollmentToken) privacyDoc() tableDoc {
 	return tableDoc{Purpose: "one-use tokens for enrolling nodes", Retention: "until used or expired (expired tokens are purged)", Subject: SubjectInfrastructure}
 }
 
+// RegistrationTicket lets one app install register one device, once,
+// within minutes. The owner's backend mints it with a secret key, so no
+// long-lived credential ships in the app. Only its hash is stored; it is
+// deleted when used or expired.
+type RegistrationTicket struct {
+	Hash        string    `gorm:"primaryKey;size:64" purpose:"SHA-256 of the one-use ticket; the ticket is shown once"`
+	AppID       string    `gorm:"size:36;not null;index" purpose:"the app the device will join"`
+	ExternalRef *string   `gorm:"size:128" purpose:"optional opaque reference the owner binds the ticket to; the device registered with it gets this reference"`
+	ExpiresAt   time.Time `gorm:"not null;index" purpose:"when the unused ticket stops working (at most 10 minutes after it was minted)"`
+}
+
+func (RegistrationTicket) privacyDoc() tableDoc {
+	return tableDoc{Purpose: "one-use tickets for registering one device of an app", Retention: "until used or expired (expired tickets are purged within a minute)", Subject: SubjectOwner}
+}
+
 // Device is an end-user device: exactly the WireGuard peer configuration and
 // nothing else. It deliberately has no timestamps of any kind, and deletion
 // is a hard delete.
@@ -170,6 +209,10 @@ type Device struct {
 	IPv6        string  `gorm:"column:ipv6;size:39;not null;uniqueIndex" purpose:"tunnel address assigned by Traceless inside {tunnel_ipv6} (not the user's real address)"`
 	ExternalRef *string `gorm:"size:128" purpose:"optional opaque reference chosen by the app owner"`
 	Revision    int64   `gorm:"not null;index" purpose:"sync revision of the last change, so nodes can fetch deltas"`
+	// TokenHash authenticates the device itself for its own record, config,
+	// rotation and deletion. Rotation replaces it; the owner's secret key
+	// can reset it. Null for a device registered before device tokens.
+	TokenHash *string `gorm:"size:64;uniqueIndex" purpose:"SHA-256 of the device's own token, answered once at registration, rotation or reset; null when none was issued"`
 }
 
 func (Device) privacyDoc() tableDoc {
@@ -194,6 +237,6 @@ type documented interface{ privacyDoc() tableDoc }
 
 // Models lists every persisted model, in manifest order.
 func Models() []any {
-	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &Device{}, &SyncState{},
+	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &RegistrationTicket{}, &Device{}, &SyncState{},
 		&AlertSettings{}, &AlertHistory{}}
 }

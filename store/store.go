@@ -399,7 +399,8 @@ func translate(err error) error {
 	}
 	var ve *ValidationError
 	if errors.As(err, &ve) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) ||
-		errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrLegalHold) || errors.Is(err, ErrUnavailable) {
+		errors.Is(err, ErrPlanLimit) || errors.Is(err, ErrLegalHold) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, ErrTicketInvalid) {
 		return err
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
