@@ -27,7 +27,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -110,9 +109,6 @@ func anonCookie(c echo.Context) string {
 	}
 	return ck.Value
 }
-
-// errCSRF is a form post without a valid token.
-var errCSRF = errors.New("csrf token mismatch")
 
 // csrf refuses a POST whose form token does not match its binding.
 func (d *dashboard) csrf(next echo.HandlerFunc) echo.HandlerFunc {

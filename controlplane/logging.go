@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -123,6 +122,3 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
-
-// since is used by tests to keep durations deterministic.
-var _ = time.Since

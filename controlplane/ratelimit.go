@@ -70,12 +70,6 @@ func (l *limiter) add(k [32]byte, b *rate.Limiter) {
 	l.buckets[k] = b
 }
 
-// allow reports whether one more event for key is allowed now.
-func (l *limiter) allow(key string) bool {
-	ok, _ := l.take(key)
-	return ok
-}
-
 // take reports whether one more event for key is allowed now and, when it
 // is not, how long until it would be: the time the bucket needs to refill
 // one token, or the time to the next salt rotation (which forgets every

@@ -298,11 +298,6 @@ func migrate(db *gorm.DB) error {
 	return nil
 }
 
-// migrateTo applies migrations up to and including id; used by upgrade tests.
-func migrateTo(db *gorm.DB, id string) error {
-	return runMigrations(db, id)
-}
-
 // runMigrations applies the pending migrations up to id (all when id is
 // empty) in one transaction.
 //

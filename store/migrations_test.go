@@ -381,3 +381,9 @@ func dbKind(tb testing.TB, typ string) string {
 	tb.Errorf("unexpected database type %q", typ)
 	return typ
 }
+
+// migrateTo applies migrations up to and including id, as an older release
+// left the database.
+func migrateTo(db *gorm.DB, id string) error {
+	return runMigrations(db, id)
+}
