@@ -44,7 +44,8 @@ func (s *Store) DeleteOwner(ctx context.Context, ownerID string) error {
 }
 
 // withheld are stored columns an export names but does not reveal:
-// credential hashes, useless to the owner and useful to an attacker.
+// credential hashes and the encrypted TOTP secret, useless to the owner
+// and useful to an attacker.
 var withheld = map[string]bool{
 	"owners.password_hash":      true,
 	"api_keys.hash":             true,
@@ -52,10 +53,13 @@ var withheld = map[string]bool{
 	"enrollment_tokens.hash":    true,
 	"registration_tickets.hash": true,
 	"devices.token_hash":        true,
+	"owner_tokens.hash":         true,
+	"totp_credentials.secret":   true,
+	"recovery_codes.hash":       true,
 }
 
 // Withheld is the value an export shows for a withheld column.
-const Withheld = "(stored, not exported: a credential hash)"
+const Withheld = "(stored, not exported: a credential hash or encrypted secret)"
 
 // exportScopes selects an owner's rows in each table that holds them.
 var exportScopes = []struct{ table, where string }{
@@ -67,6 +71,9 @@ var exportScopes = []struct{ table, where string }{
 	{"nodes", "pool_id IN (SELECT id FROM pools WHERE owner_id = ?)"},
 	{"enrollment_tokens", "pool_id IN (SELECT id FROM pools WHERE owner_id = ?)"},
 	{"registration_tickets", "app_id IN (SELECT id FROM apps WHERE owner_id = ?)"},
+	{"owner_tokens", "owner_id = ?"},
+	{"totp_credentials", "owner_id = ?"},
+	{"recovery_codes", "owner_id = ?"},
 }
 
 // ExportOwner returns every stored row about the owner, table by table,

@@ -72,6 +72,8 @@ var timeAllowed = map[string]string{
 		"not a time the key was used",
 	"registration_tickets.expires_at": "a credential's expiry: when an unused one-use registration ticket stops working " +
 		"(at most 10 minutes after minting); the ticket is deleted when used or expired",
+	"owner_tokens.expires_at": "when an unused email verification or password reset link stops working; " +
+		"the row is deleted when the link is used, replaced or expired",
 }
 
 // endUserTables hold data about end users' devices; they may have no time

@@ -273,6 +273,40 @@ var storeMethods = map[string]methodCall{
 		f.device(f.app(o))
 		return []any{o.ID, OwnerUpdate{Status: ptr(StatusSuspended)}}
 	}},
+	// Sign-in credentials (signin.go).
+	"GetTOTP":            {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"TOTPEnabled":        {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"CountRecoveryCodes": {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"CreateOwnerToken": {write, func(f *hookFixture) []any {
+		return []any{f.owner().ID, TokenVerifyEmail, randomHex(f.t, 32), time.Now().Add(time.Hour), time.Now()}
+	}},
+	"VerifyEmail": {write, func(f *hookFixture) []any {
+		return []any{f.ownerToken(f.owner(), TokenVerifyEmail), time.Now()}
+	}},
+	"ResetPassword": {write, func(f *hookFixture) []any {
+		return []any{f.ownerToken(f.owner(), TokenResetPassword), "$argon2id$new", time.Now()}
+	}},
+	"SetPassword": {write, func(f *hookFixture) []any { return []any{f.owner().ID, "$argon2id$new"} }},
+	"PurgeExpiredOwnerTokens": {write, func(f *hookFixture) []any {
+		f.ownerToken(f.owner(), TokenVerifyEmail)
+		return []any{time.Now().Add(2 * time.Hour)}
+	}},
+	"StartTOTP": {write, func(f *hookFixture) []any { return []any{f.owner().ID, "v1.sealed"} }},
+	"EnableTOTP": {write, func(f *hookFixture) []any {
+		return []any{f.totp(f.owner(), false).ID, int64(100), []string{randomHex(f.t, 32)}}
+	}},
+	"AcceptTOTPStep": {write, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID, int64(200)} }},
+	"UseRecoveryCode": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		h := randomHex(f.t, 32)
+		f.totpWith(o, h)
+		return []any{o.ID, h}
+	}},
+	"DisableTOTP": {write, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"RewrapTOTPSecrets": {write, func(f *hookFixture) []any {
+		f.totp(f.owner(), true)
+		return []any{func(_, s string) (string, bool, error) { return s + ".new", true, nil }}
+	}},
 	"UpdatePlan": {write, func(f *hookFixture) []any {
 		f.device(f.app(f.owner()))
 		p := f.plan
@@ -399,6 +433,41 @@ func (f *hookFixture) history(o Owner, at time.Time) {
 	n, err := f.s.AddAlertHistory(f.ctx, o.ID, []AlertHistory{{Kind: "node_offline", PoolID: f.shared.ID, OccurredAt: at}})
 	if err != nil || n != 1 {
 		f.t.Fatalf("AddAlertHistory = %d, %v; want 1 stored", n, err)
+	}
+}
+
+// ownerToken stores a fresh single-use token of kind for o and returns
+// its hash.
+func (f *hookFixture) ownerToken(o Owner, kind string) string {
+	hash := randomHex(f.t, 32)
+	if err := f.s.CreateOwnerToken(f.ctx, o.ID, kind, hash, time.Now().Add(time.Hour), time.Now()); err != nil {
+		f.t.Fatal(err)
+	}
+	return hash
+}
+
+// totp gives o a TOTP credential, enabled (with one recovery code) or
+// awaiting confirmation, and returns o.
+func (f *hookFixture) totp(o Owner, enabled bool) Owner {
+	if err := f.s.StartTOTP(f.ctx, o.ID, "v1.sealed"); err != nil {
+		f.t.Fatal(err)
+	}
+	if enabled {
+		if _, err := f.s.EnableTOTP(f.ctx, o.ID, 1, []string{randomHex(f.t, 32)}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return o
+}
+
+// totpWith enables a TOTP credential for o with one recovery code whose
+// hash is hash.
+func (f *hookFixture) totpWith(o Owner, hash string) {
+	if err := f.s.StartTOTP(f.ctx, o.ID, "v1.sealed"); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.s.EnableTOTP(f.ctx, o.ID, 1, []string{hash}); err != nil {
+		f.t.Fatal(err)
 	}
 }
 

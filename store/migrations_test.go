@@ -116,7 +116,8 @@ func TestMigrationUpgrade(t *testing.T) {
 		}
 		hold := "open dispute"
 		wantOwner := Owner{ID: "o1", Email: "owner@example.com", PasswordHash: "$argon2id$x", Role: RoleOwner, PlanID: "p1",
-			Status: StatusActive, LegalHold: &hold, TokenEpoch: 0, CreatedAt: created}
+			Status: StatusActive, LegalHold: &hold, TokenEpoch: 0, CreatedAt: created,
+			EmailVerified: true} // accounts from before verification existed count as verified
 		gotOwner, err := s.GetOwner(ctx, "o1")
 		if err != nil {
 			t.Fatalf("GetOwner: %v", err)

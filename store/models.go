@@ -65,16 +65,19 @@ func (PlanPool) privacyDoc() tableDoc {
 
 // Owner is an app owner's (or an operator's) account.
 type Owner struct {
-	ID                    string    `gorm:"primaryKey;size:36" purpose:"random identifier"`
-	Email                 string    `gorm:"size:254;not null;uniqueIndex" purpose:"login name and contact address"`
-	PasswordHash          string    `gorm:"size:255;not null" purpose:"argon2id hash of the password; the password itself is never stored"`
-	Role                  string    `gorm:"size:16;not null" purpose:"owner or admin (operator)"`
-	PlanID                string    `gorm:"size:36;not null;index" purpose:"the plan the owner is on"`
-	Status                string    `gorm:"size:16;not null" purpose:"active or suspended"`
-	LegalHold             *string   `gorm:"size:500" purpose:"reason deletion is held (dispute, credit, legal obligation); null when not held"`
-	AcceptedPolicyVersion string    `gorm:"size:32;not null;default:''" purpose:"version of the privacy policy the owner accepted"`
-	TokenEpoch            int64     `gorm:"not null;default:0" purpose:"incremented at logout so that issued sign-in tokens stop working"`
-	CreatedAt             time.Time `gorm:"not null" purpose:"when the account was registered (account-level, not end-user)"`
+	ID                    string  `gorm:"primaryKey;size:36" purpose:"random identifier"`
+	Email                 string  `gorm:"size:254;not null;uniqueIndex" purpose:"login name and contact address"`
+	PasswordHash          string  `gorm:"size:255;not null" purpose:"argon2id hash of the password; the password itself is never stored"`
+	Role                  string  `gorm:"size:16;not null" purpose:"owner or admin (operator)"`
+	PlanID                string  `gorm:"size:36;not null;index" purpose:"the plan the owner is on"`
+	Status                string  `gorm:"size:16;not null" purpose:"active or suspended"`
+	LegalHold             *string `gorm:"size:500" purpose:"reason deletion is held (dispute, credit, legal obligation); null when not held"`
+	AcceptedPolicyVersion string  `gorm:"size:32;not null;default:''" purpose:"version of the privacy policy the owner accepted"`
+	TokenEpoch            int64   `gorm:"not null;default:0" purpose:"incremented at logout, password change and reset so that issued sign-in tokens stop working"`
+	// EmailVerified is false only for an account that signed up while
+	// email verification was required and has not used its link yet.
+	EmailVerified bool      `gorm:"not null" purpose:"whether the owner proved the email address is theirs (by the mailed link)"`
+	CreatedAt     time.Time `gorm:"not null" purpose:"when the account was registered (account-level, not end-user)"`
 }
 
 func (Owner) privacyDoc() tableDoc {
@@ -238,5 +241,5 @@ type documented interface{ privacyDoc() tableDoc }
 // Models lists every persisted model, in manifest order.
 func Models() []any {
 	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &RegistrationTicket{}, &Device{}, &SyncState{},
-		&AlertSettings{}, &AlertHistory{}}
+		&AlertSettings{}, &AlertHistory{}, &OwnerToken{}, &TOTPCredential{}, &RecoveryCode{}}
 }
