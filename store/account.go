@@ -36,8 +36,8 @@ func (s *Store) DeleteOwner(ctx context.Context, ownerID string) error {
 		if err := deleteDevicesWhere(tx, ch, ownerID, "app_id IN (SELECT id FROM apps WHERE owner_id = ?)", ownerID); err != nil {
 			return err
 		}
-		// Apps, keys, dedicated pools, their nodes and enrollment tokens
-		// go by ON DELETE CASCADE.
+		// Apps, keys, dedicated pools, their nodes and enrollment tokens,
+		// and linked sign-in identities go by ON DELETE CASCADE.
 		return tx.Where("id = ?", ownerID).Delete(&Owner{}).Error
 	})
 	return err
@@ -74,6 +74,7 @@ var exportScopes = []struct{ table, where string }{
 	{"owner_tokens", "owner_id = ?"},
 	{"totp_credentials", "owner_id = ?"},
 	{"recovery_codes", "owner_id = ?"},
+	{"owner_identities", "owner_id = ?"},
 }
 
 // ExportOwner returns every stored row about the owner, table by table,

@@ -84,6 +84,14 @@ var storeMethods = map[string]methodCall{
 	"GetNode":         {read, func(f *hookFixture) []any { return []any{f.node(f.shared).ID} }},
 	"GetOwner":        {read, func(f *hookFixture) []any { return []any{f.owner().ID} }},
 	"GetOwnerByEmail": {read, func(f *hookFixture) []any { return []any{f.owner().Email} }},
+	"GetOwnerByIdentity": {read, func(f *hookFixture) []any {
+		sub := fmt.Sprintf("sub-%d", f.next())
+		if _, err := f.s.LinkIdentity(f.ctx, f.owner().ID, "https://id.example.com/", sub); err != nil {
+			f.t.Fatal(err)
+		}
+		return []any{"https://id.example.com/", sub}
+	}},
+	"ListIdentities": {read, func(f *hookFixture) []any { return []any{f.owner().ID} }},
 	"GetOwnerPool": {read, func(f *hookFixture) []any {
 		o := f.owner()
 		return []any{o.ID, f.ownerPool(o).ID}
@@ -154,6 +162,21 @@ var storeMethods = map[string]methodCall{
 	"CreateApp": {write, func(f *hookFixture) []any { return []any{f.owner().ID, "app"} }},
 	"CreateEnrollmentToken": {write, func(f *hookFixture) []any {
 		return []any{f.shared.ID, randomHex(f.t, 32), time.Now().Add(time.Hour)}
+	}},
+	"CreateOwnerWithIdentity": {write, func(f *hookFixture) []any {
+		return []any{Owner{Email: fmt.Sprintf("sso%d@example.com", f.next()), PasswordHash: "$argon2id$x", Role: RoleOwner}, "",
+			"https://id.example.com/", fmt.Sprintf("sub-%d", f.next())}
+	}},
+	"LinkIdentity": {write, func(f *hookFixture) []any {
+		return []any{f.owner().ID, "https://id.example.com/", fmt.Sprintf("sub-%d", f.next())}
+	}},
+	"UnlinkIdentity": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		id, err := f.s.LinkIdentity(f.ctx, o.ID, "https://id.example.com/", fmt.Sprintf("sub-%d", f.next()))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return []any{o.ID, id.ID, false}
 	}},
 	"CreateOwner": {write, func(f *hookFixture) []any {
 		return []any{Owner{Email: "new@example.com", PasswordHash: "$argon2id$test", Role: RoleOwner}, f.plan.Slug}

@@ -100,6 +100,18 @@ func migrations() []*gormigrate.Migration {
 			)`,
 			`CREATE INDEX idx_recovery_codes_owner_id ON recovery_codes (owner_id)`,
 		})},
+		{ID: "0010_owner_identities", Migrate: execAll([]string{
+			// Single sign-on: the provider's issuer and the person's subject
+			// there, nothing else. They go with the account.
+			`CREATE TABLE owner_identities (
+				id VARCHAR(36) NOT NULL PRIMARY KEY,
+				owner_id VARCHAR(36) NOT NULL REFERENCES owners (id) ON DELETE CASCADE,
+				issuer VARCHAR(512) NOT NULL,
+				subject VARCHAR(255) NOT NULL
+			)`,
+			`CREATE INDEX idx_owner_identities_owner_id ON owner_identities (owner_id)`,
+			`CREATE UNIQUE INDEX idx_owner_identities_issuer_subject ON owner_identities (issuer, subject)`,
+		})},
 	}
 }
 

@@ -31,33 +31,43 @@ func (o *Owner) Validate() error {
 // CreateOwner stores a new account on the plan with the given slug (the
 // cheapest active plan when empty). ErrConflict when the email is taken.
 func (s *Store) CreateOwner(ctx context.Context, o Owner, planSlug string) (Owner, error) {
+	prepareOwner(&o)
+	err := s.write(ctx, func(tx *gorm.DB) error { return createOwner(tx, &o, planSlug) })
+	if err != nil {
+		return Owner{}, err
+	}
+	return o, nil
+}
+
+// prepareOwner sets a new account's ID, default status and registration
+// time.
+func prepareOwner(o *Owner) {
 	o.ID = uuid.NewString()
 	if o.Status == "" {
 		o.Status = StatusActive
 	}
 	o.CreatedAt = time.Now().UTC().Truncate(time.Second)
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		var p Plan
-		q := tx.Where("retired = ?", false).Order("price_cents, slug")
-		if planSlug != "" {
-			q = tx.Where("slug = ? AND retired = ?", planSlug, false)
-		}
-		if err := q.Take(&p).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return invalid("plan", "no such plan")
-			}
-			return err
-		}
-		o.PlanID = p.ID
-		if err := o.Validate(); err != nil {
-			return err
-		}
-		return tx.Create(&o).Error
-	})
-	if err != nil {
-		return Owner{}, err
+}
+
+// createOwner inserts o inside tx on the plan with planSlug (the cheapest
+// active plan when empty).
+func createOwner(tx *gorm.DB, o *Owner, planSlug string) error {
+	var p Plan
+	q := tx.Where("retired = ?", false).Order("price_cents, slug")
+	if planSlug != "" {
+		q = tx.Where("slug = ? AND retired = ?", planSlug, false)
 	}
-	return o, nil
+	if err := q.Take(&p).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return invalid("plan", "no such plan")
+		}
+		return err
+	}
+	o.PlanID = p.ID
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	return tx.Create(o).Error
 }
 
 // GetOwner returns an owner by ID.
