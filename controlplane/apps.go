@@ -1,11 +1,11 @@
 package controlplane
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,7 +14,8 @@ import (
 )
 
 func appView(a store.App) api.App {
-	return api.App{ID: a.ID, Name: a.Name, DeviceCount: a.DeviceCount, RotationDays: a.RotationDays}
+	return api.App{ID: a.ID, Name: a.Name, DeviceCount: a.DeviceCount, RotationDays: a.RotationDays,
+		RegistrationCap: a.RegistrationCap, RegistrationCapHits: a.RegistrationCapHits}
 }
 
 func (s *Server) handleCreateApp(c echo.Context) error {
@@ -56,18 +57,18 @@ func (s *Server) handleUpdateApp(c echo.Context) error {
 		return err
 	}
 	a, err := s.store.UpdateApp(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"),
-		store.AppUpdate{Name: in.Name, RotationDays: in.RotationDays})
+		store.AppUpdate{Name: in.Name, RotationDays: in.RotationDays, RegistrationCap: in.RegistrationCap})
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, appView(a))
 }
 
-// handleAppPolicy tells a device, by its app's API key, the rotation
-// policy to follow.
+// handleAppPolicy tells a device, by its app's secret or publishable key,
+// the rotation policy to follow.
 func (s *Server) handleAppPolicy(c echo.Context) error {
-	ka := currentKey(c)
-	a, err := s.store.GetApp(c.Request().Context(), ka.OwnerID, ka.AppID)
+	ka := currentApp(c)
+	a, err := s.store.GetApp(c.Request().Context(), ka.ownerID, ka.appID)
 	if err != nil {
 		return err
 	}
@@ -83,14 +84,16 @@ func (s *Server) handleDeleteApp(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// newAPIKey returns a fresh key: "tlk_" and 256 random bits in base64url,
-// its listing prefix, and the SHA-256 that is all the store keeps. A fast
-// hash suffices: the secret has 256 bits of entropy, nothing to guess.
-func newAPIKey() (key, prefix, hash string) {
-	var b [32]byte
-	rand.Read(b[:])
-	key = apiKeyPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	return key, key[:12], hashAPIKey(key)
+// newAPIKey returns a fresh key of kind ("tlk_" for secret keys, "tlp_"
+// for publishable ones, and 256 random bits), its listing prefix, and the
+// SHA-256 that is all the store keeps.
+func newAPIKey(kind string) (key, prefix, hash string) {
+	p := apiKeyPrefix
+	if kind == store.KeyPublishable {
+		p = publishableKeyPrefix
+	}
+	key, hash = newCredential(p)
+	return key, key[:12], hash
 }
 
 func hashAPIKey(key string) string {
@@ -98,21 +101,103 @@ func hashAPIKey(key string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// apiKeyLen is the length of every key newAPIKey makes.
-const apiKeyLen = len(apiKeyPrefix) + 43
+// checkKeyExpiry refuses an expiry that is not in the future.
+func (s *Server) checkKeyExpiry(field string, t *time.Time) error {
+	if t != nil && !t.After(s.now()) {
+		return badRequest(field, "must be in the future")
+	}
+	return nil
+}
+
+// keyNameTaken turns the store's name conflict into a 409 naming the field.
+func keyNameTaken(err error) error {
+	if errors.Is(err, store.ErrKeyNameTaken) {
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Field: "name", Message: "the app already has a key of this name"}
+	}
+	return err
+}
 
 func (s *Server) handleCreateKey(c echo.Context) error {
 	var in api.APIKeyInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	key, prefix, hash := newAPIKey()
+	if in.Kind != "" && in.Kind != api.KeySecret && in.Kind != api.KeyPublishable {
+		return badRequest("kind", "must be %q or %q", api.KeySecret, api.KeyPublishable)
+	}
+	if err := s.checkKeyExpiry("expires_at", in.ExpiresAt); err != nil {
+		return err
+	}
+	key, prefix, hash := newAPIKey(in.Kind)
 	k, err := s.store.CreateAPIKey(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"),
-		store.APIKey{Name: in.Name, Prefix: prefix, Hash: hash, Scopes: scopeDevices})
+		store.APIKey{Name: in.Name, Prefix: prefix, Hash: hash, Scopes: scopeDevices, Kind: in.Kind, ExpiresAt: in.ExpiresAt})
+	if err != nil {
+		return keyNameTaken(err)
+	}
+	return c.JSON(http.StatusCreated, keyCreatedView(k, key))
+}
+
+func keyCreatedView(k store.APIKey, key string) api.APIKeyCreated {
+	return api.APIKeyCreated{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Kind: k.Kind, ExpiresAt: utcPtr(k.ExpiresAt), Key: key}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// keyView converts a stored key to its listed form at now.
+func keyView(k store.APIKey, now time.Time) api.APIKey {
+	return api.APIKey{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Kind: k.Kind, ExpiresAt: utcPtr(k.ExpiresAt),
+		Expired: k.ExpiresAt != nil && !now.Before(*k.ExpiresAt), ReplacedBy: k.ReplacedBy}
+}
+
+// handleReplaceKey creates the key that replaces key_id, of its kind, and
+// lets the old one work until grace_until: app versions that shipped with
+// a publishable key keep working while users update.
+func (s *Server) handleReplaceKey(c echo.Context) error {
+	var in api.KeyReplaceInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	now := s.now()
+	switch {
+	case in.GraceUntil.IsZero():
+		return badRequest("grace_until", "is required: until when the old key keeps working (now ends it at once)")
+	case in.GraceUntil.Before(now.Add(-time.Minute)):
+		return badRequest("grace_until", "must not lie in the past")
+	case in.GraceUntil.After(now.Add(store.MaxKeyGrace)):
+		return badRequest("grace_until", "must be at most %d days ahead", int(store.MaxKeyGrace/(24*time.Hour)))
+	}
+	if err := s.checkKeyExpiry("expires_at", in.ExpiresAt); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	o, appID := currentOwner(c), c.Param("app_id")
+	old, err := s.store.GetAPIKey(ctx, o.ID, appID, c.Param("key_id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, api.APIKeyCreated{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Key: key})
+	key, prefix, hash := newAPIKey(old.Kind)
+	nk, replaced, err := s.store.ReplaceAPIKey(ctx, o.ID, appID, old.ID,
+		store.APIKey{Name: in.Name, Prefix: prefix, Hash: hash, Scopes: scopeDevices, ExpiresAt: in.ExpiresAt}, maxTime(in.GraceUntil, now))
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrKeyNameTaken) {
+			return apiError(http.StatusConflict, api.CodeConflict, "the key was already replaced")
+		}
+		return keyNameTaken(err)
+	}
+	return c.JSON(http.StatusCreated, api.KeyReplaced{APIKeyCreated: keyCreatedView(nk, key), Replaced: keyView(replaced, now)})
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // scopeDevices lets a key manage its app's devices and read its servers.
@@ -123,9 +208,10 @@ func (s *Server) handleListKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	now := s.now()
 	out := api.APIKeyList{Keys: make([]api.APIKey, len(keys))}
 	for i, k := range keys {
-		out.Keys[i] = api.APIKey{ID: k.ID, Name: k.Name, Prefix: k.Prefix}
+		out.Keys[i] = keyView(k, now)
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -213,10 +213,6 @@ func bearer(c echo.Context) string {
 	return ""
 }
 
-// apiKeyPrefix marks app API keys, so a key is recognisable (and scannable
-// when leaked) and never mistaken for a sign-in token.
-const apiKeyPrefix = "tlk_"
-
 // requireOwner authenticates an owner's sign-in token from the bearer header
 // or the dashboard cookie.
 func (s *Server) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
@@ -227,7 +223,7 @@ func (s *Server) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
 				tok = ck.Value
 			}
 		}
-		if tok == "" || strings.HasPrefix(tok, apiKeyPrefix) || len(tok) > 4096 {
+		if tok == "" || isProvisioningCredential(tok) || len(tok) > 4096 {
 			return errUnauthorized
 		}
 		claims, err := s.sessions.verify(tok)

@@ -27,7 +27,7 @@ const (
 	classPublic    authClass = iota // anyone; credentials are ignored
 	classOwner                      // an owner's sign-in token
 	classAdmin                      // an operator's sign-in token
-	classAPIKey                     // an app API key
+	classApp                        // a provisioning credential of the kinds in route.perm
 	classNodeCred                   // a node credential
 	classNode                       // a node token
 	classPage                       // a dashboard page of an owner (session cookie)
@@ -50,10 +50,26 @@ const (
 	credNodeToken  = "node token"
 	credNodeCred   = "node credential"
 	credExpNode    = "expired node token"
+	// The credentials that can ship inside an app (credentials.go).
+	credPubA          = "publishable key of app A"
+	credExpiredKey    = "expired key of app A"
+	credGraceKey      = "replaced key of app A in its grace period"
+	credDevOwn        = "device token of A's device"
+	credDevOther      = "device token of another device of app A"
+	credDevB          = "device token of a device of app B"
+	credTicketA       = "fresh ticket of app A"
+	credTicketUsed    = "used ticket of app A"
+	credTicketExpired = "expired ticket of app A"
+	credTicketB       = "ticket of owner B's app"
 )
 
+// allCreds in the order the matrix tries them among equal outcomes: the
+// device's own token acts on A's device before A's keys rotate or delete
+// it.
 var allCreds = []string{credNone, credGarbage, credRevokedKey, credExpired, credOldEpoch, credSuspended, credExpNode,
-	credNodeCred, credNodeToken, credKeyB, credOwnerB, credAdmin, credKeyA, credOwnerA}
+	credExpiredKey, credTicketUsed, credTicketExpired,
+	credNodeCred, credNodeToken, credKeyB, credOwnerB, credAdmin, credDevB, credDevOther, credTicketB,
+	credDevOwn, credPubA, credTicketA, credGraceKey, credKeyA, credOwnerA}
 
 // authzWorld holds two owners' resources and one of every credential.
 type authzWorld struct {
@@ -106,6 +122,15 @@ func newAuthzWorld(t *testing.T) *authzWorld {
 		t.Fatal(err)
 	}
 	fresh := h.MustLogin(sw.owner.Owner.Email, ownerPasswordFor(t, h, sw.owner.Owner.Email))
+	// Before the clock moves: a key that expires in a minute, a ticket
+	// that expires in two and a ticket already spent.
+	soon := h.clock.Now().Add(time.Minute)
+	var expKey api.APIKeyCreated
+	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + w.appA + "/keys", Token: fresh.Token,
+		Body: api.APIKeyInput{Name: "short-lived", ExpiresAt: &soon}}).MustStatus(t, 201).MustDecode(t, &expKey)
+	expTicket := w.mustTicket(t, sw.key, api.TicketInput{TTLSeconds: 120})
+	usedTicket := w.mustTicket(t, sw.key, api.TicketInput{})
+	h.Do(request{Method: "POST", Path: "/api/v1/devices", Token: usedTicket, Body: api.DeviceInput{PublicKey: newWGKey(t)}}).MustStatus(t, 201)
 	h.clock.Advance(11 * time.Minute) // the node token from newSyncWorld expires (10 min)
 	expNode := sw.nodeToken
 	var nt api.NodeToken
@@ -126,12 +151,39 @@ func newAuthzWorld(t *testing.T) *authzWorld {
 	ownNode, _ := sw.enroll(t, own.ID, "own-node")
 	w.ownNode = ownNode.NodeID
 
+	// A's publishable key; a key of A replaced an hour before its grace
+	// ends; a second device of A, a device of B and their tokens; fresh
+	// tickets of A and B.
+	var pub, graced api.APIKeyCreated
+	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + w.appA + "/keys", Token: fresh.Token,
+		Body: api.APIKeyInput{Name: "shipped", Kind: api.KeyPublishable}}).MustStatus(t, 201).MustDecode(t, &pub)
+	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + w.appA + "/keys", Token: fresh.Token,
+		Body: api.APIKeyInput{Name: "old backend"}}).MustStatus(t, 201).MustDecode(t, &graced)
+	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + w.appA + "/keys/" + graced.ID + "/replace", Token: fresh.Token,
+		Body: api.KeyReplaceInput{Name: "new backend", GraceUntil: h.clock.Now().Add(time.Hour)}}).MustStatus(t, 201)
+	devOther := sw.register(t)
+	var devB api.DeviceCreated
+	h.Do(request{Method: "POST", Path: "/api/v1/devices", Token: keyB.Key, Body: api.DeviceInput{PublicKey: newWGKey(t)}}).
+		MustStatus(t, 201).MustDecode(t, &devB)
+
 	w.creds = map[string]string{
 		credNone: "", credGarbage: "not-a-token", credOwnerA: fresh.Token, credOwnerB: b.Token, credAdmin: admin.Token,
 		credKeyA: sw.key, credKeyB: keyB.Key, credRevokedKey: revoked.Key, credExpired: expired, credOldEpoch: stale.Token,
 		credSuspended: c.Token, credNodeToken: nt.Token, credNodeCred: sw.node.Credential, credExpNode: expNode,
+		credPubA: pub.Key, credExpiredKey: expKey.Key, credGraceKey: graced.Key,
+		credDevOwn: w.devA.DeviceToken, credDevOther: devOther.DeviceToken, credDevB: devB.DeviceToken,
+		credTicketA: w.mustTicket(t, sw.key, api.TicketInput{}), credTicketUsed: usedTicket, credTicketExpired: expTicket,
+		credTicketB: w.mustTicket(t, keyB.Key, api.TicketInput{}),
 	}
 	return w
+}
+
+// mustTicket mints a registration ticket with a secret key.
+func (w *authzWorld) mustTicket(t *testing.T, key string, in api.TicketInput) string {
+	t.Helper()
+	var rt api.RegistrationTicket
+	w.h.Do(request{Method: "POST", Path: "/api/v1/registration-tickets", Token: key, Body: in}).MustStatus(t, 201).MustDecode(t, &rt)
+	return rt.Ticket
 }
 
 // ownerPasswordFor returns the password MustOwner gave the account.
@@ -158,6 +210,12 @@ type route struct {
 	// override, when set, replaces the class's expectation for some
 	// credentials.
 	override map[string]int
+	// perm, for classApp, is the set of provisioning credentials the
+	// route admits.
+	perm credKind
+	// after, when set, runs after each successful call (to put back what
+	// the call removed).
+	after func(w *authzWorld)
 }
 
 func authzRoutes() map[string]route {
@@ -182,7 +240,7 @@ func authzRoutes() map[string]route {
 		"PUT /api/v1/me/policy": {class: classOwner, ok: 200, request: func(*authzWorld) request {
 			return request{Method: "PUT", Path: "/api/v1/me/policy", Body: api.PolicyAccept{Version: "1"}}
 		}},
-		"GET /api/v1/app": {class: classAPIKey, ok: 200, request: get("/api/v1/app")},
+		"GET /api/v1/app": {class: classApp, perm: permAppRead, ok: 200, request: get("/api/v1/app")},
 		"POST /api/v1/setup": {class: classPublic, fixed: 403, request: func(*authzWorld) request {
 			return request{Method: "POST", Path: "/api/v1/setup", Body: api.Setup{Token: "x", Email: "a@b.cd", Password: "long enough pass"}}
 		}},
@@ -248,8 +306,19 @@ func authzRoutes() map[string]route {
 		"DELETE /api/v1/admin/pools/:pool_id": {class: classAdmin, ok: 204, request: func(w *authzWorld) request {
 			return request{Method: "DELETE", Path: "/api/v1/admin/pools/" + w.ownPool}
 		}},
-		"GET /api/v1/servers": {class: classAPIKey, ok: 200, request: get("/api/v1/servers")},
-		"POST /api/v1/devices": {class: classAPIKey, ok: 201, request: func(w *authzWorld) request {
+		"GET /api/v1/servers": {class: classApp, perm: permServers, ok: 200, request: get("/api/v1/servers")},
+		"POST /api/v1/registration-tickets": {class: classApp, perm: permSecret, ok: 201, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/registration-tickets", Body: api.TicketInput{}}
+		}},
+		"POST /api/v1/devices/:device_id/token": {class: classApp, perm: permSecret, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/devices/" + w.devA.ID + "/token"}
+		}},
+		"POST /api/v1/apps/:app_id/keys/:key_id/replace": {class: classOwner, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			w.seq++
+			return request{Method: "POST", Path: "/api/v1/apps/" + w.appA + "/keys/" + w.keyA + "/replace",
+				Body: api.KeyReplaceInput{Name: fmt.Sprintf("replacement %d", w.seq), GraceUntil: w.h.clock.Now().Add(time.Hour)}}
+		}},
+		"POST /api/v1/devices": {class: classApp, perm: permRegister, ok: 201, request: func(w *authzWorld) request {
 			var b [32]byte
 			for i := range b {
 				b[i] = byte(w.seq + i + 1)
@@ -257,18 +326,20 @@ func authzRoutes() map[string]route {
 			w.seq++
 			return request{Method: "POST", Path: "/api/v1/devices", Body: api.DeviceInput{PublicKey: newWGKeyFrom(b)}}
 		}},
-		"GET /api/v1/devices":            {class: classAPIKey, ok: 200, request: get("/api/v1/devices")},
-		"GET /api/v1/devices/:device_id": {class: classAPIKey, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/api/v1/devices/" + w.devA.ID} }},
-		"DELETE /api/v1/devices/:device_id": {class: classAPIKey, scoped: true, ok: 204, request: func(w *authzWorld) request {
+		"GET /api/v1/devices":            {class: classApp, perm: permSecret, ok: 200, request: get("/api/v1/devices")},
+		"GET /api/v1/devices/:device_id": {class: classApp, perm: permOwnDevice, scoped: true, ok: 200, request: func(w *authzWorld) request { return request{Method: "GET", Path: "/api/v1/devices/" + w.devA.ID} }},
+		// Each successful delete removes A's device; the next credential
+		// gets a new one to delete.
+		"DELETE /api/v1/devices/:device_id": {class: classApp, perm: permOwnDevice, scoped: true, ok: 204, request: func(w *authzWorld) request {
 			return request{Method: "DELETE", Path: "/api/v1/devices/" + w.devA.ID}
-		}},
-		"POST /api/v1/devices/:device_id/rotate": {class: classAPIKey, scoped: true, ok: 200, request: func(w *authzWorld) request {
+		}, after: func(w *authzWorld) { w.devA = w.register(w.h.tb.(*testing.T)) }},
+		"POST /api/v1/devices/:device_id/rotate": {class: classApp, perm: permOwnDevice, scoped: true, ok: 200, request: func(w *authzWorld) request {
 			var b [32]byte
 			b[0], b[1] = 0xee, byte(w.seq+1)
 			w.seq++
 			return request{Method: "POST", Path: "/api/v1/devices/" + w.devA.ID + "/rotate", Body: api.RotateInput{PublicKey: newWGKeyFrom(b)}}
 		}},
-		"GET /api/v1/devices/:device_id/config": {class: classAPIKey, scoped: true, ok: 200, request: func(w *authzWorld) request {
+		"GET /api/v1/devices/:device_id/config": {class: classApp, perm: permOwnDevice, scoped: true, ok: 200, request: func(w *authzWorld) request {
 			return request{Method: "GET", Path: "/api/v1/devices/" + w.devA.ID + "/config?server=" + w.node.NodeID}
 		}},
 		"POST /agent/v1/enroll": {class: classPublic, ok: 201, request: func(w *authzWorld) request {
@@ -518,16 +589,8 @@ func (r route) expect(cred string) int {
 		case credSuspended:
 			return 403
 		}
-	case classAPIKey:
-		switch cred {
-		case credKeyA:
-			return r.ok
-		case credKeyB:
-			if r.scoped {
-				return 404
-			}
-			return r.ok
-		}
+	case classApp:
+		return r.expectApp(cred)
 	case classNodeCred:
 		if cred == credNodeCred {
 			return r.ok
@@ -561,6 +624,28 @@ func (r route) expect(cred string) int {
 		return 303
 	}
 	return 401
+}
+
+// expectApp is the status of a provisioning route for cred: a credential
+// of a kind the route does not admit is 403; one that does is confined to
+// its app (another app's resources are 404) and a device token to its
+// own device; unknown, revoked, expired and spent credentials are 401.
+func (r route) expectApp(cred string) int {
+	kind := map[string]credKind{
+		credKeyA: credSecret, credGraceKey: credSecret, credKeyB: credSecret, credPubA: credPublishable,
+		credDevOwn: credDevice, credDevOther: credDevice, credDevB: credDevice, credTicketA: credTicket, credTicketB: credTicket,
+	}[cred]
+	// Whose resources the credential may touch on a scoped route.
+	foreign := cred == credKeyB || cred == credDevOther || cred == credDevB || cred == credTicketB
+	switch {
+	case kind == 0:
+		return 401
+	case r.perm&kind == 0:
+		return 403
+	case r.scoped && foreign:
+		return 404
+	}
+	return r.ok
 }
 
 // pageCSRFCookie is the anonymous form cookie the matrix sends with page
@@ -615,6 +700,9 @@ func TestAuthzMatrix(t *testing.T) {
 				if want := r.expect(cred); res.Status != want {
 					t.Errorf("%s with %s: status %d, want %d; body %.200s", name, cred, res.Status, want, res.Body)
 					continue
+				}
+				if res.Status < 400 && r.after != nil {
+					r.after(w)
 				}
 				if res.Status >= 400 && q.Method != "HEAD" && !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 					e := res.MustError(t)

@@ -232,7 +232,8 @@ func testCanaryEveryRoute(t *testing.T, h *harness) {
 	c.secret(cnOwnerEmail, cnOwner2Email, cnAdminEmail, cnOwnerPass, cnOwner2Pass, cnAdminPass, cnBadSetup,
 		cnNodeHost, cnHomeHost, cnExternalRef, h.SetupToken())
 	devKey1, devKey2, nodeKey, homeNodeKey := cnKey("device one"), cnKey("device two"), cnKey("node"), cnKey("home node")
-	c.secret(devKey1, devKey2, nodeKey, homeNodeKey)
+	devKey3 := cnKey("device three")
+	c.secret(devKey1, devKey2, devKey3, nodeKey, homeNodeKey)
 	get := func(path, token string) request { return request{Method: http.MethodGet, Path: path, Token: token} }
 	post := func(path, token string, body any) request {
 		return request{Method: http.MethodPost, Path: path, Token: token, Body: body}
@@ -343,7 +344,41 @@ func testCanaryEveryRoute(t *testing.T, h *harness) {
 	c.do(get("/api/v1/devices/"+dev.ID+"/config?server="+node.NodeID+"&format=qr", key.Key), "GET /api/v1/devices/:device_id/config", http.StatusOK)
 	var rot api.DeviceCreated
 	c.do(post("/api/v1/devices/"+dev.ID+"/rotate", key.Key, api.RotateInput{PublicKey: devKey2}), "POST /api/v1/devices/:device_id/rotate", http.StatusOK).MustDecode(t, &rot)
-	c.secret(rot.IPv4, rot.IPv6)
+	c.secret(rot.IPv4, rot.IPv6, rot.DeviceToken)
+
+	// The credentials that ship inside an app: a publishable key, a key
+	// replaced with a grace period, a ticket bound to a reference, the
+	// device token it yields and a reset of it. None may reach the log,
+	// the metrics or, as itself, the database.
+	var pub api.APIKeyCreated
+	c.do(post("/api/v1/apps/"+app.ID+"/keys", owner.Token, api.APIKeyInput{Name: "shipped", Kind: api.KeyPublishable}),
+		"POST /api/v1/apps/:app_id/keys", http.StatusCreated).MustDecode(t, &pub)
+	var pub2 api.KeyReplaced
+	c.do(post("/api/v1/apps/"+app.ID+"/keys/"+pub.ID+"/replace", owner.Token, api.KeyReplaceInput{Name: "shipped 2", GraceUntil: h.clock.Now().Add(time.Hour)}),
+		"POST /api/v1/apps/:app_id/keys/:key_id/replace", http.StatusCreated).MustDecode(t, &pub2)
+	c.secret(pub.Key, pub.ID, pub2.Key, pub2.ID)
+	c.do(get("/api/v1/app", pub.Key), "GET /api/v1/app", http.StatusOK)
+	c.do(get("/api/v1/devices", pub2.Key), "GET /api/v1/devices", http.StatusForbidden)
+	ticketRef := cnExternalRef + "-ticket"
+	var tk api.RegistrationTicket
+	c.do(post("/api/v1/registration-tickets", key.Key, api.TicketInput{ExternalRef: &ticketRef}),
+		"POST /api/v1/registration-tickets", http.StatusCreated).MustDecode(t, &tk)
+	c.secret(tk.Ticket, hashAPIKey(tk.Ticket))
+	var tdev api.DeviceCreated
+	c.do(post("/api/v1/devices", tk.Ticket, api.DeviceInput{PublicKey: devKey3}), "POST /api/v1/devices", http.StatusCreated).MustDecode(t, &tdev)
+	c.secret(tdev.ID, tdev.IPv4, tdev.IPv6, tdev.DeviceToken, hashAPIKey(tdev.DeviceToken))
+	if tdev.ExternalRef == nil || *tdev.ExternalRef != ticketRef {
+		t.Errorf("device registered with a bound ticket has external_ref %v, want %q", tdev.ExternalRef, ticketRef)
+	}
+	c.do(post("/api/v1/devices", tk.Ticket, api.DeviceInput{PublicKey: cnKey("ticket again")}), "POST /api/v1/devices", http.StatusUnauthorized)
+	c.do(get("/api/v1/devices/"+tdev.ID, tdev.DeviceToken), "GET /api/v1/devices/:device_id", http.StatusOK)
+	c.do(get("/api/v1/devices/"+tdev.ID+"/config?server="+node.NodeID, tdev.DeviceToken), "GET /api/v1/devices/:device_id/config", http.StatusOK)
+	c.do(get("/api/v1/devices/"+rot.ID, tdev.DeviceToken), "GET /api/v1/devices/:device_id", http.StatusNotFound)
+	var reset api.DeviceToken
+	c.do(post("/api/v1/devices/"+tdev.ID+"/token", key.Key, nil), "POST /api/v1/devices/:device_id/token", http.StatusOK).MustDecode(t, &reset)
+	c.secret(reset.DeviceToken, hashAPIKey(reset.DeviceToken))
+	c.do(del("/api/v1/devices/"+tdev.ID, tdev.DeviceToken), "DELETE /api/v1/devices/:device_id", http.StatusUnauthorized)
+	c.do(del("/api/v1/devices/"+tdev.ID, reset.DeviceToken), "DELETE /api/v1/devices/:device_id", http.StatusNoContent)
 
 	// The node: a delta, a binary snapshot, a status report.
 	var delta api.PeersResponse
@@ -388,6 +423,8 @@ func testCanaryEveryRoute(t *testing.T, h *harness) {
 		}
 	}
 	mustNotHold(t, files, "with the device registered", cnClient...)
+	// Credentials are stored as hashes only.
+	mustNotHold(t, files, "with app credentials issued", pub.Key, pub2.Key, key.Key, tk.Ticket, tdev.DeviceToken, reset.DeviceToken, rot.DeviceToken)
 
 	// Operator reads and updates.
 	c.do(get("/api/v1/admin/nodes", admin.Token), "GET /api/v1/admin/nodes", http.StatusOK)
@@ -506,7 +543,7 @@ func testCanaryEveryRoute(t *testing.T, h *harness) {
 	}
 	mustNotHold(t, files, "after the checkpoint", never...)
 	mustNotHold(t, files, "after the deletions and the checkpoint", devKey1, devKey2, dev.IPv4, dev.IPv6, rot.IPv4, rot.IPv6,
-		cnExternalRef, cnOwnerEmail, cnOwner2Email, hashAPIKey(key.Key))
+		cnExternalRef, cnOwnerEmail, cnOwner2Email, hashAPIKey(key.Key), devKey3, tdev.IPv4, hashAPIKey(reset.DeviceToken), hashAPIKey(pub.Key))
 	if !bytes.Contains(files[h.dbPath], []byte(cnAdminEmail)) {
 		t.Error("control: the operator's email, which is still stored, is not found in the database file")
 	}

@@ -199,7 +199,7 @@ func (d *dashboard) handleCreateKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	key, prefix, hash := newAPIKey()
+	key, prefix, hash := newAPIKey(store.KeySecret)
 	k, err := d.s.store.CreateAPIKey(c.Request().Context(), currentOwner(c).ID, a.ID,
 		store.APIKey{Name: name, Prefix: prefix, Hash: hash, Scopes: scopeDevices})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -13,64 +12,70 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-const ctxKey = "traceless.apikey"
-
-// requireAPIKey authenticates an app API key and applies the per-key rate
-// limit. Nothing about the call is recorded.
-func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		tok := bearer(c)
-		if !strings.HasPrefix(tok, apiKeyPrefix) || len(tok) != apiKeyLen {
-			return errUnauthorized
-		}
-		ka, err := s.store.AuthenticateAPIKey(c.Request().Context(), hashAPIKey(tok))
-		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return errUnauthorized
-			}
-			return err
-		}
-		if ka.OwnerStatus != store.StatusActive {
-			return apiError(http.StatusForbidden, api.CodeForbidden, "the app owner's account is suspended")
-		}
-		if s.keyLimit != nil {
-			if err := checkRate(c, s.keyLimit, "key:"+ka.KeyID); err != nil {
-				return err
-			}
-		}
-		c.Set(ctxKey, ka)
-		return next(c)
-	}
-}
-
-func currentKey(c echo.Context) store.KeyAuth {
-	k, _ := c.Get(ctxKey).(store.KeyAuth)
-	return k
-}
-
 func deviceView(d store.Device) api.Device {
 	return api.Device{ID: d.ID, PublicKey: d.PublicKey, IPv4: d.IPv4, IPv6: d.IPv6, ExternalRef: d.ExternalRef}
 }
 
-func (s *Server) deviceCreated(c echo.Context, status int, d store.Device) error {
-	servers, err := s.serverViews(c, currentKey(c).OwnerID)
+// deviceCreated answers a registration or rotation with the device, its
+// servers and its new device token (shown only here).
+func (s *Server) deviceCreated(c echo.Context, status int, d store.Device, token string) error {
+	servers, err := s.serverViews(c, currentApp(c).ownerID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(status, api.DeviceCreated{Device: deviceView(d), Servers: servers})
+	return c.JSON(status, api.DeviceCreated{Device: deviceView(d), Servers: servers, DeviceToken: token})
 }
 
+// Refusals of a registration.
+var (
+	errTicketUsed = apiError(http.StatusUnauthorized, api.CodeUnauthorized, "the registration ticket is unknown, used or expired")
+	errTicketRef  = &api.Error{Status: http.StatusForbidden, Code: api.CodeForbidden, Field: "external_ref",
+		Message: "the registration ticket is bound to another external_ref"}
+	errRegistrationCap = apiError(http.StatusTooManyRequests, api.CodeRateLimited,
+		"the app's cap on registrations per hour with publishable keys is reached; try again later")
+)
+
+// handleRegisterDevice registers a device with a secret key, a publishable
+// key (within the app's hourly cap) or a registration ticket (which the
+// registration spends, and whose external_ref the device gets). The answer
+// carries the device's own token.
 func (s *Server) handleRegisterDevice(c echo.Context) error {
 	var in api.DeviceInput
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	d, err := s.store.RegisterDevice(c.Request().Context(), currentKey(c).AppID,
-		store.NewDevice{PublicKey: in.PublicKey, ExternalRef: in.ExternalRef})
+	a := currentApp(c)
+	now := s.now()
+	nd := store.NewDevice{PublicKey: in.PublicKey, ExternalRef: in.ExternalRef}
+	if a.kind == credTicket {
+		if a.ticketRef != nil {
+			if in.ExternalRef != nil && *in.ExternalRef != *a.ticketRef {
+				return errTicketRef
+			}
+			nd.ExternalRef = a.ticketRef
+		}
+		nd.Ticket = &store.TicketUse{Hash: a.ticketHash, Now: now}
+	}
+	capped := a.kind == credPublishable && a.registrationCap > 0
+	if capped {
+		if ok, wait := s.regCap.reserve(a.appID, a.registrationCap, now); !ok {
+			c.Response().Header().Set(echo.HeaderRetryAfter, retryAfter(wait))
+			return errRegistrationCap
+		}
+	}
+	token, hash := newCredential(deviceTokenPrefix)
+	nd.TokenHash = hash
+	d, err := s.store.RegisterDevice(c.Request().Context(), a.appID, nd)
 	if err != nil {
+		if capped {
+			s.regCap.release(a.appID, now)
+		}
+		if errors.Is(err, store.ErrTicketInvalid) {
+			return errTicketUsed
+		}
 		return keyConflict(err)
 	}
-	return s.deviceCreated(c, http.StatusCreated, d)
+	return s.deviceCreated(c, http.StatusCreated, d, token)
 }
 
 // errKeyRegistered answers a registration or rotation with a public key
@@ -112,7 +117,7 @@ func (s *Server) handleListDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	devs, err := s.store.ListDevices(c.Request().Context(), currentKey(c).AppID, after, limit+1)
+	devs, err := s.store.ListDevices(c.Request().Context(), currentApp(c).appID, after, limit+1)
 	if err != nil {
 		return err
 	}
@@ -127,16 +132,26 @@ func (s *Server) handleListDevices(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// handleGetDevice answers one device's record with its app's rotation
+// policy, which a device holding only its own token cannot read elsewhere.
 func (s *Server) handleGetDevice(c echo.Context) error {
-	d, err := s.store.GetDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"))
+	a := currentApp(c)
+	ctx := c.Request().Context()
+	d, err := s.store.GetDevice(ctx, a.appID, c.Param("device_id"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, deviceView(d))
+	app, err := s.store.GetApp(ctx, a.ownerID, a.appID)
+	if err != nil {
+		return err
+	}
+	v := deviceView(d)
+	v.RotationDays = &app.RotationDays
+	return c.JSON(http.StatusOK, v)
 }
 
 func (s *Server) handleDeleteDevice(c echo.Context) error {
-	if err := s.store.DeleteDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id")); err != nil {
+	if err := s.store.DeleteDevice(c.Request().Context(), currentApp(c).appID, c.Param("device_id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -147,9 +162,20 @@ func (s *Server) handleRotateDevice(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	d, err := s.store.RotateDevice(c.Request().Context(), currentKey(c).AppID, c.Param("device_id"), in.PublicKey, "")
+	token, hash := newCredential(deviceTokenPrefix)
+	d, err := s.store.RotateDevice(c.Request().Context(), currentApp(c).appID, c.Param("device_id"), in.PublicKey, hash)
 	if err != nil {
 		return keyConflict(err)
 	}
-	return s.deviceCreated(c, http.StatusOK, d)
+	return s.deviceCreated(c, http.StatusOK, d, token)
+}
+
+// handleResetDeviceToken gives one of the app's devices a new token, for a
+// device that lost its own (secret key only); the old one stops working.
+func (s *Server) handleResetDeviceToken(c echo.Context) error {
+	token, hash := newCredential(deviceTokenPrefix)
+	if err := s.store.ResetDeviceToken(c.Request().Context(), currentApp(c).appID, c.Param("device_id"), hash); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, api.DeviceToken{DeviceToken: token})
 }

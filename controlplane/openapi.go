@@ -23,7 +23,7 @@ import (
 
 // openAPIVersion is the version of the contract; a change to it gets a line
 // in openAPIChangelog.
-const openAPIVersion = "1.1"
+const openAPIVersion = "1.2"
 
 const openAPIChangelog = `## Changelog
 
@@ -37,7 +37,17 @@ Contract changes (routes, methods, status codes, JSON field names) are recorded 
   include them) and ` + "`in_no_plan`" + ` (a shared pool no plan includes serves nobody); POST /api/v1/admin/pools
   takes ` + "`plans`" + `. GET /api/v1/servers adds ` + "`explanation`" + ` when the list is empty. The document marks
   nullable every field that real answers hold as null (a node's ` + "`status`" + ` before it reports, the policy's
-  ` + "`upcoming`" + `, the export's column values), names its ` + "`servers`" + ` and its license's URL.`
+  ` + "`upcoming`" + `, the export's column values), names its ` + "`servers`" + ` and its license's URL.
+- v1.2 — credentials that can ship inside an app. Keys have a ` + "`kind`" + `: ` + "`secret`" + ` (` + "`tlk_`" + `, the default and what
+  every earlier key became) or ` + "`publishable`" + ` (` + "`tlp_`" + `: register devices, read the app's policy and servers), an optional
+  ` + "`expires_at`" + ` and, once replaced (POST /api/v1/apps/{app_id}/keys/{key_id}/replace), a grace period and ` + "`replaced_by`" + `.
+  Key names are unique per app: the upgrade renamed later duplicates to "name (2)", "name (3)", …
+  POST /api/v1/registration-tickets (secret key) mints single-use tickets (` + "`tlt_`" + `). Registration and rotation answer a
+  ` + "`device_token`" + ` (` + "`tld_`" + `) with which a device manages itself only; POST /api/v1/devices/{device_id}/token resets it.
+  GET /api/v1/devices and the ticket and token routes take a secret key only (others: 403 forbidden). Apps have an
+  optional hourly ` + "`registration_cap`" + ` for publishable keys (429 with Retry-After) and count its refusals. The security scheme
+  ` + "`apiKey`" + ` is now ` + "`secretKey`" + `, beside ` + "`publishableKey`" + `, ` + "`registrationTicket`" + ` and ` + "`deviceToken`" + `;
+  each provisioning operation lists the ones it admits.`
 
 const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
 create apps and API keys; their apps register end-user devices (a WireGuard
@@ -53,8 +63,16 @@ conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable.
 
 **Authentication.** Owners send their sign-in token as
 ` + "`Authorization: Bearer <token>`" + ` or the dashboard's HttpOnly cookie
-` + "`traceless_session`" + `. Apps send an API key (it starts with ` + "`tlk_`" + `) as
-` + "`Authorization: Bearer <key>`" + `. Operator routes need an owner with role admin.
+` + "`traceless_session`" + `. Operator routes need an owner with role admin. The
+provisioning API takes four credentials, each as ` + "`Authorization: Bearer <credential>`" + `,
+each shown once and stored only as a hash: a **secret key** (` + "`tlk_`" + `) for the
+owner's backend; a **publishable key** (` + "`tlp_`" + `), safe inside an app binary, which
+registers devices and reads the app's policy and servers; a **registration
+ticket** (` + "`tlt_`" + `), minted by the backend with the secret key, which registers one
+device once within minutes; and a **device token** (` + "`tld_`" + `), answered by the
+registration, with which a device manages itself only. The recommended pattern
+is a ticket from your backend; the publishable key is the fallback for apps
+without one. Each operation lists the credentials it admits.
 
 **Paging.** List endpoints that page take ` + "`?limit=&cursor=`" + ` and return
 ` + "`next_cursor`" + `, empty on the last page.
@@ -69,11 +87,14 @@ const (
 
 // Security scheme names.
 const (
-	schemeOwnerBearer = "ownerBearer"
-	schemeOwnerCookie = "ownerCookie"
-	schemeAPIKey      = "apiKey"
-	schemeNodeCred    = "nodeCredential"
-	schemeNode        = "nodeToken"
+	schemeOwnerBearer    = "ownerBearer"
+	schemeOwnerCookie    = "ownerCookie"
+	schemeSecretKey      = "secretKey"
+	schemePublishableKey = "publishableKey"
+	schemeTicket         = "registrationTicket"
+	schemeDeviceToken    = "deviceToken"
+	schemeNodeCred       = "nodeCredential"
+	schemeNode           = "nodeToken"
 )
 
 // openAPIJSON builds the document once.
@@ -226,9 +247,25 @@ func securitySchemes() openapi3.SecuritySchemes {
 			Type: "apiKey", In: "cookie", Name: sessionCookie,
 			Description: "The dashboard's HttpOnly session cookie, set by signup, login and setup.",
 		}},
-		schemeAPIKey: {Value: &openapi3.SecurityScheme{
+		schemeSecretKey: {Value: &openapi3.SecurityScheme{
 			Type: "http", Scheme: "bearer", BearerFormat: "tlk_…",
-			Description: "An app API key; keys start with `tlk_`.",
+			Description: "An app's secret key (`tlk_…`), for the owner's backend only: the whole provisioning API of its app, " +
+				"and minting registration tickets. Never ship it inside an app.",
+		}},
+		schemePublishableKey: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "tlp_…",
+			Description: "An app's publishable key (`tlp_…`), safe to ship inside an app: it registers devices (within the app's " +
+				"hourly registration cap) and reads the app's policy and servers, nothing else.",
+		}},
+		schemeTicket: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "tlt_…",
+			Description: "A registration ticket (`tlt_…`) from POST /api/v1/registration-tickets: registers exactly one device, " +
+				"once, within minutes.",
+		}},
+		schemeDeviceToken: {Value: &openapi3.SecurityScheme{
+			Type: "http", Scheme: "bearer", BearerFormat: "tld_…",
+			Description: "A device's own token (`tld_…`), answered by its registration, rotation or a reset: it reads, configures, " +
+				"rotates and deletes that device and lists its servers, nothing else.",
 		}},
 		schemeNodeCred: {Value: &openapi3.SecurityScheme{
 			Type: "http", Scheme: "bearer", BearerFormat: "tln_…",
@@ -241,12 +278,27 @@ func securitySchemes() openapi3.SecuritySchemes {
 	}
 }
 
-func (sec security) requirements() *openapi3.SecurityRequirements {
-	switch sec {
+// credSchemes names the security scheme of each provisioning credential,
+// in the order the document lists them.
+var credSchemes = []struct {
+	kind   credKind
+	scheme string
+}{
+	{credSecret, schemeSecretKey}, {credPublishable, schemePublishableKey}, {credTicket, schemeTicket}, {credDevice, schemeDeviceToken},
+}
+
+func (op operation) requirements() *openapi3.SecurityRequirements {
+	switch op.sec {
 	case secOwner, secAdmin:
 		return &openapi3.SecurityRequirements{{schemeOwnerBearer: []string{}}, {schemeOwnerCookie: []string{}}}
-	case secAPIKey:
-		return &openapi3.SecurityRequirements{{schemeAPIKey: []string{}}}
+	case secApp:
+		reqs := openapi3.SecurityRequirements{}
+		for _, cs := range credSchemes {
+			if op.creds&cs.kind != 0 {
+				reqs = append(reqs, openapi3.SecurityRequirement{cs.scheme: []string{}})
+			}
+		}
+		return &reqs
 	case secNodeCred:
 		return &openapi3.SecurityRequirements{{schemeNodeCred: []string{}}}
 	case secNode:
@@ -286,7 +338,7 @@ func (op operation) errorStatuses() []int {
 	switch op.sec {
 	case secOwner, secAdmin:
 		out = append(out, 401, 403)
-	case secAPIKey:
+	case secApp:
 		out = append(out, 401, 403, 429)
 	case secNodeCred, secNode:
 		out = append(out, 401)
@@ -303,12 +355,25 @@ func (op operation) build(g *schemaGen) (*openapi3.Operation, error) {
 		Summary:     op.summary,
 		Description: op.desc,
 		Tags:        []string{op.tag},
-		Security:    op.sec.requirements(),
+		Security:    op.requirements(),
 		Responses:   openapi3.NewResponses(),
 	}
 	if op.sec == secAdmin {
 		o.Description = joinText(o.Description, "Operators only (role admin); other owners get 403 forbidden.")
 		o.Extensions = map[string]any{"x-traceless-role": "admin"}
+	}
+	if op.sec == secApp {
+		var names []string
+		for _, cs := range credSchemes {
+			if op.creds&cs.kind != 0 {
+				names = append(names, cs.scheme)
+			}
+		}
+		o.Extensions = map[string]any{"x-traceless-credentials": names}
+		o.Description = joinText(o.Description, "Other provisioning credentials get 403 forbidden.")
+		if op.creds&credDevice != 0 && len(op.pathParams()) > 0 {
+			o.Description = joinText(o.Description, "A device token may name its own device only; another device is 404.")
+		}
 	}
 	for _, name := range op.pathParams() {
 		desc, ok := pathParamDesc[name]

@@ -14,7 +14,7 @@ type security int
 const (
 	secNone     security = iota // public
 	secOwner                    // an owner's sign-in token (bearer or cookie)
-	secAPIKey                   // an app API key
+	secApp                      // a provisioning credential of the kinds in operation.creds
 	secAdmin                    // an owner's sign-in token with role admin
 	secNodeCred                 // a node credential (tln_…)
 	secNode                     // a short-lived node token
@@ -31,6 +31,8 @@ type operation struct {
 	summary string
 	desc    string
 	sec     security
+	// creds are the provisioning credentials a secApp operation admits.
+	creds   credKind
 	query   []*openapi3.Parameter
 	body    any // a wire type value: the JSON request body
 	form    *openapi3.Schema
@@ -204,8 +206,18 @@ func ownerOperations() []operation {
 			summary: "Delete an app", desc: "Hard-deletes the app, its keys and its devices; the devices leave every node.",
 			replies: []reply{{status: 204}}},
 		{method: http.MethodPost, path: "/api/v1/apps/{app_id}/keys", id: "createKey", tag: "keys", sec: secOwner,
-			summary: "Create an API key", body: api.APIKeyInput{}, desc: "The key is shown only in this response.",
-			replies: []reply{{status: 201, body: api.APIKeyCreated{}}}},
+			summary: "Create an API key", body: api.APIKeyInput{},
+			desc: "The key is shown only in this response. `kind` is `secret` (the default; `tlk_…`, for the owner's backend: " +
+				"the whole provisioning API and minting registration tickets) or `publishable` (`tlp_…`, safe to ship inside an app: " +
+				"registering devices and reading the app's policy and servers only). `expires_at`, in the future, ends the key then. " +
+				"Names are unique per app: 409 conflict (field `name`) for a taken one.",
+			replies: []reply{{status: 201, body: api.APIKeyCreated{}}}, errs: []int{409}},
+		{method: http.MethodPost, path: "/api/v1/apps/{app_id}/keys/{key_id}/replace", id: "replaceKey", tag: "keys", sec: secOwner,
+			summary: "Replace an API key, keeping the old one for a grace period", body: api.KeyReplaceInput{},
+			desc: "Creates a key of the old key's kind (shown only in this response) and lets the old key work until `grace_until` " +
+				"(at most 366 days ahead; now ends it at once), so app versions shipped with a publishable key keep working while " +
+				"users update. The old key's `replaced_by` names the new one. 409 conflict for a key already replaced or a taken name.",
+			replies: []reply{{status: 201, body: api.KeyReplaced{}}}, errs: []int{409}},
 		{method: http.MethodGet, path: "/api/v1/apps/{app_id}/keys", id: "listKeys", tag: "keys", sec: secOwner,
 			summary: "List API keys", desc: "Never the keys themselves.",
 			replies: []reply{{status: 200, body: api.APIKeyList{}}}},
@@ -233,32 +245,48 @@ func provisioningOperations() []operation {
 			summary: "List the owner's own nodes with their aggregate status", replies: []reply{{status: 200, body: api.NodeList{}}}},
 		{method: http.MethodDelete, path: "/api/v1/nodes/{node_id}", id: "deleteOwnNode", tag: "pools", sec: secOwner,
 			summary: "Remove one of the owner's own nodes", replies: []reply{{status: 204}}},
-		{method: http.MethodGet, path: "/api/v1/app", id: "getAppPolicy", tag: "devices", sec: secAPIKey,
+		{method: http.MethodGet, path: "/api/v1/app", id: "getAppPolicy", tag: "devices", sec: secApp, creds: permAppRead,
 			summary: "The key rotation policy of the key's app",
 			desc:    "Devices remember when they last rotated and rotate when the policy says so; the server keeps no device-level time.",
 			replies: []reply{{status: 200, body: api.AppPolicy{}}}},
-		{method: http.MethodGet, path: "/api/v1/servers", id: "listServers", tag: "servers", sec: secAPIKey,
+		{method: http.MethodGet, path: "/api/v1/servers", id: "listServers", tag: "servers", sec: secApp, creds: permServers,
 			summary: "List servers",
 			desc: "The nodes the app's plan grants, and the enabled nodes of the owner's dedicated pools. " +
 				"When there is none, `explanation` says why (`plan_includes_no_pool`: the plan includes no server pool, " +
 				"ask the operator; `no_enabled_node`: its pools have no enabled node yet).",
 			replies: []reply{{status: 200, body: api.ServerList{}}}},
-		{method: http.MethodPost, path: "/api/v1/devices", id: "registerDevice", tag: "devices", sec: secAPIKey,
+		{method: http.MethodPost, path: "/api/v1/registration-tickets", id: "createRegistrationTicket", tag: "devices", sec: secApp, creds: permSecret,
+			summary: "Mint a registration ticket", body: api.TicketInput{},
+			desc: "The recommended way for an app to register: the owner's backend mints a ticket (`tlt_…`, shown only here) for " +
+				"one app install and hands it over; the app registers one device with it, once, before `expires_at` " +
+				"(`ttl_seconds`, 10 to 600, default 600). `external_ref` binds the ticket: the device gets that reference. " +
+				"A used or expired ticket is deleted.",
+			replies: []reply{{status: 201, body: api.RegistrationTicket{}}}},
+		{method: http.MethodPost, path: "/api/v1/devices", id: "registerDevice", tag: "devices", sec: secApp, creds: permRegister,
 			summary: "Register a device", body: api.DeviceInput{},
-			desc:    "409 conflict for a known public key; 403 plan_limit beyond the plan's devices.",
+			desc: "409 conflict for a known public key; 403 plan_limit beyond the plan's devices. The answer's `device_token` " +
+				"(`tld_…`, shown only here) lets the device read, configure, rotate and delete itself and list its servers. " +
+				"With a ticket: 401 for a used or expired one, 403 (field `external_ref`) for a reference other than the one the " +
+				"ticket is bound to. With a publishable key: 429 rate_limited (with Retry-After) once the app's hourly " +
+				"`registration_cap` is reached.",
 			replies: []reply{{status: 201, body: api.DeviceCreated{}}}, errs: []int{409}},
-		{method: http.MethodGet, path: "/api/v1/devices", id: "listDevices", tag: "devices", sec: secAPIKey,
+		{method: http.MethodGet, path: "/api/v1/devices", id: "listDevices", tag: "devices", sec: secApp, creds: permSecret,
 			summary: "List devices", query: []*openapi3.Parameter{limitParam, cursorParam},
 			replies: []reply{{status: 200, body: api.DeviceList{}}}},
-		{method: http.MethodGet, path: "/api/v1/devices/{device_id}", id: "getDevice", tag: "devices", sec: secAPIKey,
-			summary: "Get a device", replies: []reply{{status: 200, body: api.Device{}}}},
-		{method: http.MethodDelete, path: "/api/v1/devices/{device_id}", id: "deleteDevice", tag: "devices", sec: secAPIKey,
+		{method: http.MethodGet, path: "/api/v1/devices/{device_id}", id: "getDevice", tag: "devices", sec: secApp, creds: permOwnDevice,
+			summary: "Get a device", desc: "With the app's rotation policy (`rotation_days`), for devices that hold only their own token.",
+			replies: []reply{{status: 200, body: api.Device{}}}},
+		{method: http.MethodDelete, path: "/api/v1/devices/{device_id}", id: "deleteDevice", tag: "devices", sec: secApp, creds: permOwnDevice,
 			summary: "Delete a device", desc: "The device is removed from every node.", replies: []reply{{status: 204}}},
-		{method: http.MethodPost, path: "/api/v1/devices/{device_id}/rotate", id: "rotateDevice", tag: "devices", sec: secAPIKey,
+		{method: http.MethodPost, path: "/api/v1/devices/{device_id}/rotate", id: "rotateDevice", tag: "devices", sec: secApp, creds: permOwnDevice,
 			summary: "Rotate a device's key", body: api.RotateInput{},
-			desc:    "The device gets the new public key and new tunnel addresses.",
+			desc:    "The device gets the new public key, new tunnel addresses and a new `device_token`; the old token stops working.",
 			replies: []reply{{status: 200, body: api.DeviceCreated{}}}, errs: []int{409}},
-		{method: http.MethodGet, path: "/api/v1/devices/{device_id}/config", id: "getDeviceConfig", tag: "devices", sec: secAPIKey,
+		{method: http.MethodPost, path: "/api/v1/devices/{device_id}/token", id: "resetDeviceToken", tag: "devices", sec: secApp, creds: permSecret,
+			summary: "Reset a device's token",
+			desc:    "For a device that lost its token: a new one, shown only here; the old one stops working. The WireGuard key stays.",
+			replies: []reply{{status: 200, body: api.DeviceToken{}}}},
+		{method: http.MethodGet, path: "/api/v1/devices/{device_id}/config", id: "getDeviceConfig", tag: "devices", sec: secApp, creds: permOwnDevice,
 			summary: "A device's wg-quick config",
 			desc: "The `PrivateKey` line is a placeholder: the server never knows a device's private key. " +
 				"With format=qr the config comes as a PNG QR code.",

@@ -28,21 +28,23 @@ import (
 // cannot do without. A type missing here is not a request body; a field
 // that does not exist fails the build (and so the tests).
 var requestRequired = map[reflect.Type][]string{
-	reflect.TypeFor[api.Credentials]():   {"email", "password"},
-	reflect.TypeFor[api.Setup]():         {"token", "email", "password"},
-	reflect.TypeFor[api.PlanChange]():    {"plan"},
-	reflect.TypeFor[api.AppInput]():      {"name"},
-	reflect.TypeFor[api.AppUpdate]():     nil,
-	reflect.TypeFor[api.PolicyAccept]():  {"version"},
-	reflect.TypeFor[api.APIKeyInput]():   {"name"},
-	reflect.TypeFor[api.DeviceInput]():   {"public_key"},
-	reflect.TypeFor[api.RotateInput]():   {"public_key"},
-	reflect.TypeFor[api.PlanInput]():     {"slug", "name", "currency"},
-	reflect.TypeFor[api.OwnerUpdate]():   nil,
-	reflect.TypeFor[api.PoolInput]():     {"name", "region", "country", "city"},
-	reflect.TypeFor[api.NodeUpdate]():    {"enabled"},
-	reflect.TypeFor[api.EnrollRequest](): {"token", "name", "public_key", "endpoint"},
-	reflect.TypeFor[api.NodeStatus]():    nil,
+	reflect.TypeFor[api.Credentials]():     {"email", "password"},
+	reflect.TypeFor[api.Setup]():           {"token", "email", "password"},
+	reflect.TypeFor[api.PlanChange]():      {"plan"},
+	reflect.TypeFor[api.AppInput]():        {"name"},
+	reflect.TypeFor[api.AppUpdate]():       nil,
+	reflect.TypeFor[api.PolicyAccept]():    {"version"},
+	reflect.TypeFor[api.APIKeyInput]():     {"name"},
+	reflect.TypeFor[api.KeyReplaceInput](): {"name", "grace_until"},
+	reflect.TypeFor[api.TicketInput]():     nil,
+	reflect.TypeFor[api.DeviceInput]():     {"public_key"},
+	reflect.TypeFor[api.RotateInput]():     {"public_key"},
+	reflect.TypeFor[api.PlanInput]():       {"slug", "name", "currency"},
+	reflect.TypeFor[api.OwnerUpdate]():     nil,
+	reflect.TypeFor[api.PoolInput]():       {"name", "region", "country", "city"},
+	reflect.TypeFor[api.NodeUpdate]():      {"enabled"},
+	reflect.TypeFor[api.EnrollRequest]():   {"token", "name", "public_key", "endpoint"},
+	reflect.TypeFor[api.NodeStatus]():      nil,
 
 	// Alerts.
 	reflect.TypeFor[api.AlertSettingsInput](): nil,
@@ -68,6 +70,10 @@ func enum(values ...string) fieldRule {
 func describe(text string) fieldRule { return func(s *openapi3.Schema) { s.Description = text } }
 
 func pattern(p string) fieldRule { return func(s *openapi3.Schema) { s.Pattern = p } }
+
+func minMax(lo, hi int) fieldRule {
+	return func(s *openapi3.Schema) { s.WithMin(float64(lo)).WithMax(float64(hi)) }
+}
 
 // exportTableValues lets the column values of the export's rows (tables:
 // {name: [{column: value}]}) be null, as they are for unset columns.
@@ -109,15 +115,56 @@ var fieldRules = map[reflect.Type]map[string][]fieldRule{
 		"token": {describe("The sign-in token (a JWT); send it as `Authorization: Bearer <token>`.")},
 	},
 	reflect.TypeFor[api.APIKeyCreated](): {
-		"key":    {pattern(`^tlk_[A-Za-z0-9_-]{43}$`), describe("The API key. It is shown only in this response.")},
-		"prefix": {describe("The first characters of the key, to recognise it in lists.")},
+		"key": {pattern(`^tl[kp]_[A-Za-z0-9_-]{43}$`),
+			describe("The API key (`tlk_…` secret, `tlp_…` publishable). It is shown only in this response.")},
+		"prefix":     {describe("The first characters of the key, to recognise it in lists.")},
+		"kind":       {enum(api.KeySecret, api.KeyPublishable)},
+		"expires_at": {describe("When the key stops working, or null for never.")},
 	},
 	reflect.TypeFor[api.APIKey](): {
-		"prefix": {describe("The first characters of the key, to recognise it in lists.")},
+		"prefix":      {describe("The first characters of the key, to recognise it in lists.")},
+		"kind":        {enum(api.KeySecret, api.KeyPublishable)},
+		"expires_at":  {describe("When the key stops working (its own expiry or the end of its grace period), or null for never.")},
+		"expired":     {describe("Whether the key no longer works.")},
+		"replaced_by": {describe("The key that replaced this one, while this one runs out its grace period; null otherwise.")},
+	},
+	reflect.TypeFor[api.APIKeyInput](): {
+		"name":       {describe("Unique among the app's keys (1-100 printable characters).")},
+		"kind":       {enum(api.KeySecret, api.KeyPublishable), describe("secret (the default) or publishable.")},
+		"expires_at": {describe("When the key stops working; in the future. Absent: never.")},
+	},
+	reflect.TypeFor[api.KeyReplaceInput](): {
+		"name":        {describe("The new key's name, unique among the app's keys.")},
+		"grace_until": {describe("Until when the old key keeps working: from now (ends it at once) to 366 days ahead.")},
+		"expires_at":  {describe("When the new key stops working; in the future. Absent: never.")},
+	},
+	reflect.TypeFor[api.TicketInput](): {
+		"external_ref": {describe("Binds the ticket: the device registered with it gets this reference (1-128 printable characters).")},
+		"ttl_seconds":  {minMax(minTicketTTL, maxTicketTTL), describe("How long the unused ticket works, in seconds (default 600).")},
+	},
+	reflect.TypeFor[api.RegistrationTicket](): {
+		"ticket":       {pattern(`^tlt_[A-Za-z0-9_-]{43}$`), describe("The ticket, shown only in this response: one registration, once.")},
+		"expires_at":   {describe("When the unused ticket stops working (at most 10 minutes ahead).")},
+		"external_ref": {describe("The reference the ticket is bound to, or null.")},
+	},
+	reflect.TypeFor[api.DeviceToken](): {
+		"device_token": {pattern(`^tld_[A-Za-z0-9_-]{43}$`), describe("The device's new token, shown only in this response.")},
+	},
+	reflect.TypeFor[api.DeviceCreated](): {
+		"device_token": {pattern(`^tld_[A-Za-z0-9_-]{43}$`),
+			describe("The device's own token, shown only in this response: it reads, configures, rotates and deletes this device and lists its servers. A rotation replaces it.")},
+	},
+	reflect.TypeFor[api.App](): {
+		"registration_cap":      {describe("Registrations per hour allowed with the app's publishable keys, per control-plane replica; 0: no cap.")},
+		"registration_cap_hits": {describe("How many registrations the cap refused (a count, not who or when).")},
+	},
+	reflect.TypeFor[api.AppUpdate](): {
+		"registration_cap": {minMax(0, store.MaxRegistrationCap), describe("Registrations per hour allowed with the app's publishable keys; 0 removes the cap.")},
 	},
 	reflect.TypeFor[api.Device](): {
-		"public_key":   {pattern(wgKeyPattern)},
-		"external_ref": {describe("The owner's own reference for the device, or null.")},
+		"public_key":    {pattern(wgKeyPattern)},
+		"external_ref":  {describe("The owner's own reference for the device, or null.")},
+		"rotation_days": {describe("The app's key rotation policy in days (0: none); given with one device's record, absent in lists.")},
 	},
 	reflect.TypeFor[api.DeviceInput](): {
 		"public_key":   {describe("The device's WireGuard public key (standard base64, 44 characters).")},

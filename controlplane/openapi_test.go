@@ -203,7 +203,7 @@ func TestOpenAPIValid(t *testing.T) {
 	if doc.Info.License == nil || !strings.HasPrefix(doc.Info.License.URL, "https://") {
 		t.Errorf("info.license = %+v, want a name and an https URL", doc.Info.License)
 	}
-	for _, name := range []string{"ownerBearer", "ownerCookie", "apiKey"} {
+	for _, name := range []string{"ownerBearer", "ownerCookie", "secretKey", "publishableKey", "registrationTicket", "deviceToken"} {
 		if doc.Components.SecuritySchemes[name] == nil {
 			t.Errorf("security scheme %s is missing", name)
 		}
@@ -351,12 +351,14 @@ func checkCredentials(_ context.Context, in *openapi3filter.AuthenticationInput)
 	tok, isBearer := strings.CutPrefix(auth, "Bearer ")
 	switch in.SecuritySchemeName {
 	case "ownerBearer":
-		if !isBearer || tok == "" || strings.HasPrefix(tok, "tlk_") {
+		if !isBearer || tok == "" || strings.HasPrefix(tok, "tlk_") || strings.HasPrefix(tok, "tlp_") ||
+			strings.HasPrefix(tok, "tlt_") || strings.HasPrefix(tok, "tld_") {
 			return errors.New("no owner bearer token")
 		}
-	case "apiKey":
-		if !isBearer || !strings.HasPrefix(tok, "tlk_") {
-			return errors.New("no API key")
+	case "secretKey", "publishableKey", "registrationTicket", "deviceToken":
+		prefix := map[string]string{"secretKey": "tlk_", "publishableKey": "tlp_", "registrationTicket": "tlt_", "deviceToken": "tld_"}
+		if !isBearer || !strings.HasPrefix(tok, prefix[in.SecuritySchemeName]) {
+			return errors.New("no " + in.SecuritySchemeName)
 		}
 	case "ownerCookie":
 		if _, err := req.Cookie(in.SecurityScheme.Name); err != nil {

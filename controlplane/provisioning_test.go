@@ -720,7 +720,7 @@ func TestAPIKeys(t *testing.T) {
 		var k api.APIKeyCreated
 		w.h.Serve(request{Method: http.MethodPost, Path: path, Token: w.owner.Token, Body: api.APIKeyInput{Name: fmt.Sprint("key ", i)}}).
 			MustStatus(t, http.StatusCreated).MustDecode(t, &k)
-		if !strings.HasPrefix(k.Key, "tlk_") || len(k.Key) != 47 || apiKeyLen != 47 {
+		if !strings.HasPrefix(k.Key, "tlk_") || len(k.Key) != 47 || credentialLen != 47 {
 			t.Errorf("key %q: want tlk_ and 43 characters", k.Key)
 		}
 		if raw, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(k.Key, "tlk_")); err != nil || len(raw) != 32 {
@@ -749,7 +749,7 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("listing has %d keys, want 4", len(raw.Keys))
 	}
 	for _, k := range raw.Keys {
-		if diff := cmp.Diff([]string{"id", "name", "prefix"}, logKeys(k)); diff != "" {
+		if diff := cmp.Diff([]string{"expired", "expires_at", "id", "kind", "name", "prefix", "replaced_by"}, logKeys(k)); diff != "" {
 			t.Errorf("listed key fields (-want +got):\n%s", diff)
 		}
 	}

@@ -114,6 +114,7 @@ type Server struct {
 	status nodeStatuses
 	alerts *alerts.Alerter
 	hashes poolHashes
+	regCap *regCap // publishable-key registrations per app and hour
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -213,10 +214,12 @@ func New(opts Options) (*Server, error) {
 	s.alerts = alerts.New(ctx, alerts.Deps{Store: opts.Store, Revision: s.hub.current, Status: s.nodeReport,
 		OnlineWindow: onlineWindow, Now: s.now, Log: s.log, Version: opts.Version}, opts.Alerts)
 	s.alertTests = newLimiter(10*time.Second, 5, time.Hour, s.now)
-	bg.Add(3)
+	s.regCap = newRegCap()
+	bg.Add(4)
 	go func() { defer bg.Done(); s.hub.run(ctx, 500*time.Millisecond) }()
 	go func() { defer bg.Done(); s.listen(ctx) }()
 	go func() { defer bg.Done(); s.alerts.Run(ctx) }()
+	go func() { defer bg.Done(); s.sweepCredentials(ctx, credentialSweepEvery) }()
 	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
 	s.metrics.reg.MustRegister(&resourceCollector{s: s})
@@ -287,6 +290,7 @@ func (s *Server) routes(e *echo.Echo) {
 	apps.POST("/:app_id/keys", s.handleCreateKey)
 	apps.GET("/:app_id/keys", s.handleListKeys)
 	apps.DELETE("/:app_id/keys/:key_id", s.handleDeleteKey)
+	apps.POST("/:app_id/keys/:key_id/replace", s.handleReplaceKey)
 
 	pools := v1.Group("/pools", s.requireOwner)
 	pools.GET("", s.handleListOwnPools)
@@ -297,15 +301,18 @@ func (s *Server) routes(e *echo.Echo) {
 	nodes.GET("", s.handleListOwnNodes)
 	nodes.DELETE("/:node_id", s.handleDeleteOwnNode)
 
-	v1.GET("/servers", s.handleListServers, s.requireAPIKey)
-	v1.GET("/app", s.handleAppPolicy, s.requireAPIKey)
-	dev := v1.Group("/devices", s.requireAPIKey)
-	dev.POST("", s.handleRegisterDevice)
-	dev.GET("", s.handleListDevices)
-	dev.GET("/:device_id", s.handleGetDevice)
-	dev.DELETE("/:device_id", s.handleDeleteDevice)
-	dev.POST("/:device_id/rotate", s.handleRotateDevice)
-	dev.GET("/:device_id/config", s.handleDeviceConfig)
+	// Provisioning: each route names the credentials it admits
+	// (credentials.go).
+	v1.GET("/servers", s.handleListServers, s.requireApp(permServers))
+	v1.GET("/app", s.handleAppPolicy, s.requireApp(permAppRead))
+	v1.POST("/registration-tickets", s.handleCreateTicket, s.requireApp(permSecret))
+	v1.POST("/devices", s.handleRegisterDevice, s.requireApp(permRegister))
+	v1.GET("/devices", s.handleListDevices, s.requireApp(permSecret))
+	v1.GET("/devices/:device_id", s.handleGetDevice, s.requireApp(permOwnDevice))
+	v1.DELETE("/devices/:device_id", s.handleDeleteDevice, s.requireApp(permOwnDevice))
+	v1.POST("/devices/:device_id/rotate", s.handleRotateDevice, s.requireApp(permOwnDevice))
+	v1.GET("/devices/:device_id/config", s.handleDeviceConfig, s.requireApp(permOwnDevice))
+	v1.POST("/devices/:device_id/token", s.handleResetDeviceToken, s.requireApp(permSecret))
 
 	agent := e.Group("/agent/v1")
 	agent.POST("/enroll", s.handleEnroll)

@@ -34,7 +34,7 @@ func (s *Server) serverView(v store.Server) api.Server {
 }
 
 func (s *Server) handleListServers(c echo.Context) error {
-	list, err := s.serverList(c, currentKey(c).OwnerID)
+	list, err := s.serverList(c, currentApp(c).ownerID)
 	if err != nil {
 		return err
 	}
@@ -104,13 +104,13 @@ func (s *Server) handleDeviceConfig(c echo.Context) error {
 	if format != "" && format != "conf" && format != "qr" {
 		return badRequest("format", "must be conf or qr")
 	}
-	ka := currentKey(c)
+	a := currentApp(c)
 	ctx := c.Request().Context()
-	d, err := s.store.GetDevice(ctx, ka.AppID, c.Param("device_id"))
+	d, err := s.store.GetDevice(ctx, a.appID, c.Param("device_id"))
 	if err != nil {
 		return err
 	}
-	v, err := s.store.GetServer(ctx, ka.OwnerID, nodeID)
+	v, err := s.store.GetServer(ctx, a.ownerID, nodeID)
 	if errors.Is(err, store.ErrNotFound) {
 		return badRequest("server", "is not a server this app may use")
 	}

@@ -66,6 +66,11 @@ var storeMethods = map[string]methodCall{
 		}
 		return []any{h}
 	}},
+	"GetAPIKey": {read, func(f *hookFixture) []any {
+		o := f.owner()
+		a := f.app(o)
+		return []any{o.ID, a.ID, f.apiKey(o, a).ID}
+	}},
 	"CheckSchema":    {read, none},
 	"CountAdmins":    {read, none},
 	"CountPoolPeers": {read, func(f *hookFixture) []any { return []any{f.shared.ID} }},

@@ -171,6 +171,14 @@ func (s *Store) ListAPIKeys(ctx context.Context, ownerID, appID string) ([]APIKe
 	return out, translate(err)
 }
 
+// GetAPIKey returns one key of one of the owner's apps; ErrNotFound for
+// another owner's or another app's.
+func (s *Store) GetAPIKey(ctx context.Context, ownerID, appID, keyID string) (APIKey, error) {
+	var k APIKey
+	err := s.read(ctx).Where("id = ? AND app_id = ? AND app_id IN (SELECT id FROM apps WHERE owner_id = ?)", keyID, appID, ownerID).Take(&k).Error
+	return k, translate(err)
+}
+
 // DeleteAPIKey revokes a key at once (hard delete).
 func (s *Store) DeleteAPIKey(ctx context.Context, ownerID, appID, keyID string) error {
 	return s.write(ctx, func(tx *gorm.DB) error {
