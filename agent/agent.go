@@ -146,6 +146,9 @@ type Agent struct {
 	// unaskedStreak counts snapshots in a row the agent did not ask for.
 	resyncStreak  int
 	unaskedStreak int
+	// overCapacity is set while desired peers wait for want of room on
+	// the device; logged when it changes.
+	overCapacity bool
 
 	mu           sync.Mutex
 	posture      api.Posture
@@ -195,6 +198,8 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	a.iface = iface
 	a.dev = newDevice(iface.Client, iface.Name)
+	a.dev.limit = iface.PeerLimit
+	a.metrics.peerLimit.Set(float64(iface.PeerLimit))
 	if err := a.dev.ensureIdentity(a.key, a.opts.ListenPort); err != nil {
 		iface.Close()
 		return fmt.Errorf("configure interface %s: %w", iface.Name, err)

@@ -127,7 +127,7 @@ func BenchmarkApply60k(b *testing.B) {
 	for _, p := range peers {
 		set.add(p)
 	}
-	floorCfgs := reconcile(set.set, &wg.Device{}, batchSize)
+	floorCfgs := reconcile(set.set, nil, &wg.Device{}, batchSize)
 	wgBin, wgErr := exec.LookPath("wg")
 	conf := filepath.Join(b.TempDir(), "peers.conf")
 	if wgErr == nil {

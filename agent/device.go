@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -14,13 +16,29 @@ import (
 // device is the agent's WireGuard device with the desired peer set. Every
 // change to the device goes through it, under mu: snapshot and delta
 // applies from the sync loop, anti-entropy and the scrubber, so none of
-// them acts on a stale view of another's work.
+// them acts on a stale view of another's work. Reading the whole device
+// (hundreds of milliseconds at 60,000 peers) is done without mu wherever
+// a stale read is harmless, so a delta never waits behind one: the
+// scrubber's reads always, anti-entropy's and a snapshot's when no change
+// went to the device meanwhile (gen).
 type device struct {
 	mu    sync.Mutex
 	wg    *wg.Control
 	name  string
 	batch int
+	// limit is the most peers the backend holds; 0 is no limit.
+	limit int
 	state peerState
+	// self is the device's public key, whose peer a device ignores.
+	self wgtypes.Key
+	// inStep reports that the device holds exactly the desired peers that
+	// are not pending, as of the last change: a snapshot is then applied
+	// by diffing it with the desired set, without reading the device.
+	// Any failed configure clears it; anti-entropy checks it.
+	inStep bool
+	// gen counts configure calls, so a read made without mu can tell
+	// whether the device changed since.
+	gen uint64
 }
 
 func newDevice(c *wg.Control, name string) *device {
@@ -37,53 +55,129 @@ type applyResult struct {
 	removed int // peers removed from the device
 	invalid int // peers from the control plane skipped as malformed
 	calls   int // ConfigureDevice calls
+	pending int // desired peers not on the device for want of capacity
+	read    bool
 }
 
 // configure applies cfgs in order and stops at the first error; it
-// returns how many calls it made.
+// returns how many calls it made. A failure leaves the device out of
+// step. Call with mu held.
 func (d *device) configure(cfgs []wgtypes.Config) (int, error) {
 	for i, c := range cfgs {
+		d.gen++
 		if err := d.wg.ConfigureDevice(d.name, c); err != nil {
+			d.inStep = false
 			return i + 1, fmt.Errorf("configure batch %d of %d: %w", i+1, len(cfgs), err)
 		}
 	}
 	return len(cfgs), nil
 }
 
-// applyFull makes the device hold exactly the snapshot b at revision: it
-// reads the device and applies the difference. The desired set becomes
-// the snapshot even when configuring fails, so a retry or anti-entropy
-// converges to it; the applied revision moves only on success.
+// readUnlocked reads the device without mu and returns it with the
+// generation it reflects; call without mu held.
+func (d *device) readUnlocked() (*wg.Device, uint64, error) {
+	d.mu.Lock()
+	gen := d.gen
+	d.mu.Unlock()
+	cur, err := d.wg.Device(d.name)
+	return cur, gen, err
+}
+
+// current returns the device's peers as of now: cur when no change went
+// to the device since it was read at gen, or a fresh read. Call with mu
+// held.
+func (d *device) current(cur *wg.Device, gen uint64) (*wg.Device, bool, error) {
+	if cur != nil && gen == d.gen {
+		return cur, false, nil
+	}
+	cur, err := d.wg.Device(d.name)
+	return cur, true, err
+}
+
+// inMemory is the device as the agent knows it when in step: the desired
+// peers that are not pending.
+func (d *device) inMemory() *wg.Device {
+	cur := &wg.Device{PublicKey: d.self, Peers: make([]wg.Peer, 0, len(d.state.set)-len(d.state.pending))}
+	for k, spec := range d.state.set {
+		if _, ok := d.state.pending[k]; ok || k == d.self {
+			continue
+		}
+		cur.Peers = append(cur.Peers, wg.Peer{PublicKey: k, AllowedIPs: spec.allowed})
+	}
+	return cur
+}
+
+// applyFull makes the device hold exactly the snapshot b at revision, or
+// as much of it as fits: it diffs b with the device and applies the
+// difference. The device is read only when the agent does not know it
+// holds the previous desired set (at start, after a failure). The desired
+// set becomes the snapshot even when configuring fails, so a retry or
+// anti-entropy converges to it; the applied revision moves only on
+// success.
 func (d *device) applyFull(b *setBuilder, revision int64) (applyResult, error) {
+	var cur *wg.Device
+	var gen uint64
+	if !d.isInStep() {
+		var err error
+		if cur, gen, err = d.readUnlocked(); err != nil {
+			return applyResult{}, err
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cur, err := d.wg.Device(d.name)
-	if err != nil {
-		return applyResult{}, err
+	r := applyResult{peers: len(b.set), invalid: b.invalid}
+	if d.inStep && d.state.set != nil {
+		cur = d.inMemory()
+	} else {
+		var err error
+		if cur, _, err = d.current(cur, gen); err != nil {
+			return r, err
+		}
+		r.read = true
+		d.self = cur.PublicKey
 	}
 	d.state.set, d.state.hash = b.set, b.hash
-	cfgs := reconcile(b.set, cur, d.batch)
-	r := applyResult{peers: len(b.set), invalid: b.invalid}
+	d.state.pending = choosePending(b.set, cur, d.limit)
+	r.pending = len(d.state.pending)
+	cfgs := reconcile(b.set, d.state.pending, cur, d.batch)
 	r.set, r.removed = configCounts(cfgs)
+	var err error
 	r.calls, err = d.configure(cfgs)
 	if err != nil {
 		return r, err
 	}
+	d.inStep = true
 	d.state.revision = revision
 	return r, nil
 }
 
+// distrust makes the next snapshot read the device instead of trusting
+// that it holds the desired set.
+func (d *device) distrust() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inStep = false
+}
+
+func (d *device) isInStep() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.inStep && d.state.set != nil
+}
+
 // applyDelta applies an incremental answer on top of the desired set
 // without reading the device: only the changed peers are configured.
+// Over capacity, an added peer waits (pending) until a removal frees a
+// place; places freed go to pending peers in key order.
 func (d *device) applyDelta(upserts []api.Peer, removes []string, revision int64) (applyResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state.set == nil {
 		return applyResult{}, errNoBase
 	}
-	changes, invalid := d.state.delta(upserts, removes)
+	changes, invalid := d.state.delta(upserts, removes, d.limit)
 	cfgs := batch(changes, d.batch)
-	r := applyResult{invalid: invalid, peers: len(d.state.set)}
+	r := applyResult{invalid: invalid, peers: len(d.state.set), pending: len(d.state.pending)}
 	r.set, r.removed = configCounts(cfgs)
 	var err error
 	r.calls, err = d.configure(cfgs)
@@ -105,28 +199,56 @@ func (d *device) advance(revision int64) {
 // antiEntropy re-reads the device and repairs any drift from the desired
 // set (someone ran wg(8) by hand, a batch failed half-way). Before the
 // first snapshot there is nothing to compare with and it does nothing.
+// The read is made without mu; if the device changed meanwhile, it is
+// read again under mu.
 func (d *device) antiEntropy() (applyResult, error) {
+	if !d.hasSet() {
+		return applyResult{}, nil
+	}
+	cur, gen, err := d.readUnlocked()
+	if err != nil {
+		return applyResult{}, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.state.set == nil {
 		return applyResult{}, nil
 	}
-	cur, err := d.wg.Device(d.name)
-	if err != nil {
+	if cur, _, err = d.current(cur, gen); err != nil {
 		return applyResult{}, err
 	}
-	cfgs := reconcile(d.state.set, cur, d.batch)
-	r := applyResult{peers: len(d.state.set)}
+	d.self = cur.PublicKey
+	d.state.pending = choosePending(d.state.set, cur, d.limit)
+	cfgs := reconcile(d.state.set, d.state.pending, cur, d.batch)
+	r := applyResult{peers: len(d.state.set), pending: len(d.state.pending), read: true}
 	r.set, r.removed = configCounts(cfgs)
 	r.calls, err = d.configure(cfgs)
+	if err == nil {
+		d.inStep = true
+	}
 	return r, err
 }
 
-// summary is what a status report says of the peers.
-func (d *device) summary() (revision int64, hash string, count int) {
+func (d *device) hasSet() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.state.revision, d.state.hash.String(), len(d.state.set)
+	return d.state.set != nil
+}
+
+// peerSummary is what a status report says of the peers.
+type peerSummary struct {
+	revision int64
+	hash     string
+	desired  int // peers in the desired set
+	pending  int // desired peers not on the device for want of capacity
+	limit    int
+}
+
+func (d *device) summary() peerSummary {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return peerSummary{revision: d.state.revision, hash: d.state.hash.String(), desired: len(d.state.set),
+		pending: len(d.state.pending), limit: d.limit}
 }
 
 // revision is the applied revision.
@@ -142,6 +264,7 @@ func (d *device) revision() int64 {
 func (d *device) ensureIdentity(key wgtypes.Key, port int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.self = key.PublicKey()
 	cur, err := d.wg.Device(d.name)
 	if err != nil {
 		return err
@@ -156,5 +279,44 @@ func (d *device) ensureIdentity(key wgtypes.Key, port int) error {
 	if cfg.PrivateKey == nil && cfg.ListenPort == nil {
 		return nil
 	}
+	d.gen++
 	return d.wg.ConfigureDevice(d.name, cfg)
+}
+
+// choosePending decides which desired peers stay off a device that holds
+// at most limit peers (0: no limit) and returns them, or nil when all
+// fit. Peers the device holds already keep their place, the others are
+// taken in key order; of more held peers than fit (a smaller limit after
+// a restart), the first by key stay.
+func choosePending(desired peerSet, cur *wg.Device, limit int) map[wgtypes.Key]struct{} {
+	if limit <= 0 || len(desired) <= limit {
+		return nil
+	}
+	var held, rest []wgtypes.Key
+	onDevice := make(map[wgtypes.Key]struct{}, len(cur.Peers))
+	for i := range cur.Peers {
+		onDevice[cur.Peers[i].PublicKey] = struct{}{}
+	}
+	for k := range desired {
+		if k == cur.PublicKey {
+			continue // a device ignores it; it takes no place
+		}
+		if _, ok := onDevice[k]; ok {
+			held = append(held, k)
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	byKey := func(a, b wgtypes.Key) int { return bytes.Compare(a[:], b[:]) }
+	slices.SortFunc(held, byKey)
+	slices.SortFunc(rest, byKey)
+	keep := append(held, rest...)
+	if len(keep) <= limit {
+		return nil
+	}
+	pending := make(map[wgtypes.Key]struct{}, len(keep)-limit)
+	for _, k := range keep[limit:] {
+		pending[k] = struct{}{}
+	}
+	return pending
 }

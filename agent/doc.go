@@ -44,6 +44,18 @@
 // credential is refused (retrying every few minutes). Only the control
 // plane's answer removes peers.
 //
+// # Capacity
+//
+// Each backend holds a bounded number of peers (wg.Interface.PeerLimit:
+// 65,536 for the userspace device, 1,048,576 for the kernel module). A
+// pool larger than that is applied as far as it fits: peers already on
+// the device first, then by key; the rest wait (pending) and take places
+// that removals free, in key order. The agent keeps the whole set (and
+// its hash) so it stays in step with the control plane and keeps
+// long-polling deltas; it logs one line when it runs out of room and one
+// when everything fits again, and reports the counts in its status
+// (api.OverCapacity).
+//
 // Only cmd/traceless-agent and tests import this package. It imports
 // controlplane/api, agent/wg, wgctrl, netlink, nftables and Prometheus —
 // never the store, gorm or echo (TestDeps at the repository root checks

@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -28,11 +27,14 @@ func testKey(i int) wgtypes.Key {
 	return k
 }
 
-// testPeer is device i as the control plane sends it.
+// testPeer is device i as the control plane sends it, for i up to
+// 4,194,303 (the IPv4 addresses of 10.64.0.0/10).
 func testPeer(i int) api.Peer {
 	v4 := netip.AddrFrom4([4]byte{10, 64 + byte(i>>16&0x3f), byte(i >> 8), byte(i)})
-	v6 := netip.MustParseAddr(fmt.Sprintf("fd74:6c73:7670:1::%x", i+2))
-	return api.DevicePeer(testKey(i).String(), v4.String(), v6.String())
+	var a16 [16]byte
+	copy(a16[:], []byte{0xfd, 0x74, 0x6c, 0x73, 0x76, 0x70, 0, 1})
+	binary.BigEndian.PutUint64(a16[8:], uint64(i)+2)
+	return api.DevicePeer(testKey(i).String(), v4.String(), netip.AddrFrom16(a16).String())
 }
 
 func testPeers(from, to int) []api.Peer {
@@ -70,6 +72,14 @@ func mustCIDRs(ss ...string) []net.IPNet {
 	for _, s := range ss {
 		p := netip.MustParsePrefix(s)
 		out = append(out, net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+	return out
+}
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	out := []netip.Prefix{}
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s).Masked())
 	}
 	return out
 }
@@ -154,4 +164,26 @@ func metricValue(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// TestTestPeer: test peers are valid and distinct past 65,536, so tests
+// can build pools larger than a userspace device holds.
+func TestTestPeer(t *testing.T) {
+	b := newSetBuilder(70000)
+	seen := map[string]bool{}
+	for _, p := range testPeers(0, 70000) {
+		b.add(p)
+		for _, a := range p.AllowedIPs {
+			if seen[a] {
+				t.Fatalf("allowed IP %s repeats", a)
+			}
+			seen[a] = true
+		}
+	}
+	if b.invalid != 0 || len(b.set) != 70000 {
+		t.Fatalf("%d invalid, %d distinct peers; want 0, 70000", b.invalid, len(b.set))
+	}
+	if got := testPeer(0).AllowedIPs; got[1] != "fd74:6c73:7670:1::2/128" {
+		t.Errorf("testPeer(0) IPv6 = %s", got[1])
+	}
 }

@@ -15,6 +15,9 @@ type metrics struct {
 	revision   prometheus.Gauge
 	syncErrors prometheus.Counter
 	scrubbed   prometheus.Counter
+	scrubReads prometheus.Counter
+	pending    prometheus.Gauge
+	peerLimit  prometheus.Gauge
 	postureOK  prometheus.Gauge
 }
 
@@ -33,11 +36,20 @@ func newMetrics() *metrics {
 		scrubbed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "traceless_agent_scrubbed_total", Help: "Idle peers re-created so the device forgot their endpoint, handshake time and counters.",
 		}),
+		scrubReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "traceless_agent_scrub_reads_total", Help: "Reads of the whole device by the scrubber.",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "traceless_agent_peers_not_applied", Help: "Desired peers not on the interface because its backend holds no more.",
+		}),
+		peerLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "traceless_agent_peer_limit", Help: "The most peers the interface's WireGuard backend holds.",
+		}),
 		postureOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "traceless_agent_posture_ok", Help: "1 when every privacy posture check holds, else 0.",
 		}),
 	}
-	m.reg.MustRegister(m.peers, m.revision, m.syncErrors, m.scrubbed, m.postureOK)
+	m.reg.MustRegister(m.peers, m.revision, m.syncErrors, m.scrubbed, m.scrubReads, m.pending, m.peerLimit, m.postureOK)
 	return m
 }
 

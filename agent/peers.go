@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -115,14 +116,20 @@ type peerState struct {
 	set      peerSet
 	hash     api.PeerSetHash
 	revision int64
+	// pending are desired peers kept off the device because it holds no
+	// more; nil when every desired peer fits.
+	pending map[wgtypes.Key]struct{}
 }
 
 // delta records an incremental answer in s and returns the peer configs
 // that bring a device holding the old set to the new one: removes first,
 // then upserts. An upsert that changes nothing on the device (same key,
 // same allowed IPs) yields no config but still updates the hash. Invalid
-// peers are skipped and counted.
-func (s *peerState) delta(upserts []api.Peer, removes []string) (changes []wgtypes.PeerConfig, invalid int) {
+// peers are skipped and counted. With a limit (0: none), a new peer that
+// does not fit becomes pending, and places that removes free go to
+// pending peers in key order.
+func (s *peerState) delta(upserts []api.Peer, removes []string, limit int) (changes []wgtypes.PeerConfig, invalid int) {
+	freed := false
 	for _, r := range removes {
 		k, err := wgtypes.ParseKey(r)
 		if err != nil {
@@ -135,7 +142,12 @@ func (s *peerState) delta(upserts []api.Peer, removes []string) (changes []wgtyp
 		}
 		xorInto(&s.hash, old.digest)
 		delete(s.set, k)
+		if _, wait := s.pending[k]; wait {
+			delete(s.pending, k)
+			continue
+		}
 		changes = append(changes, wgtypes.PeerConfig{PublicKey: k, Remove: true})
+		freed = true
 	}
 	for _, p := range upserts {
 		k, spec, err := parsePeer(p)
@@ -149,12 +161,45 @@ func (s *peerState) delta(upserts []api.Peer, removes []string) (changes []wgtyp
 		}
 		s.set[k] = spec
 		xorInto(&s.hash, spec.digest)
+		if _, wait := s.pending[k]; wait {
+			continue
+		}
 		if ok && slices.Equal(old.allowed, spec.allowed) {
 			continue
 		}
-		changes = append(changes, setPeer(k, spec))
+		if !ok && limit > 0 && len(s.set)-len(s.pending) > limit {
+			if s.pending == nil {
+				s.pending = map[wgtypes.Key]struct{}{}
+			}
+			s.pending[k] = struct{}{}
+			continue
+		}
+		changes = append(changes, setPeer(k, s.set[k]))
+	}
+	if freed && len(s.pending) > 0 {
+		room := limit - (len(s.set) - len(s.pending))
+		for _, k := range firstKeys(s.pending, room) {
+			delete(s.pending, k)
+			changes = append(changes, setPeer(k, s.set[k]))
+		}
+	}
+	if len(s.pending) == 0 {
+		s.pending = nil
 	}
 	return changes, invalid
+}
+
+// firstKeys returns the n smallest keys of m, in order.
+func firstKeys(m map[wgtypes.Key]struct{}, n int) []wgtypes.Key {
+	if n <= 0 {
+		return nil
+	}
+	keys := make([]wgtypes.Key, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b wgtypes.Key) int { return bytes.Compare(a[:], b[:]) })
+	return keys[:min(n, len(keys))]
 }
 
 // setPeer is the config that creates a peer, or makes an existing one's

@@ -48,7 +48,7 @@ func TestDelta(t *testing.T) {
 			b.add(p0)
 			b.add(p1)
 			s := peerState{set: b.set, hash: b.hash}
-			got, invalid := s.delta(tc.upserts, tc.removes)
+			got, invalid := s.delta(tc.upserts, tc.removes, 0)
 			if diff := cmp.Diff(tc.want, got, ipNetComparer); diff != "" {
 				t.Errorf("configs (-want +got):\n%s", diff)
 			}
@@ -120,7 +120,8 @@ func TestDeltaApply(t *testing.T) {
 		if calls := cc.configures.Load() - before; calls != int64(r.calls) || calls != int64((r.set+r.removed+6)/7) {
 			t.Fatalf("rev %d: %d configure calls for %d changes", rev, calls, r.set+r.removed)
 		}
-		gotRev, hash, n := d.summary()
+		sum := d.summary()
+		gotRev, hash, n := sum.revision, sum.hash, sum.desired
 		if gotRev != rev || hash != hashOf(model) || n != len(model) {
 			t.Fatalf("rev %d: summary = %d %s %d, want %d %s %d", rev, gotRev, hash, n, rev, hashOf(model), len(model))
 		}
@@ -148,7 +149,8 @@ func TestDeviceErrors(t *testing.T) {
 	if _, err := d.applyFull(b, 4); err == nil {
 		t.Fatal("applyFull ignored a configure error")
 	}
-	if rev, _, n := d.summary(); rev != 0 || n != 5 {
+	if s := d.summary(); s.revision != 0 || s.desired != 5 {
+		rev, n := s.revision, s.desired
 		t.Errorf("after a failed snapshot: revision %d peers %d; want revision unchanged, desired set taken", rev, n)
 	}
 	// Anti-entropy repairs the device from the desired set.

@@ -30,6 +30,7 @@ var trafficFields = map[string]bool{"LastHandshakeTime": true, "LastHandshake": 
 var trafficReaders = map[string]string{
 	"wg/view.go": "the redaction: stale compares a peer's traffic with the scrub threshold and with zero",
 	"wg/fake.go": "the fake device keeps the traffic tests give it, as a device does",
+	"wg/uapi.go": "the userspace reader hands each peer's traffic lines to the redaction's staleness check as it parses them",
 }
 
 // agentSources are the directories the field-name check covers, relative

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"net"
 	"net/netip"
 	"slices"
 
@@ -25,14 +24,20 @@ const batchSize = 1000
 // yields no config. A desired peer with the device's own public key is
 // left out: devices ignore such a peer, so it could never converge.
 //
+// Pending peers (desired, but kept off the device for want of capacity)
+// count as not desired.
+//
 // The order is deterministic: removes and updates in the device's peer
 // order, then additions by key.
-func reconcile(desired peerSet, current *wg.Device, size int) []wgtypes.Config {
+func reconcile(desired peerSet, pending map[wgtypes.Key]struct{}, current *wg.Device, size int) []wgtypes.Config {
 	var removes, updates []wgtypes.PeerConfig
 	present := 0
 	for i := range current.Peers {
 		p := &current.Peers[i]
 		spec, ok := desired[p.PublicKey]
+		if _, wait := pending[p.PublicKey]; wait {
+			ok = false
+		}
 		if !ok {
 			removes = append(removes, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
 			continue
@@ -43,13 +48,14 @@ func reconcile(desired peerSet, current *wg.Device, size int) []wgtypes.Config {
 		}
 	}
 	var adds []wgtypes.Key
-	if present < len(desired) {
+	if present < len(desired)-len(pending) {
 		onDevice := make(map[wgtypes.Key]struct{}, len(current.Peers))
 		for i := range current.Peers {
 			onDevice[current.Peers[i].PublicKey] = struct{}{}
 		}
 		for k := range desired {
-			if _, ok := onDevice[k]; !ok && k != current.PublicKey {
+			_, wait := pending[k]
+			if _, ok := onDevice[k]; !ok && !wait && k != current.PublicKey {
 				adds = append(adds, k)
 			}
 		}
@@ -77,22 +83,17 @@ func batch(changes []wgtypes.PeerConfig, size int) []wgtypes.Config {
 	return out
 }
 
-// sameAllowed reports whether a device's allowed IPs are exactly want
-// (sorted, masked), in any order.
-func sameAllowed(want []netip.Prefix, have []net.IPNet) bool {
+// sameAllowed reports whether a device's allowed IPs (masked) are
+// exactly want (sorted, masked), in any order.
+func sameAllowed(want []netip.Prefix, have []netip.Prefix) bool {
 	if len(want) != len(have) {
 		return false
 	}
-	var buf [4]netip.Prefix
-	got := buf[:0]
-	for _, n := range have {
-		a, ok := netip.AddrFromSlice(n.IP)
-		if !ok {
-			return false
-		}
-		ones, _ := n.Mask.Size()
-		got = append(got, netip.PrefixFrom(a.Unmap(), ones).Masked())
+	if slices.Equal(want, have) {
+		return true
 	}
+	var buf [4]netip.Prefix
+	got := append(buf[:0], have...)
 	slices.SortFunc(got, comparePrefixes)
 	return slices.Equal(want, got)
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"net"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,7 +14,7 @@ func TestReconcile(t *testing.T) {
 	own, _ := wgtypes.GeneratePrivateKey()
 	p0, p1, p2 := testPeer(0), testPeer(1), testPeer(2)
 	onDevice := func(i int, allowed ...string) wg.Peer {
-		return wg.Peer{PublicKey: testKey(i), AllowedIPs: mustCIDRs(allowed...)}
+		return wg.Peer{PublicKey: testKey(i), AllowedIPs: mustPrefixes(allowed...)}
 	}
 	set := func(i int, allowed ...string) wgtypes.PeerConfig {
 		return wgtypes.PeerConfig{PublicKey: testKey(i), ReplaceAllowedIPs: true, AllowedIPs: mustCIDRs(allowed...)}
@@ -40,12 +39,9 @@ func TestReconcile(t *testing.T) {
 			device:  []wg.Peer{onDevice(1, p1.AllowedIPs...), onDevice(0, p0.AllowedIPs...)},
 		},
 		{
-			name:    "in step with allowed IPs in another order and 16-byte IPv4",
+			name:    "in step with allowed IPs in another order",
 			desired: []api.Peer{p0},
-			device: []wg.Peer{{PublicKey: testKey(0), AllowedIPs: []net.IPNet{
-				mustCIDRs(p0.AllowedIPs[1])[0],
-				{IP: net.ParseIP("10.64.0.0"), Mask: net.CIDRMask(32, 32)},
-			}}},
+			device:  []wg.Peer{onDevice(0, p0.AllowedIPs[1], p0.AllowedIPs[0])},
 		},
 		{
 			name:   "remove extras",
@@ -78,7 +74,7 @@ func TestReconcile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dev := &wg.Device{PrivateKey: own, PublicKey: own.PublicKey(), Peers: tc.device}
-			got := reconcile(setOf(t, tc.desired...), dev, batchSize)
+			got := reconcile(setOf(t, tc.desired...), nil, dev, batchSize)
 			if diff := cmp.Diff(tc.want, got, ipNetComparer); diff != "" {
 				t.Errorf("reconcile (-want +got):\n%s", diff)
 			}
@@ -88,7 +84,7 @@ func TestReconcile(t *testing.T) {
 
 func TestReconcileBatches(t *testing.T) {
 	desired := setOf(t, testPeers(0, 2500)...)
-	cfgs := reconcile(desired, &wg.Device{}, 1000)
+	cfgs := reconcile(desired, nil, &wg.Device{}, 1000)
 	var sizes []int
 	for _, c := range cfgs {
 		sizes = append(sizes, len(c.Peers))
@@ -99,7 +95,7 @@ func TestReconcileBatches(t *testing.T) {
 	if diff := cmp.Diff([]int{1000, 1000, 500}, sizes); diff != "" {
 		t.Errorf("batch sizes (-want +got):\n%s", diff)
 	}
-	if n := len(reconcile(desired, &wg.Device{}, batchSize)); n != 3 {
+	if n := len(reconcile(desired, nil, &wg.Device{}, batchSize)); n != 3 {
 		t.Errorf("2500 peers in %d calls, want 3 of batchSize", n)
 	}
 }
@@ -120,14 +116,14 @@ func TestReconcileConverges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := wg.NewFake()
 			f.AddDevice("tl0")
-			for _, c := range reconcile(setOf(t, tc.start...), &wg.Device{}, batchSize) {
+			for _, c := range reconcile(setOf(t, tc.start...), nil, &wg.Device{}, batchSize) {
 				if err := f.ConfigureDevice("tl0", c); err != nil {
 					t.Fatal(err)
 				}
 			}
 			target := setOf(t, tc.target...)
 			cur, _ := wg.NewControl(f).Device("tl0")
-			for _, c := range reconcile(target, cur, batchSize) {
+			for _, c := range reconcile(target, nil, cur, batchSize) {
 				if c.ReplacePeers {
 					t.Fatal("reconcile used ReplacePeers")
 				}
@@ -136,7 +132,7 @@ func TestReconcileConverges(t *testing.T) {
 				}
 			}
 			cur, _ = wg.NewControl(f).Device("tl0")
-			if again := reconcile(target, cur, batchSize); len(again) != 0 {
+			if again := reconcile(target, nil, cur, batchSize); len(again) != 0 {
 				t.Errorf("second reconcile yields %d configs, want none", len(again))
 			}
 			want := map[string]api.Peer{}
@@ -187,5 +183,55 @@ func TestParsePeer(t *testing.T) {
 				t.Errorf("digest is not the wire peer's")
 			}
 		})
+	}
+}
+
+// TestSnapshotInStep: a snapshot onto a device the agent knows holds its
+// desired set is diffed in memory, without reading the device; after a
+// failed configure or a resync request it reads the device again, and
+// repairs a change made behind its back.
+func TestSnapshotInStep(t *testing.T) {
+	f := wg.NewFake()
+	f.AddDevice("tl0")
+	cc := &countingClient{Client: f}
+	d := newDevice(wg.NewControl(cc), "tl0")
+	build := func(from, to int) *setBuilder {
+		b := newSetBuilder(0)
+		for _, p := range testPeers(from, to) {
+			b.add(p)
+		}
+		return b
+	}
+	if r, err := d.applyFull(build(0, 50), 1); err != nil || !r.read || cc.devices.Load() != 1 {
+		t.Fatalf("first snapshot: %+v, %v, %d reads; want one read", r, err, cc.devices.Load())
+	}
+	r, err := d.applyFull(build(1, 51), 2)
+	if err != nil || r.read || cc.devices.Load() != 1 || r.set != 1 || r.removed != 1 {
+		t.Fatalf("snapshot in step: %+v, %v, %d reads; want no read, 1 set, 1 removed", r, err, cc.devices.Load())
+	}
+	want := map[string]api.Peer{}
+	for _, p := range testPeers(1, 51) {
+		want[p.PublicKey] = p
+	}
+	if diff := cmp.Diff(wantDevicePeers(want), fakeDevicePeers(t, f, "tl0")); diff != "" {
+		t.Fatalf("device (-want +got):\n%s", diff)
+	}
+	// Someone removes a peer by hand; the control plane asks for a resync.
+	f.ConfigureDevice("tl0", wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: testKey(7), Remove: true}}})
+	d.distrust()
+	if r, err := d.applyFull(build(1, 51), 3); err != nil || !r.read || r.set != 1 {
+		t.Fatalf("snapshot after distrust: %+v, %v; want a read that re-adds the peer", r, err)
+	}
+	// A failed configure puts the device out of step too.
+	f.FailConfigure(wg.ErrNoKernel)
+	if _, err := d.applyFull(build(2, 51), 4); err == nil {
+		t.Fatal("no error")
+	}
+	reads := cc.devices.Load()
+	if r, err := d.applyFull(build(2, 51), 5); err != nil || !r.read || cc.devices.Load() != reads+1 {
+		t.Fatalf("snapshot after a failure: %+v, %v; want a read", r, err)
+	}
+	if diff := cmp.Diff(49, f.PeerCount("tl0")); diff != "" {
+		t.Error(diff)
 	}
 }

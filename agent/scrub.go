@@ -4,10 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"slices"
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/traceless-vpn/traceless/agent/wg"
 )
 
 // The scrubber makes the device forget what it learned about idle
@@ -27,37 +28,61 @@ import (
 // hands out nothing else of its traffic (TestPrivacySource enforces it).
 // Nothing about it is logged, kept, counted per peer or sent anywhere.
 //
-// A peer is forgotten within threshold + tick of its last handshake. A
-// client that handshakes in the instant between the read and the re-add
-// loses that handshake and repeats it after WireGuard's rekey timeout.
+// # When it looks
+//
+// Reading a device is the scrubber's whole cost: at 60,000 peers one read
+// takes hundreds of milliseconds of CPU, and a userspace device holds its
+// configuration lock while it writes the answer. So the scrubber reads
+// only when a peer may have turned stale: each read tells it (recheck)
+// how long until the earliest peer not stale now turns stale, capped at
+// the threshold, since a client that makes first contact after the read
+// turns stale no sooner. It reads again then, and never sooner than one
+// tick after the last read, so peers turning stale within a tick of each
+// other are scrubbed by one read. An idle node reads once per threshold
+// (180 s) instead of once per tick (5 s). A peer is forgotten within
+// threshold + tick (+ the read's own time) of its last handshake, as
+// with a read every tick; a peer that gains an endpoint without
+// completing a handshake, within the threshold.
+//
+// The read is made without the device lock the sync loop needs; only the
+// re-adds take it. A peer a delta removed or changed meanwhile is not
+// re-added, or re-added with its new allowed IPs. A client that
+// handshakes in the instant between the read and the re-add loses that
+// handshake and repeats it after WireGuard's rekey timeout.
 
 // scrub reads the device and re-creates its stale peers. A peer re-added
 // gets the desired allowed IPs (the device's own before the first
-// snapshot); a stale peer that is not desired is left to anti-entropy or
-// the next sync, which remove it. Pairs of remove and re-add never straddle
-// two calls. It returns how many peers were scrubbed.
-func (d *device) scrub(now time.Time, after time.Duration) (int, error) {
+// snapshot); a stale peer that is not desired, or pending for want of
+// capacity, is left to anti-entropy or the next sync, which remove it.
+// Pairs of remove and re-add never straddle two calls. It returns how
+// many peers were scrubbed and how long until the next read is due.
+func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, error) {
+	cur, recheck, err := d.wg.DeviceStale(d.name, now, after)
+	if err != nil {
+		return 0, 0, err
+	}
+	var stale []*wg.Peer
+	for i := range cur.Peers {
+		if cur.Peers[i].Stale {
+			stale = append(stale, &cur.Peers[i])
+		}
+	}
+	if len(stale) == 0 {
+		return 0, recheck, nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	cur, err := d.wg.DeviceStale(d.name, now, after)
-	if err != nil {
-		return 0, err
-	}
 	var changes []wgtypes.PeerConfig
-	for i := range cur.Peers {
-		p := &cur.Peers[i]
-		if !p.Stale {
-			continue
-		}
+	for _, p := range stale {
 		var allowed []net.IPNet
 		if d.state.set != nil {
 			spec, ok := d.state.set[p.PublicKey]
-			if !ok {
+			if _, wait := d.state.pending[p.PublicKey]; !ok || wait {
 				continue
 			}
 			allowed = ipNets(spec.allowed)
 		} else {
-			allowed = slices.Clone(p.AllowedIPs)
+			allowed = ipNets(p.AllowedIPs)
 		}
 		changes = append(changes,
 			wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true},
@@ -73,12 +98,20 @@ func (d *device) scrub(now time.Time, after time.Duration) (int, error) {
 		// Calls before the failing one went through.
 		scrubbed = min(scrubbed, (n-1)*size/2)
 	}
-	return scrubbed, err
+	return scrubbed, recheck, err
 }
 
-// scrubLoop scrubs every tick until ctx ends.
+// nextScrub is how long the scrub loop waits after a read that started
+// elapsed ago and found the next peer due in recheck: until just after
+// that peer turns stale, but at least a tick after the read.
+func nextScrub(recheck, elapsed, tick time.Duration) time.Duration {
+	return max(tick, recheck+time.Millisecond) - elapsed
+}
+
+// scrubLoop scrubs until ctx ends, reading the device when a peer may be
+// due (see "When it looks").
 func (a *Agent) scrubLoop(ctx context.Context) {
-	t := time.NewTicker(a.opts.ScrubTick)
+	t := time.NewTimer(a.opts.ScrubTick)
 	defer t.Stop()
 	for {
 		select {
@@ -86,14 +119,20 @@ func (a *Agent) scrubLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		start := time.Now()
-		n, err := a.dev.scrub(a.opts.Now(), a.opts.ScrubAfter)
+		start := a.opts.Now()
+		n, recheck, err := a.dev.scrub(start, a.opts.ScrubAfter)
 		a.metrics.scrubbed.Add(float64(n))
+		a.metrics.scrubReads.Inc()
+		wait := a.opts.ScrubTick
 		switch {
 		case err != nil:
 			a.log.Warn("scrub failed", slog.Int(keyScrubbed, n), slog.Any(keyErr, err))
-		case n > 0:
-			a.log.Debug("scrubbed idle peers", slog.Int(keyScrubbed, n), slog.Duration(keyDuration, time.Since(start)))
+		default:
+			wait = nextScrub(recheck, a.opts.Now().Sub(start), a.opts.ScrubTick)
+			if n > 0 {
+				a.log.Debug("scrubbed idle peers", slog.Int(keyScrubbed, n), slog.Duration(keyDuration, a.opts.Now().Sub(start)))
+			}
 		}
+		t.Reset(max(wait, 0))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/traceless-vpn/traceless/agent/wg"
+	"github.com/traceless-vpn/traceless/controlplane/api"
 )
 
 func TestScrub(t *testing.T) {
@@ -43,7 +44,7 @@ func TestScrub(t *testing.T) {
 			before, _ := f.Device("tl0")
 			calls := f.ConfigureCalls()
 
-			n, err := d.scrub(now, 180*time.Second)
+			n, _, err := d.scrub(now, 180*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +109,7 @@ func TestScrubBeforeSnapshot(t *testing.T) {
 		f.SetTraffic("tl0", testKey(k), wg.Traffic{LastHandshake: now.Add(-time.Hour), ReceiveBytes: 1})
 	}
 	d := newDevice(wg.NewControl(f), "tl0")
-	if n, err := d.scrub(now, 180*time.Second); n != 2 || err != nil {
+	if n, _, err := d.scrub(now, 180*time.Second); n != 2 || err != nil {
 		t.Fatalf("scrub = %d, %v; want 2", n, err)
 	}
 	if diff := cmp.Diff(map[string][]string{
@@ -122,7 +123,7 @@ func TestScrubBeforeSnapshot(t *testing.T) {
 	for _, k := range []int{1, 2} {
 		f.SetTraffic("tl0", testKey(k), wg.Traffic{LastHandshake: now.Add(-time.Hour)})
 	}
-	if n, err := d.scrub(now, 180*time.Second); n != 1 || err != nil {
+	if n, _, err := d.scrub(now, 180*time.Second); n != 1 || err != nil {
 		t.Fatalf("scrub = %d, %v; want 1", n, err)
 	}
 	got := fakeDevicePeers(t, f, "tl0")
@@ -149,7 +150,7 @@ func TestScrubBatches(t *testing.T) {
 		f.SetTraffic("tl0", testKey(i), wg.Traffic{LastHandshake: now.Add(-time.Hour)})
 	}
 	calls := f.ConfigureCalls()
-	if n, err := d.scrub(now, time.Minute); n != 9 || err != nil {
+	if n, _, err := d.scrub(now, time.Minute); n != 9 || err != nil {
 		t.Fatalf("scrub = %d, %v", n, err)
 	}
 	if got := f.ConfigureCalls() - calls; got != 5 { // 2 pairs per call
@@ -157,5 +158,109 @@ func TestScrubBatches(t *testing.T) {
 	}
 	if f.PeerCount("tl0") != 9 {
 		t.Errorf("peers lost")
+	}
+}
+
+// blockingReads is a device whose reads wait until released, as a read of
+// a large device takes long.
+type blockingReads struct {
+	wg.Client
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingReads) Device(name string) (*wgtypes.Device, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return b.Client.Device(name)
+}
+
+// TestScrubReadDoesNotBlockDeltas: while the scrubber reads the device, a
+// delta applies at once; the scrub then re-adds the stale peer it read
+// with the allowed IPs the delta gave it, and skips one the delta removed.
+func TestScrubReadDoesNotBlockDeltas(t *testing.T) {
+	now := time.Now()
+	f := wg.NewFake()
+	f.AddDevice("tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
+	b := newSetBuilder(0)
+	for _, p := range testPeers(0, 3) {
+		b.add(p)
+	}
+	if _, err := d.applyFull(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int{1, 2} {
+		f.SetTraffic("tl0", testKey(k), wg.Traffic{LastHandshake: now.Add(-time.Hour), ReceiveBytes: 1})
+	}
+	br := &blockingReads{Client: f, started: make(chan struct{}), release: make(chan struct{})}
+	d.wg = wg.NewControl(br)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		n, _, err := d.scrub(now, 180*time.Second)
+		done <- result{n, err}
+	}()
+	<-br.started // the scrubber is reading
+
+	moved := testPeer(1)
+	moved.AllowedIPs = []string{"10.64.200.1/32"}
+	applied := make(chan error)
+	go func() {
+		_, err := d.applyDelta([]api.Peer{moved}, []string{testPeer(2).PublicKey}, 2)
+		applied <- err
+	}()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a delta waited behind the scrubber's device read")
+	}
+	close(br.release)
+	r := <-done
+	if r.err != nil || r.n != 1 {
+		t.Fatalf("scrub = %d, %v; want 1 (peer 2 was removed meanwhile)", r.n, r.err)
+	}
+	if diff := cmp.Diff(map[string][]string{
+		testKey(0).String(): testPeer(0).AllowedIPs,
+		testKey(1).String(): {"10.64.200.1/32"},
+	}, fakeDevicePeers(t, f, "tl0")); diff != "" {
+		t.Errorf("device (-want +got):\n%s", diff)
+	}
+	if p := peerByKey(mustRaw(t, f), testKey(1)); !p.LastHandshakeTime.IsZero() || p.ReceiveBytes != 0 {
+		t.Error("the stale peer kept its traffic state")
+	}
+}
+
+func mustRaw(t *testing.T, f *wg.Fake) *wgtypes.Device {
+	t.Helper()
+	d, err := f.Device("tl0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestNextScrub: the scrubber reads again just after the next peer turns
+// stale, never sooner than a tick after the last read.
+func TestNextScrub(t *testing.T) {
+	const tick = 5 * time.Second
+	for _, tc := range []struct {
+		recheck, elapsed, want time.Duration
+	}{
+		{180 * time.Second, 0, 180*time.Second + time.Millisecond},             // idle: once per threshold
+		{180 * time.Second, 300 * time.Millisecond, 179701 * time.Millisecond}, // the read's time counts
+		{time.Second, 0, tick}, // due soon: a tick, not sooner
+		{0, time.Second, tick - time.Second},
+		{40 * time.Second, 0, 40*time.Second + time.Millisecond},
+	} {
+		if got := nextScrub(tc.recheck, tc.elapsed, tick); got != tc.want {
+			t.Errorf("nextScrub(%v, %v) = %v, want %v", tc.recheck, tc.elapsed, got, tc.want)
+		}
 	}
 }

@@ -114,6 +114,9 @@ func (a *Agent) syncOnce(ctx context.Context) error {
 		return nil
 	}
 	a.needFull = true
+	// Something disagrees: the next snapshot reads the device too, so a
+	// device changed behind the agent's back is repaired with it.
+	a.dev.distrust()
 	if !ans.full {
 		a.resyncStreak = 0
 		a.log.Info("control plane asked for a full resync", slog.Int64(keyRevision, ans.revision))
@@ -174,7 +177,8 @@ func (a *Agent) apply(ans *peersAnswer, since int64, start time.Time) (bool, err
 		}
 		a.log.Info("applied snapshot", slog.Int64(keyRevision, ans.revision), slog.Int(keyPeers, r.peers),
 			slog.Int(keySet, r.set), slog.Int(keyRemoved, r.removed), slog.Int(keyInvalid, r.invalid),
-			slog.Int(keyCalls, r.calls), slog.String(keyFormat, format), slog.Duration(keyDuration, time.Since(start)))
+			slog.Int(keyCalls, r.calls), slog.Int(keyNotApplied, r.pending), slog.Bool(keyRead, r.read),
+			slog.String(keyFormat, format), slog.Duration(keyDuration, time.Since(start)))
 		return true, nil
 	case ans.revision < since:
 		return false, fmt.Errorf("control plane answered revision %d for a poll since %d", ans.revision, since)
@@ -197,14 +201,28 @@ func (a *Agent) apply(ans *peersAnswer, since int64, start time.Time) (bool, err
 	return true, nil
 }
 
-// record updates the metrics after an apply.
+// record updates the metrics after an apply, and says when the device
+// starts or stops being too small for the peer set.
 func (a *Agent) record(r applyResult, err error, revision int64, full bool) {
 	if r.invalid > 0 {
 		a.log.Warn("skipped malformed peers from the control plane", slog.Int(keyInvalid, r.invalid), slog.Bool(keyFull, full))
 	}
-	if err == nil {
-		a.metrics.peers.Set(float64(r.peers))
-		a.metrics.revision.Set(float64(revision))
+	if err != nil {
+		return
+	}
+	a.metrics.peers.Set(float64(r.peers))
+	a.metrics.revision.Set(float64(revision))
+	a.metrics.pending.Set(float64(r.pending))
+	switch over := r.pending > 0; {
+	case over && !a.overCapacity:
+		a.log.Warn("the pool has more peers than this node's WireGuard backend holds: applied what fits, the rest wait for a place "+
+			"(a kernel node holds more; or split the pool); still syncing changes",
+			slog.Int(keyPeers, r.peers), slog.Int(keyApplied, r.peers-r.pending), slog.Int(keyNotApplied, r.pending),
+			slog.Int(keyPeerLimit, a.dev.limit), slog.String(keyBackend, a.iface.Backend))
+		a.overCapacity = true
+	case !over && a.overCapacity:
+		a.log.Info("every peer of the pool fits on the device again", slog.Int(keyPeers, r.peers), slog.Int(keyPeerLimit, a.dev.limit))
+		a.overCapacity = false
 	}
 }
 
@@ -246,14 +264,19 @@ func (a *Agent) nodeToken(ctx context.Context) (string, error) {
 // report sends the node's aggregates and returns whether the control
 // plane asks for a full resync.
 func (a *Agent) report(ctx context.Context, token string) (bool, error) {
-	rev, hash, n := a.dev.summary()
+	s := a.dev.summary()
 	up, _ := a.iface.Links.IsUp(a.iface.Name)
 	a.mu.Lock()
 	p := a.posture
 	a.mu.Unlock()
-	res, err := a.cp.status(ctx, token, api.NodeStatus{
-		AppliedRevision: rev, PeerSetHash: hash, PeerCount: n, InterfaceUp: up, Version: a.opts.Version, Posture: p,
-	})
+	st := api.NodeStatus{
+		AppliedRevision: s.revision, PeerSetHash: s.hash, PeerCount: s.desired, InterfaceUp: up, Version: a.opts.Version, Posture: p,
+		PeerLimit: s.limit,
+	}
+	if s.pending > 0 {
+		st.OverCapacity = &api.OverCapacity{Desired: s.desired, Applied: s.desired - s.pending, NotApplied: s.pending}
+	}
+	res, err := a.cp.status(ctx, token, st)
 	if err != nil {
 		return false, err
 	}

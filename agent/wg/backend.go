@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/mdlayher/genetlink"
+	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/wgctrl"
 )
 
@@ -16,6 +17,17 @@ const (
 	BackendUserspace = "userspace"
 	// BackendFake is the Backend of interfaces from NewFakeInterface.
 	BackendFake = "fake"
+)
+
+// Peer limits of the backends. A device refuses a peer past its limit;
+// the agent never asks for one (it keeps the rest of a larger pool
+// waiting, see agent's capacity handling).
+const (
+	// UserspacePeerLimit is wireguard-go's device.MaxPeers: 65,536.
+	UserspacePeerLimit = device.MaxPeers
+	// KernelPeerLimit is the Linux module's MAX_PEERS_PER_DEVICE
+	// (drivers/net/wireguard/messages.h): 1,048,576.
+	KernelPeerLimit = 1 << 20
 )
 
 // Config says which interface Open brings up.
@@ -49,6 +61,9 @@ type Interface struct {
 	// Existed reports whether the interface was there before Open: a
 	// kernel interface kept across an agent restart, with its peers.
 	Existed bool
+	// PeerLimit is the most peers the device holds (see the Peer limits
+	// constants); 0 is no known limit.
+	PeerLimit int
 
 	closers []func() error
 }
@@ -139,7 +154,7 @@ func openKernel(cfg Config, links *Netlink) (*Interface, error) {
 		return nil, wrapErr("open "+cfg.Name, err)
 	}
 	return &Interface{
-		Name: cfg.Name, Backend: BackendKernel, Client: NewControl(c), Links: links, Existed: existed,
+		Name: cfg.Name, Backend: BackendKernel, Client: NewControl(c), Links: links, Existed: existed, PeerLimit: KernelPeerLimit,
 		closers: []func() error{links.Close, c.Close},
 	}, nil
 }
@@ -172,7 +187,7 @@ func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
 		return nil, wrapErr("open "+cfg.Name, err)
 	}
 	return &Interface{
-		Name: cfg.Name, Backend: BackendUserspace, Client: NewControl(c), Links: links,
+		Name: cfg.Name, Backend: BackendUserspace, Client: newUserspaceControl(c), Links: links, PeerLimit: UserspacePeerLimit,
 		closers: []func() error{links.Close, u.Close, c.Close},
 	}, nil
 }
@@ -209,18 +224,19 @@ func openHeld(cfg Config, links *Netlink) (*Interface, error) {
 	// Like a kernel interface, the held device stays when the agent
 	// closes it; a restarted agent takes it over.
 	return &Interface{
-		Name: cfg.Name, Backend: BackendUserspace, Client: NewControl(c), Links: links, Existed: existed,
+		Name: cfg.Name, Backend: BackendUserspace, Client: newUserspaceControl(c), Links: links, Existed: existed, PeerLimit: UserspacePeerLimit,
 		closers: []func() error{links.Close, c.Close},
 	}, nil
 }
 
 // NewFakeInterface returns an Interface over a Fake device and a fake
 // link of the given name, creating both unless they exist. Like a kernel
-// interface, it stays in f and links after Close.
+// interface, it stays in f and links after Close. Its PeerLimit is the
+// device's (Fake.SetPeerLimit).
 func NewFakeInterface(name string, f *Fake, links *FakeLinks) *Interface {
 	_, err := links.Kind(name)
 	existed := err == nil
 	f.AddDevice(name)
 	links.Add(name, "wireguard")
-	return &Interface{Name: name, Backend: BackendFake, Client: NewControl(f), Links: links, Existed: existed}
+	return &Interface{Name: name, Backend: BackendFake, Client: NewControl(f), Links: links, Existed: existed, PeerLimit: f.peerLimit(name)}
 }

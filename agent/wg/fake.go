@@ -49,6 +49,7 @@ type fakeDevice struct {
 	peers   map[wgtypes.Key]*fakePeer
 	owners  map[netip.Prefix]wgtypes.Key
 	nextSeq uint64
+	limit   int
 }
 
 type fakePeer struct {
@@ -85,6 +86,26 @@ func (f *Fake) AddDevice(name string) {
 			owners: map[netip.Prefix]wgtypes.Key{},
 		}
 	}
+}
+
+// SetPeerLimit makes the named device refuse a config that would leave it
+// with more than n peers, as a real device refuses a peer past its limit
+// (n = 0: no limit).
+func (f *Fake) SetPeerLimit(name string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.devices[name]; d != nil {
+		d.limit = n
+	}
+}
+
+func (f *Fake) peerLimit(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.devices[name]; d != nil {
+		return d.limit
+	}
+	return 0
 }
 
 // RemoveDevice deletes a device and its peers.
@@ -223,6 +244,11 @@ func (f *Fake) ConfigureDevice(name string, cfg wgtypes.Config) error {
 			allowed[i] = append(allowed[i], p)
 		}
 	}
+	if d.limit > 0 && !cfg.ReplacePeers {
+		if n := d.countAfter(cfg.Peers); n > d.limit {
+			return fmt.Errorf("fake: %d peers past the limit of %d: %w", n, d.limit, errInvalid)
+		}
+	}
 	if cfg.PrivateKey != nil {
 		d.priv = *cfg.PrivateKey
 		d.pub = wgtypes.Key{}
@@ -297,6 +323,27 @@ func (d *fakeDevice) apply(pc wgtypes.PeerConfig, allowed []netip.Prefix) {
 		d.owners[a] = pc.PublicKey
 		p.allowed = append(p.allowed, a)
 	}
+}
+
+// countAfter is how many peers the device would hold after peers apply.
+func (d *fakeDevice) countAfter(peers []wgtypes.PeerConfig) int {
+	n := len(d.peers)
+	seen := map[wgtypes.Key]bool{}
+	for _, pc := range peers {
+		_, had := d.peers[pc.PublicKey]
+		if was, ok := seen[pc.PublicKey]; ok {
+			had = was
+		}
+		switch {
+		case pc.Remove && had:
+			n--
+			seen[pc.PublicKey] = false
+		case !pc.Remove && !had && !pc.UpdateOnly:
+			n++
+			seen[pc.PublicKey] = true
+		}
+	}
+	return n
 }
 
 func (d *fakeDevice) remove(k wgtypes.Key) {

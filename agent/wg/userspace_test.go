@@ -154,6 +154,15 @@ func TestUserspaceScrubOneCall(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The lean reader sees the same: fresh now, due when the handshake is
+	// 180 s old, stale after.
+	d, recheck, err := srv.Client.DeviceStale(srvName, p.LastHandshakeTime, 180*time.Second)
+	if err != nil || len(d.Peers) != 1 || d.Peers[0].Stale || recheck != 180*time.Second {
+		t.Errorf("DeviceStale at the handshake: %v, stale %v, recheck %v; want fresh, 180s", err, d != nil && d.Peers[0].Stale, recheck)
+	}
+	if d, _, err := srv.Client.DeviceStale(srvName, p.LastHandshakeTime.Add(181*time.Second), 180*time.Second); err != nil || !d.Peers[0].Stale {
+		t.Errorf("DeviceStale 181 s after the handshake: %v; want stale", err)
+	}
 	// The client stops talking, then the server scrubs its peer.
 	must(t, cli.Client.ConfigureDevice(cliName, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: srvKey.PublicKey(), UpdateOnly: true, PersistentKeepaliveInterval: ptr(time.Duration(0))}}}))
 	time.Sleep(200 * time.Millisecond)
@@ -172,6 +181,75 @@ func TestUserspaceScrubOneCall(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"10.64.0.2/32", "fd00::2/128"}, sortedStrings(got)); diff != "" {
 		t.Errorf("allowed IPs after scrub (-want +got):\n%s", diff)
+	}
+}
+
+// TestUserspaceReader: the lean UAPI reader of a userspace device reads
+// what wgctrl reads (keys, port, allowed IPs in the device's order), and
+// marks a peer with an endpoint but no handshake stale.
+func TestUserspaceReader(t *testing.T) {
+	needRoot(t)
+	name := devName("r")
+	i, err := wg.Open(wg.Config{Name: name, Backend: wg.BackendUserspace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { i.Close() })
+	if i.PeerLimit != 65536 {
+		t.Errorf("PeerLimit = %d, want 65536", i.PeerLimit)
+	}
+	priv, _ := wgtypes.GeneratePrivateKey()
+	var peers []wgtypes.PeerConfig
+	for n := range 300 {
+		var k wgtypes.Key
+		k[0], k[1], k[31] = byte(n>>8), byte(n), 0x77
+		var allowed []string
+		switch n % 3 {
+		case 0:
+			allowed = []string{fmt.Sprintf("10.64.%d.%d/32", n>>8, n&0xff), fmt.Sprintf("fd00::%x/128", n+1)}
+		case 1:
+			allowed = []string{fmt.Sprintf("10.%d.0.0/16", n&0xff), fmt.Sprintf("fd01:%x::/48", n), fmt.Sprintf("192.168.%d.0/24", n&0xff)}
+		}
+		peers = append(peers, wgtypes.PeerConfig{PublicKey: k, AllowedIPs: cidrs(allowed...)})
+	}
+	must(t, i.Client.ConfigureDevice(name, wgtypes.Config{PrivateKey: &priv, ListenPort: new(int), Peers: peers}))
+	must(t, i.Client.ConfigureDevice(name, wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: peers[7].PublicKey, UpdateOnly: true,
+		Endpoint: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}}}}))
+	raw := mustDevice(t, rawClient(t), name)
+	d, recheck, err := i.Client.DeviceStale(name, time.Now(), 180*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.PrivateKey != raw.PrivateKey || d.PublicKey != raw.PublicKey || d.ListenPort != raw.ListenPort || len(d.Peers) != len(raw.Peers) {
+		t.Fatalf("device fields or peer count differ from wgctrl's: %d peers, want %d", len(d.Peers), len(raw.Peers))
+	}
+	if recheck != 180*time.Second {
+		t.Errorf("recheck %v with no handshake, want the threshold", recheck)
+	}
+	byKey := map[wgtypes.Key]wgtypes.Peer{}
+	for _, rp := range raw.Peers {
+		byKey[rp.PublicKey] = rp
+	}
+	// wireguard-go lists peers in its map's order, which changes from
+	// one read to the next; allowed IPs keep theirs.
+	for n, p := range d.Peers {
+		rp, ok := byKey[p.PublicKey]
+		var want, got []string
+		for _, a := range rp.AllowedIPs {
+			want = append(want, a.String())
+		}
+		for _, a := range p.AllowedIPs {
+			got = append(got, a.String())
+		}
+		if !ok || !cmp.Equal(want, got) {
+			t.Fatalf("peer %d: (-wgctrl +lean):\n%s", n, cmp.Diff(want, got))
+		}
+		if p.Stale != (p.PublicKey == peers[7].PublicKey) {
+			t.Errorf("peer %d: stale %v", n, p.Stale)
+		}
+	}
+	if _, err := i.Client.Device(name + "x"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("reading a device that is not there: %v, want ErrNotExist", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package wg_test
 
 import (
 	"net"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func TestDeviceStale(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := wg.NewControl(f)
-			d, err := c.DeviceStale("tl0", now, 180*time.Second)
+			d, _, err := c.DeviceStale("tl0", now, 180*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +73,7 @@ func TestDeviceStale(t *testing.T) {
 func TestViewHoldsNoTraffic(t *testing.T) {
 	allowed := map[reflect.Type]bool{
 		reflect.TypeOf(wgtypes.Key{}): true, reflect.TypeOf(0): true, reflect.TypeOf(false): true,
-		reflect.TypeOf([]net.IPNet{}): true, reflect.TypeOf([]wg.Peer{}): true,
+		reflect.TypeOf([]netip.Prefix{}): true, reflect.TypeOf([]wg.Peer{}): true,
 	}
 	for _, v := range []any{wg.Device{}, wg.Peer{}} {
 		typ := reflect.TypeOf(v)

@@ -79,6 +79,22 @@ type NodeStatus struct {
 	InterfaceUp     bool    `json:"interface_up"`
 	Version         string  `json:"version"`
 	Posture         Posture `json:"posture"`
+	// PeerLimit is the most peers the node's WireGuard backend holds
+	// (65,536 for the userspace device, 1,048,576 for the Linux kernel
+	// module); 0 when the node does not say.
+	PeerLimit int `json:"peer_limit,omitempty"`
+	// OverCapacity is set while the node's peer set (PeerCount) is larger
+	// than PeerLimit: the node holds what fits and keeps the rest waiting
+	// for a place. Counts only.
+	OverCapacity *OverCapacity `json:"over_capacity,omitempty"`
+}
+
+// OverCapacity counts a node's peers when its pool holds more than its
+// backend can: Desired (the peer set's size) = Applied + NotApplied.
+type OverCapacity struct {
+	Desired    int `json:"desired"`
+	Applied    int `json:"applied"`
+	NotApplied int `json:"not_applied"`
 }
 
 // StatusResponse answers a status report; Resync asks the node for a full
