@@ -53,11 +53,15 @@ func FuzzDecodeBody(f *testing.F) {
 		"{\"email\":\"\xff\"}", "\ufeff{}", "\u00a0{}", `{"email":"\u0000\ud800"}`, `{"a":` + strings.Repeat("[", 10001) + `}`,
 		`{"email":"a"` + strings.Repeat(" ", 100) + `}`, `{"email":"a"}` + "\n", `{"password":"` + strings.Repeat("x", 300) + `"}`,
 		"{\"\xc3\":1}", `{"\u00e9\u00e9":1}`,
+		`{"name":"k","kind":"publishable","expires_at":"2031-01-01T00:00:00Z"}`, `{"expires_at":"2031-13-01T00:00:00Z"}`,
+		`{"expires_at":"+10000-01-01T00:00:00Z"}`, `{"grace_until":null}`, `{"grace_until":""}`, `{"ttl_seconds":1e9}`,
+		`{"ttl_seconds":-0}`, `{"external_ref":null}`, `{"registration_cap":9223372036854775808}`, `{"kind":["secret"]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, dst := range []any{&api.Credentials{}, &api.PlanInput{}, &api.OwnerUpdate{}, &api.Setup{}, &api.PlanChange{}} {
+		for _, dst := range []any{&api.Credentials{}, &api.PlanInput{}, &api.OwnerUpdate{}, &api.Setup{}, &api.PlanChange{},
+			&api.APIKeyInput{}, &api.KeyReplaceInput{}, &api.TicketInput{}, &api.AppUpdate{}, &api.DeviceInput{}} {
 			err := decodeBody(body, dst)
 			checkClientError(t, err)
 			if err == nil && !json.Valid(body) {

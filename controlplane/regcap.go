@@ -109,11 +109,17 @@ func (s *Server) sweepCredentials(ctx context.Context, every time.Duration) {
 			s.flushCapHits(context.Background())
 			return
 		case <-t.C:
-			s.flushCapHits(ctx)
-			if _, err := s.store.PurgeExpiredTickets(ctx, s.now()); err != nil && ctx.Err() == nil {
-				s.log.LogAttrs(ctx, slog.LevelWarn, "purge registration tickets", slog.String(logError, err.Error()))
-			}
+			s.sweepCredentialsOnce(ctx)
 		}
+	}
+}
+
+// sweepCredentialsOnce stores the cap's refusals and purges the tickets
+// expired now.
+func (s *Server) sweepCredentialsOnce(ctx context.Context) {
+	s.flushCapHits(ctx)
+	if _, err := s.store.PurgeExpiredTickets(ctx, s.now()); err != nil && ctx.Err() == nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "purge registration tickets", slog.String(logError, err.Error()))
 	}
 }
 
