@@ -7,11 +7,11 @@
 // times, byte counts, user agents, device-level timestamps — has a column
 // here, and the schema guard (Guard) fails the build when one appears.
 //
-// Every write commits through writeChange (registration's prepared path
-// through registerBatch), which then hands the commit hooks (OnCommit) what
-// the write changed for node sync: callers cannot forget to publish a
-// change. TestCommitHooksSeeEveryWrite calls every exported method to keep
-// it so.
+// Every write commits through writeChange (device admission's prepared
+// statements through hotWrite), which then hands the commit hooks
+// (OnCommit) what the write changed for node sync: callers cannot forget
+// to publish a change. TestCommitHooksSeeEveryWrite calls every exported
+// method to keep it so.
 //
 // Callers never import gorm: repository methods translate database errors to
 // ErrNotFound, ErrConflict and friends at the boundary.

@@ -374,8 +374,8 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 
 // writeChange runs fn in a write transaction; fn records in ch what nodes
 // must learn. Once the transaction commits, ch goes to the commit hooks.
-// Every write of the store goes through here, except registration's
-// prepared path, which calls committed itself (registerBatch).
+// Every write of the store goes through here, or through hotWrite, its
+// twin on the prepared statements of device admission.
 func (s *Store) writeChange(ctx context.Context, fn func(tx *gorm.DB, ch *Change) error) (Change, error) {
 	var ch Change
 	err := translate(s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
