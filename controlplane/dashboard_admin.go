@@ -469,6 +469,14 @@ type adminNodesBody struct {
 	Nodes    []nodeRow
 	Online   int
 	Revision int64
+	// Full are the pools nearing their smallest node's peer limit.
+	Full []poolFull
+}
+
+// poolFull is a pool whose device count nears its smallest node's limit.
+type poolFull struct {
+	Pool string
+	api.PoolCapacity
 }
 
 // nodeRows lists the nodes of ownerID's dedicated pools (every node for
@@ -484,6 +492,14 @@ func (d *dashboard) nodeRows(ctx context.Context, ownerID string) (adminNodesBod
 		return adminNodesBody{}, err
 	}
 	body := adminNodesBody{Revision: d.s.hub.current()}
+	caps := d.s.poolCapacities(nodes)
+	warned := map[string]bool{}
+	for _, n := range nodes {
+		if c := caps[n.PoolID]; c != nil && c.Warning && !warned[n.PoolID] {
+			warned[n.PoolID] = true
+			body.Full = append(body.Full, poolFull{Pool: n.Pool.Name, PoolCapacity: *c})
+		}
+	}
 	for _, n := range nodes {
 		row := nodeRow{Node: d.s.nodeView(n), PoolInNoPlan: inNoPlan[n.PoolID]}
 		if row.Status != nil {

@@ -20,6 +20,36 @@ func poolView(p store.Pool, plans []string) api.Pool {
 		Plans: plans, InNoPlan: p.OwnerID == nil && len(plans) == 0}
 }
 
+// poolCapacities compares each pool of nodes with the smallest peer limit
+// its nodes report, from their last status reports. Pools whose nodes
+// reported no limit are left out.
+func (s *Server) poolCapacities(nodes []store.NodeWithPool) map[string]*api.PoolCapacity {
+	out := map[string]*api.PoolCapacity{}
+	for _, n := range nodes {
+		st, ok := s.status.get(n.ID)
+		if !ok {
+			continue
+		}
+		pc := out[n.PoolID]
+		if pc == nil {
+			pc = &api.PoolCapacity{}
+		}
+		pc.Peers = max(pc.Peers, st.PeerCount)
+		if st.PeerLimit > 0 && (pc.SmallestNodeLimit == 0 || st.PeerLimit < pc.SmallestNodeLimit) {
+			pc.SmallestNodeLimit, pc.SmallestNode = st.PeerLimit, n.Name
+		}
+		out[n.PoolID] = pc
+	}
+	for id, pc := range out {
+		if pc.SmallestNodeLimit == 0 {
+			delete(out, id)
+			continue
+		}
+		pc.Warning = pc.Peers*100 >= pc.SmallestNodeLimit*api.CapacityWarnPercent
+	}
+	return out
+}
+
 // listPools answers with every pool (ownerID "", for operators) or one
 // owner's dedicated pools.
 func (s *Server) listPools(c echo.Context, ownerID string) error {
@@ -32,9 +62,15 @@ func (s *Server) listPools(c echo.Context, ownerID string) error {
 	if err != nil {
 		return err
 	}
+	nodes, err := s.store.ListNodes(ctx, ownerID)
+	if err != nil {
+		return err
+	}
+	caps := s.poolCapacities(nodes)
 	out := api.PoolList{Pools: make([]api.Pool, len(pools))}
 	for i, p := range pools {
 		out.Pools[i] = poolView(p, plans[p.ID])
+		out.Pools[i].Capacity = caps[p.ID]
 	}
 	return c.JSON(http.StatusOK, out)
 }

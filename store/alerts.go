@@ -213,23 +213,26 @@ type AlertSubscriber struct {
 // alertSubscribersQuery pairs each active owner's settings with the pools
 // that carry the owner's devices: the shared pools the owner's plan grants
 // and the owner's own dedicated pools (never another owner's, even if a
-// plan names it).
+// plan names it). An operator, who runs every node, is paired with every
+// pool.
 const alertSubscribersQuery = `SELECT s.owner_id, s.webhook_url, s.webhook_secret, s.email, s.events, s.keep_history, s.retention_days, p.id
 	FROM alert_settings s
 	JOIN owners o ON o.id = s.owner_id
 	JOIN pools p ON p.owner_id = o.id
 		OR (p.owner_id IS NULL AND p.id IN (SELECT pp.pool_id FROM plan_pools pp WHERE pp.plan_id = o.plan_id))
+		OR o.role = ?
 	WHERE o.status = ? AND p.id IN ?
 	ORDER BY s.owner_id, p.id`
 
 // AlertSubscribers returns the owners who have alert settings and whose
 // devices are carried by any of pools, each with those of pools that
-// carry them.
+// carry them, and the operators with alert settings, each with all of
+// pools.
 func (s *Store) AlertSubscribers(ctx context.Context, pools []string) ([]AlertSubscriber, error) {
 	if len(pools) == 0 {
 		return nil, nil
 	}
-	rows, err := s.read(ctx).Raw(alertSubscribersQuery, StatusActive, pools).Rows()
+	rows, err := s.read(ctx).Raw(alertSubscribersQuery, RoleAdmin, StatusActive, pools).Rows()
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -294,10 +294,21 @@ func TestAlertSubscribersIsolation(t *testing.T) {
 		if diff := cmp.Diff(want, subscriberPools(subs)); diff != "" {
 			t.Errorf("subscribers (-want +got):\n%s", diff)
 		}
+		// An operator with alert settings hears of every pool.
+		op, err := s.CreateOwner(ctx, Owner{Email: "ops@example.com", PasswordHash: "$argon2id$b", Role: RoleAdmin}, "pro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPutAlertSettings(t, s, webhookSettings(op.ID))
+		subs, _ = s.AlertSubscribers(ctx, all)
+		want[op.ID] = sorted(all...)
+		if diff := cmp.Diff(want, subscriberPools(subs)); diff != "" {
+			t.Errorf("subscribers with an operator (-want +got):\n%s", diff)
+		}
 		// A plan that names B's dedicated pool still does not give it to A.
 		MustExec(t, s.w, "INSERT INTO plan_pools (plan_id, pool_id) VALUES ('"+w.sharedPlan.ID+"', '"+w.poolB.ID+"')")
 		subs, _ = s.AlertSubscribers(ctx, []string{w.poolB.ID})
-		if diff := cmp.Diff(map[string][]string{w.b.ID: {w.poolB.ID}}, subscriberPools(subs)); diff != "" {
+		if diff := cmp.Diff(map[string][]string{w.b.ID: {w.poolB.ID}, op.ID: {w.poolB.ID}}, subscriberPools(subs)); diff != "" {
 			t.Errorf("a plan naming B's pool (-want +got):\n%s", diff)
 		}
 		// A suspended owner hears nothing.

@@ -66,9 +66,9 @@ listed too. POOL is a pool's ID or its name.`
 
 func poolTable(t *table, admin bool, pools ...api.Pool) {
 	if admin {
-		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY", "OWNER", "PLANS")
+		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY", "OWNER", "CAPACITY", "PLANS")
 	} else {
-		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY")
+		t.row("ID", "NAME", "REGION", "COUNTRY", "CITY", "CAPACITY")
 	}
 	for _, p := range pools {
 		if admin {
@@ -79,9 +79,45 @@ func poolTable(t *table, admin bool, pools ...api.Pool) {
 			if p.InNoPlan {
 				plans = inNoPlanCell
 			}
-			t.row(p.ID, p.Name, p.Region, p.Country, p.City, owner, plans)
+			t.row(p.ID, p.Name, p.Region, p.Country, p.City, owner, capacityCell(p.Capacity), plans)
 		} else {
-			t.row(p.ID, p.Name, p.Region, p.Country, p.City)
+			t.row(p.ID, p.Name, p.Region, p.Country, p.City, capacityCell(p.Capacity))
+		}
+	}
+}
+
+// capacityCell is a pool's peers against its smallest node's limit,
+// flagged NEAR: from api.CapacityWarnPercent on; "" before a node
+// reported a limit.
+func capacityCell(c *api.PoolCapacity) string {
+	if c == nil {
+		return ""
+	}
+	s := fmt.Sprintf("%d/%d", c.Peers, c.SmallestNodeLimit)
+	if c.Warning {
+		s = "NEAR:" + s
+	}
+	return s
+}
+
+// noteCapacity warns of pools whose device count nears their smallest
+// node's peer limit.
+func (a *cli) noteCapacity(pools ...api.Pool) {
+	for _, p := range pools {
+		if c := p.Capacity; c != nil && c.Warning {
+			a.note("Pool %s carries %d devices; its smallest node, %s, holds at most %d peers: past that it applies only part "+
+				"of the pool. Enroll nodes on the kernel backend, or split the pool.", cell(p.Name), c.Peers, cell(c.SmallestNode), c.SmallestNodeLimit)
+		}
+	}
+}
+
+// noteOverCapacity warns of nodes that hold only part of their pool.
+func (a *cli) noteOverCapacity(nodes ...api.Node) {
+	for _, n := range nodes {
+		if n.Status != nil && n.Status.OverCapacity != nil {
+			o := n.Status.OverCapacity
+			a.note("Node %s is over capacity: it holds %d of its pool's %d peers (its WireGuard backend holds at most %d); %d wait for a place.",
+				cell(n.Name), o.Applied, o.Desired, n.Status.PeerLimit, o.NotApplied)
 		}
 	}
 }
@@ -111,6 +147,7 @@ func (a *cli) poolsListCommand(sc scope) *cobra.Command {
 				return err
 			}
 			a.noteInNoPlan(pools...)
+			a.noteCapacity(pools...)
 			return a.emit(nonNil(pools), func(t *table) { poolTable(t, sc.admin, pools...) })
 		}),
 	}
@@ -326,6 +363,9 @@ func nodeTable(t *table, nodes ...api.Node) {
 		var peers, rev string
 		if n.Status != nil {
 			peers, rev = fmt.Sprint(n.Status.PeerCount), fmt.Sprint(n.Status.AppliedRevision)
+			if o := n.Status.OverCapacity; o != nil {
+				peers = fmt.Sprintf("OVER:%d/%d", o.Applied, o.Desired)
+			}
 		}
 		t.row(n.ID, n.Name, n.Pool, n.Endpoint, n.Enabled, n.Online, peers, rev, posture(n.Status))
 	}
@@ -336,7 +376,9 @@ func (a *cli) nodesListCommand(sc scope) *cobra.Command {
 		Use:   "list",
 		Short: "List the nodes with their status",
 		Long: `List the nodes: whether each is enabled and online (reported recently),
-its peer count and applied revision, and its privacy posture (OK when
+its peer count (OVER:applied/desired when the pool has more devices than
+the node's WireGuard backend holds) and applied revision, and its privacy
+posture (OK when
 every check holds, FAIL otherwise; '-' before it reported).`,
 		Args: args(),
 		RunE: a.ownerAction(func(ctx context.Context, c *client.Client, _ []string) error {
@@ -344,6 +386,7 @@ every check holds, FAIL otherwise; '-' before it reported).`,
 			if err != nil {
 				return err
 			}
+			a.noteOverCapacity(nodes...)
 			return a.emit(nonNil(nodes), func(t *table) { nodeTable(t, nodes...) })
 		}),
 	}

@@ -40,14 +40,20 @@ func agentPost(t *testing.T, url, path, bearer string, body, out any) {
 // given peer count and posture.
 func enrollNode(t *testing.T, url, token, name string, peers int, posture api.Posture) string {
 	t.Helper()
+	return enrollNodeStatus(t, url, token, name, api.NodeStatus{AppliedRevision: 4, PeerCount: peers,
+		InterfaceUp: true, Version: "test", Posture: posture})
+}
+
+// enrollNodeStatus enrolls a node with the token and reports st.
+func enrollNodeStatus(t *testing.T, url, token, name string, st api.NodeStatus) string {
+	t.Helper()
 	var en api.EnrollResponse
 	agentPost(t, url, "/agent/v1/enroll", "", api.EnrollRequest{Token: token, Name: name, PublicKey: randomPublic(t),
 		Endpoint: "198.51.100.7:51820"}, &en)
 	var tok api.NodeToken
 	agentPost(t, url, "/agent/v1/token", en.Credential, struct{}{}, &tok)
-	var st api.StatusResponse
-	agentPost(t, url, "/agent/v1/status", tok.Token, api.NodeStatus{AppliedRevision: 4, PeerCount: peers,
-		InterfaceUp: true, Version: "test", Posture: posture}, &st)
+	var res api.StatusResponse
+	agentPost(t, url, "/agent/v1/status", tok.Token, st, &res)
 	return en.NodeID
 }
 
@@ -187,6 +193,20 @@ func TestAdminPoolsNodesOwners(t *testing.T) {
 	if !strings.Contains(r.stdout, "ONLINE") || !strings.Contains(r.stdout, "PEERS") || !strings.Contains(r.stdout, "REVISION") {
 		t.Fatalf("header: %s", r.stdout)
 	}
+
+	// A node over capacity: its cell, a note, and the pool's warning.
+	tr = decode[tokenResult](t, ok(t, "", s, "admin", "pools", "token", pool.ID, "-o", "json"))
+	overID := enrollNodeStatus(t, url, tr.Token, "ams-3", api.NodeStatus{AppliedRevision: 4, PeerCount: 70000, PeerLimit: 65536,
+		OverCapacity: &api.OverCapacity{Desired: 70000, Applied: 65536, NotApplied: 4464}, InterfaceUp: true, Version: "test", Posture: allGood})
+	r = ok(t, "", s, "admin", "nodes", "list")
+	if !strings.Contains(r.stdout, "OVER:65536/70000") || !strings.Contains(r.stderr, "Node ams-3 is over capacity: it holds 65536 of its pool's 70000 peers") {
+		t.Fatalf("nodes list with a node over capacity:\n%s\n%s", r.stdout, r.stderr)
+	}
+	r = ok(t, "", s, "admin", "pools", "list")
+	if !strings.Contains(r.stdout, "NEAR:70000/65536") || !strings.Contains(r.stderr, "Pool ams carries 70000 devices; its smallest node, ams-3, holds at most 65536 peers") {
+		t.Fatalf("pools list with a full pool:\n%s\n%s", r.stdout, r.stderr)
+	}
+	ok(t, "", s, "admin", "nodes", "delete", overID)
 
 	n := decode[api.Node](t, ok(t, "", s, "admin", "nodes", "disable", "ams-2", "-o", "json"))
 	if n.ID != badID || n.Enabled {

@@ -29,6 +29,9 @@ import (
 //     not applied a revision that had been current for longer than
 //     SyncLag; and when it has.
 //   - pool_down / pool_up: no enabled node of a pool is online, and back.
+//   - node_over_capacity / node_capacity_ok: the node reports that its
+//     pool has more devices than its WireGuard backend holds (it applies
+//     part of the pool), and that everything fits again.
 //
 // The watcher's state lives in memory only and starts empty: nothing about
 // node health is stored unless an owner opts in to a history.
@@ -57,6 +60,7 @@ type nodeHealth struct {
 	posture    api.Posture
 	hasPosture bool
 	lagging    bool
+	over       bool // over capacity
 }
 
 type poolHealth struct{ up bool }
@@ -193,6 +197,15 @@ func (w *watcher) evaluate(nodes []store.NodeWithPool, status func(string) (Repo
 			emit(api.AlertSyncRecovered, "caught up")
 		}
 		h.lagging = lag
+		switch over := st.OverCapacity != nil; {
+		case over && !h.over:
+			emit(api.AlertNodeOverCapacity, fmt.Sprintf("its pool has more devices than its WireGuard backend holds (at most %d peers): "+
+				"it applies part of the pool and the rest wait; enroll a node on the kernel backend or split the pool", st.PeerLimit))
+			h.over = true
+		case !over && h.over:
+			emit(api.AlertNodeCapacityOK, "every device of its pool fits on it again")
+			h.over = false
+		}
 	}
 	for id := range w.nodes {
 		if !seen[id] {

@@ -33,6 +33,7 @@ func node(id string, pool store.Pool, enabled bool) store.NodeWithPool {
 type report struct {
 	applied int64
 	posture api.Posture
+	over    *api.OverCapacity
 }
 
 // watchStep is one check: the clock moves on by after, the reports arrive
@@ -98,6 +99,16 @@ func TestEvaluate(t *testing.T) {
 			{after: 2 * time.Second, reports: map[string]report{"fra-1": healthy}, want: []string{"sync_lag fra-1: has not applied changes made more than 1m0s before its report"}},
 			{after: 5 * time.Second, reports: map[string]report{"fra-1": {applied: 2, posture: okPosture}}, want: []string{"sync_recovered fra-1: caught up"}},
 		}},
+		{"a node over capacity, and back", []watchStep{
+			{nodes: one, rev: 1, reports: map[string]report{"fra-1": healthy}},
+			{after: 30 * time.Second, reports: map[string]report{"fra-1": {applied: 1, posture: okPosture,
+				over: &api.OverCapacity{Desired: 70000, Applied: 65536, NotApplied: 4464}}},
+				want: []string{"node_over_capacity fra-1: its pool has more devices than its WireGuard backend holds (at most 65536 peers): " +
+					"it applies part of the pool and the rest wait; enroll a node on the kernel backend or split the pool"}},
+			{after: 30 * time.Second, reports: map[string]report{"fra-1": {applied: 1, posture: okPosture,
+				over: &api.OverCapacity{Desired: 70001, Applied: 65536, NotApplied: 4465}}}},
+			{after: 30 * time.Second, reports: map[string]report{"fra-1": healthy}, want: []string{"node_capacity_ok fra-1: every device of its pool fits on it again"}},
+		}},
 		{"a disabled node is not watched, nor is a pool of disabled nodes", []watchStep{
 			{nodes: []store.NodeWithPool{node("fra-1", shared, false)}, rev: 1},
 			{after: 5 * time.Minute},
@@ -129,7 +140,8 @@ func TestEvaluate(t *testing.T) {
 					nodes = st.nodes
 				}
 				for id, r := range st.reports {
-					reports[id] = Report{NodeStatus: api.NodeStatus{AppliedRevision: r.applied, Posture: r.posture, InterfaceUp: true}, At: now}
+					reports[id] = Report{NodeStatus: api.NodeStatus{AppliedRevision: r.applied, Posture: r.posture, InterfaceUp: true,
+						PeerLimit: 65536, OverCapacity: r.over}, At: now}
 				}
 				var got []string
 				for _, ev := range w.evaluate(nodes, status, now, rev) {

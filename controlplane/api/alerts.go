@@ -16,20 +16,22 @@ import (
 
 // Alert kinds.
 const (
-	AlertNodeOffline      = "node_offline"      // a node stopped reporting
-	AlertNodeOnline       = "node_online"       // it reports again
-	AlertPostureRegressed = "posture_regressed" // a privacy posture check went from passing to failing
-	AlertPostureRecovered = "posture_recovered" // a failing check passes again
-	AlertSyncLag          = "sync_lag"          // a node trails the current revision for longer than the threshold
-	AlertSyncRecovered    = "sync_recovered"    // it caught up
-	AlertPoolDown         = "pool_down"         // no node of a pool is online
-	AlertPoolUp           = "pool_up"           // a node of a down pool is online again
-	AlertTest             = "test"              // sent on request by POST /api/v1/alerts/test
+	AlertNodeOffline      = "node_offline"       // a node stopped reporting
+	AlertNodeOnline       = "node_online"        // it reports again
+	AlertPostureRegressed = "posture_regressed"  // a privacy posture check went from passing to failing
+	AlertPostureRecovered = "posture_recovered"  // a failing check passes again
+	AlertSyncLag          = "sync_lag"           // a node trails the current revision for longer than the threshold
+	AlertSyncRecovered    = "sync_recovered"     // it caught up
+	AlertPoolDown         = "pool_down"          // no node of a pool is online
+	AlertPoolUp           = "pool_up"            // a node of a down pool is online again
+	AlertNodeOverCapacity = "node_over_capacity" // a node's pool has more devices than its WireGuard backend holds
+	AlertNodeCapacityOK   = "node_capacity_ok"   // every device of the pool fits on the node again
+	AlertTest             = "test"               // sent on request by POST /api/v1/alerts/test
 )
 
 // AlertKinds are the kinds an owner may subscribe to, in a stable order.
 var AlertKinds = []string{AlertNodeOffline, AlertNodeOnline, AlertPostureRegressed, AlertPostureRecovered,
-	AlertSyncLag, AlertSyncRecovered, AlertPoolDown, AlertPoolUp}
+	AlertSyncLag, AlertSyncRecovered, AlertPoolDown, AlertPoolUp, AlertNodeOverCapacity, AlertNodeCapacityOK}
 
 // Webhook request headers.
 const (

@@ -16,7 +16,31 @@ type Pool struct {
 	// InNoPlan is true for a shared pool that no plan includes: its nodes
 	// serve nobody until a plan includes it.
 	InNoPlan bool `json:"in_no_plan"`
+	// Capacity compares the pool's peer set with the smallest peer limit
+	// its nodes report; absent until a node of the pool reports a limit.
+	Capacity *PoolCapacity `json:"capacity,omitempty"`
 }
+
+// PoolCapacity compares a pool's size with what its smallest node holds.
+// Every node of a pool carries every device of the pool, so the pool
+// outgrows its smallest node first.
+type PoolCapacity struct {
+	// Peers is the largest peer count a node of the pool reports: the
+	// devices the pool carries.
+	Peers int `json:"peers"`
+	// SmallestNodeLimit is the smallest peer limit a node of the pool
+	// reports (65,536 for a userspace node, 1,048,576 for a kernel one),
+	// and SmallestNode that node's name.
+	SmallestNodeLimit int    `json:"smallest_node_limit"`
+	SmallestNode      string `json:"smallest_node"`
+	// Warning is set when Peers reaches CapacityWarnPercent of
+	// SmallestNodeLimit: that node will soon hold only part of the pool.
+	Warning bool `json:"warning"`
+}
+
+// CapacityWarnPercent is how full (in percent of its smallest node's
+// limit) a pool is when the control plane warns.
+const CapacityWarnPercent = 90
 
 // PoolInput creates a pool.
 type PoolInput struct {
