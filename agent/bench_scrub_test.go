@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/traceless-vpn/traceless/agent/wg"
+	"github.com/traceless-vpn/traceless/controlplane/api"
+)
+
+// Benchmarks of the scrubber on a real userspace device with 60,000
+// peers (as root), each against the scrubber as it was before (a read of
+// the whole device through wgctrl every tick, holding the device lock)
+// in the same run. CPU is the process's (user + system, all threads,
+// getrusage), so the in-process wireguard-go device is counted too.
+// Run one at a time, with -benchtime 1x; the window defaults to 60 s:
+//
+//	TRACELESS_BENCH_WINDOW=300s go test ./agent -run '^$' -bench Idle60k -benchtime 1x -timeout 30m
+//	go test ./agent -run '^$' -bench DeltaWhileScrubbing60k -benchtime 1x -timeout 30m
+
+// cpuTime is the process's CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func benchWindow(b *testing.B) time.Duration {
+	if s := os.Getenv("TRACELESS_BENCH_WINDOW"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	return time.Minute
+}
+
+func loadAvg() string {
+	s, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return string(s[:len(s)-1])
+}
+
+// scrubBench is a device with 60,000 peers and an agent around it.
+type scrubBench struct {
+	bd *benchDevice
+	a  *Agent
+}
+
+func newScrubBench(b *testing.B, suffix string, after, tick time.Duration) *scrubBench {
+	bd := newBenchDevice(b, suffix)
+	d := newDevice(bd.iface.Client, bd.name())
+	d.limit = bd.iface.PeerLimit
+	set := newSetBuilder(benchPeers)
+	for _, p := range testPeers(0, benchPeers) {
+		set.add(p)
+	}
+	if _, err := d.applyFull(set, 1); err != nil {
+		b.Fatal(err)
+	}
+	opts := Options{ScrubAfter: after, ScrubTick: tick, AntiEntropyInterval: 5 * time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CredentialFile: "unused", Open: func() (*wg.Interface, error) { return nil, nil }}
+	a, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.dev, a.iface = d, bd.iface
+	return &scrubBench{bd: bd, a: a}
+}
+
+// runNew runs the scrub and anti-entropy loops for window.
+func (s *scrubBench) runNew(ctx context.Context, window time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){s.a.scrubLoop, s.a.antiEntropyLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	wg.Wait()
+}
+
+// runOld runs the scrubber as it was: every tick, a wgctrl read of the
+// whole device under the device lock; and anti-entropy as it was.
+func (s *scrubBench) runOld(ctx context.Context, window time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	raw := wg.NewControl(s.bd.raw)
+	d := s.a.dev
+	t := time.NewTicker(s.a.opts.ScrubTick)
+	defer t.Stop()
+	ae := time.NewTicker(s.a.opts.AntiEntropyInterval)
+	defer ae.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.mu.Lock()
+			raw.DeviceStale(d.name, time.Now(), s.a.opts.ScrubAfter)
+			d.mu.Unlock()
+		case <-ae.C:
+			d.mu.Lock()
+			if cur, err := raw.Device(d.name); err == nil {
+				d.configure(reconcile(d.state.set, d.state.pending, cur, d.batch))
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// BenchmarkIdle60k: the agent's CPU with 60,000 peers and no client
+// traffic, over the window, scrubbing and anti-entropy at production
+// settings, against the old scrubber over the same window.
+func BenchmarkIdle60k(b *testing.B) {
+	window := benchWindow(b)
+	s := newScrubBench(b, "i", 180*time.Second, 5*time.Second)
+	for b.Loop() {
+		b.Logf("load before: %s", loadAvg())
+		c0 := cpuTime()
+		s.runNew(context.Background(), window)
+		newCPU := cpuTime() - c0
+		reads := metricValue(s.a.metrics.scrubReads)
+		c0 = cpuTime()
+		s.runOld(context.Background(), window)
+		oldCPU := cpuTime() - c0
+		b.Logf("load after: %s", loadAvg())
+		b.ReportMetric(100*newCPU.Seconds()/window.Seconds(), "idle-cpu-%")
+		b.ReportMetric(100*oldCPU.Seconds()/window.Seconds(), "old-idle-cpu-%")
+		b.ReportMetric(newCPU.Seconds()/oldCPU.Seconds(), "new/old")
+		b.ReportMetric(reads, "scrub-reads")
+		b.ReportMetric(window.Seconds(), "window-s")
+	}
+}
+
+// BenchmarkDeltaWhileScrubbing60k: one-peer deltas every 25 ms (jittered)
+// while the scrubber runs, wall time per delta: with the production
+// threshold (an idle node: a read per threshold), with reads every tick
+// (a busy node, where some peer is always about to turn stale; threshold
+// set to the tick to force it), and with the old scrubber (every tick,
+// under the device lock).
+func BenchmarkDeltaWhileScrubbing60k(b *testing.B) {
+	window := benchWindow(b)
+	s := newScrubBench(b, "w", 180*time.Second, 5*time.Second)
+	extra := testPeer(benchPeers + 1)
+	rev := int64(1)
+	deltas := func(ctx context.Context) []time.Duration {
+		var out []time.Duration
+		for ctx.Err() == nil {
+			time.Sleep(15*time.Millisecond + rand.N(20*time.Millisecond))
+			rev++
+			start := time.Now()
+			var err error
+			if rev%2 == 0 {
+				_, err = s.a.dev.applyDelta([]api.Peer{extra}, nil, rev)
+			} else {
+				_, err = s.a.dev.applyDelta(nil, []string{extra.PublicKey}, rev)
+			}
+			out = append(out, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		return out
+	}
+	run := func(name string, scrub func(context.Context, time.Duration)) {
+		ctx, cancel := context.WithTimeout(context.Background(), window)
+		defer cancel()
+		done := make(chan struct{})
+		go func() { scrub(ctx, window); close(done) }()
+		lat := deltas(ctx)
+		<-done
+		slices.Sort(lat)
+		q := func(p float64) float64 {
+			return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
+		}
+		b.ReportMetric(q(.5), name+"-p50-ms")
+		b.ReportMetric(q(.99), name+"-p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, name+"-max-ms")
+		b.Logf("%s: %d deltas, p50 %.2f ms, p99 %.2f ms, max %.1f ms, load %s", name, len(lat), q(.5), q(.99),
+			float64(lat[len(lat)-1].Microseconds())/1000, loadAvg())
+	}
+	for b.Loop() {
+		run("idle", s.runNew)
+		reads := metricValue(s.a.metrics.scrubReads)
+		s.a.opts.ScrubAfter = s.a.opts.ScrubTick
+		run("busy", s.runNew)
+		b.Logf("scrub reads: idle %v, busy %v", reads, metricValue(s.a.metrics.scrubReads)-reads)
+		s.a.opts.ScrubAfter = 180 * time.Second
+		run("old", s.runOld)
+	}
+}
