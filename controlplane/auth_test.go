@@ -31,7 +31,7 @@ func TestSignup(t *testing.T) {
 	if want := harnessStart.Add(12 * time.Hour); !ar.ExpiresAt.Equal(want) {
 		t.Errorf("expires_at = %v, want %v (now + default SessionTTL)", ar.ExpiresAt, want)
 	}
-	want := api.Owner{Email: "new.owner@example.com", Role: store.RoleOwner, Plan: "free", Status: store.StatusActive}
+	want := api.Owner{Email: "new.owner@example.com", Role: store.RoleOwner, Plan: "free", Status: store.StatusActive, EmailVerified: true}
 	if diff := cmp.Diff(want, ar.Owner, cmpopts.IgnoreFields(api.Owner{}, "ID", "CreatedAt")); diff != "" {
 		t.Errorf("owner mismatch (-want +got):\n%s", diff)
 	}

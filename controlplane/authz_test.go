@@ -186,6 +186,22 @@ func (w *authzWorld) mustTicket(t *testing.T, key string, in api.TicketInput) st
 	return rt.Ticket
 }
 
+// mailedToken creates an account and stores a link token of kind for it,
+// as the mail queue would, and returns the token.
+func (w *authzWorld) mailedToken(kind string) string {
+	w.seq++
+	o, err := w.h.srv.createAccount(context.Background(), fmt.Sprintf("mailed%d@example.com", w.seq), testPassword, store.RoleOwner)
+	if err != nil {
+		w.h.tb.Fatal(err)
+	}
+	tok := randomSecret("")
+	now := w.h.clock.Now()
+	if err := w.h.store.CreateOwnerToken(context.Background(), o.ID, kind, hashAPIKey(tok), now.Add(time.Hour), now); err != nil {
+		w.h.tb.Fatal(err)
+	}
+	return tok
+}
+
 // ownerPasswordFor returns the password MustOwner gave the account.
 func ownerPasswordFor(t *testing.T, h *harness, email string) string {
 	t.Helper()
@@ -256,6 +272,26 @@ func authzRoutes() map[string]route {
 				w.h.tb.Fatal(err)
 			}
 			return request{Method: "POST", Path: "/api/v1/auth/login", Body: api.Credentials{Email: email, Password: testPassword}}
+		}},
+		// Sign-in by mail (email.go). The matrix's server sends no mail;
+		// each link cell gets an account and a link of its own.
+		"POST /api/v1/auth/password-reset": {class: classPublic, fixed: 409, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/auth/password-reset", Body: api.PasswordResetRequest{Email: "someone@example.com"}}
+		}},
+		"POST /api/v1/auth/password-reset/confirm": {class: classPublic, ok: 204, request: func(w *authzWorld) request {
+			tok := w.mailedToken(store.TokenResetPassword)
+			return request{Method: "POST", Path: "/api/v1/auth/password-reset/confirm", Body: api.PasswordResetConfirm{Token: tok, NewPassword: "a brand new passphrase"}}
+		}},
+		"POST /api/v1/auth/verify-email": {class: classPublic, ok: 204, request: func(w *authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/auth/verify-email", Body: api.EmailVerification{Token: w.mailedToken(store.TokenVerifyEmail)}}
+		}},
+		// The operator's password is another one (403 on current_password).
+		"PUT /api/v1/me/password": {class: classOwner, ok: 200, override: map[string]int{credAdmin: 403}, request: func(*authzWorld) request {
+			return request{Method: "PUT", Path: "/api/v1/me/password", Body: api.PasswordChange{CurrentPassword: testPassword, NewPassword: "a brand new passphrase"}}
+		}},
+		// Without mail, a signed-in owner learns that no link can be sent.
+		"POST /api/v1/me/verify-email": {class: classOwner, ok: 409, request: func(*authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/me/verify-email"}
 		}},
 		"POST /api/v1/auth/logout": {class: classOwner, ok: 204, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/auth/logout"} }},
 		"GET /api/v1/me":           {class: classOwner, ok: 200, request: get("/api/v1/me")},
@@ -431,12 +467,31 @@ func authzRoutes() map[string]route {
 		"GET /apps/:app_id/devices/:device_id/config": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
 			return request{Method: "GET", Path: "/apps/" + w.appA + "/devices/" + w.devA.ID + "/config?server=" + w.node.NodeID}
 		}},
-		"GET /servers":        {class: classPage, page: true, ok: 200, request: get("/servers")},
-		"GET /plan":           {class: classPage, page: true, ok: 200, request: get("/plan")},
-		"POST /plan":          {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/plan", url.Values{"plan": {"business"}}) }},
-		"GET /account":        {class: classPage, page: true, ok: 200, request: get("/account")},
-		"GET /policy":         {class: classPage, page: true, ok: 200, request: get("/policy")},
-		"POST /policy":        {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/policy", url.Values{"version": {"1"}}) }},
+		"GET /servers": {class: classPage, page: true, ok: 200, request: get("/servers")},
+		"GET /plan":    {class: classPage, page: true, ok: 200, request: get("/plan")},
+		"POST /plan":   {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/plan", url.Values{"plan": {"business"}}) }},
+		"GET /account": {class: classPage, page: true, ok: 200, request: get("/account")},
+		"GET /policy":  {class: classPage, page: true, ok: 200, request: get("/policy")},
+		"POST /policy": {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/policy", url.Values{"version": {"1"}}) }},
+		// Sign-in security pages (dashboard_security.go). The operator's
+		// password is another one; without mail, no link is sent (409).
+		"GET /account/security": {class: classPage, page: true, ok: 200, request: get("/account/security")},
+		"POST /account/password": {class: classPage, page: true, ok: 303, override: map[string]int{credAdmin: 403}, request: func(*authzWorld) request {
+			return form("/account/password", url.Values{"current_password": {testPassword}, "new_password": {"a brand new passphrase"}})
+		}},
+		"POST /account/verify-email": {class: classPage, page: true, ok: 409, request: func(*authzWorld) request { return form("/account/verify-email", nil) }},
+		"GET /forgot-password":       {class: classPublic, page: true, ok: 200, request: get("/forgot-password")},
+		"POST /forgot-password": {class: classPublic, page: true, fixed: 409, request: func(*authzWorld) request {
+			return form("/forgot-password", url.Values{"email": {"someone@example.com"}})
+		}},
+		"GET /reset-password": {class: classPublic, page: true, ok: 200, request: get("/reset-password?token=x")},
+		"POST /reset-password": {class: classPublic, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/reset-password", url.Values{"token": {w.mailedToken(store.TokenResetPassword)}, "new_password": {"a brand new passphrase"}})
+		}},
+		"GET /verify-email": {class: classPublic, page: true, ok: 200, request: get("/verify-email?token=x")},
+		"POST /verify-email": {class: classPublic, page: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/verify-email", url.Values{"token": {w.mailedToken(store.TokenVerifyEmail)}})
+		}},
 		"GET /account/export": {class: classPage, page: true, ok: 200, request: get("/account/export")},
 		"GET /account/delete": {class: classPage, page: true, ok: 200, request: get("/account/delete")},
 		// The confirmation is A's email, so others' accounts stay (400).

@@ -99,6 +99,7 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.POST("/policy", d.h(d.handleAcceptPolicy), post...)
 	e.GET("/account/export", d.h(d.handleExport), own...)
 	e.GET("/account/delete", d.h(d.handleDeleteAccountPage), own...)
+	d.securityRoutes(e, own, post)
 	e.POST("/account/delete", d.h(d.handleDeleteAccount), post...)
 
 	adm := []echo.MiddlewareFunc{d.requireSession, d.requireAdmin}
@@ -187,6 +188,8 @@ type page struct {
 type pageUser struct {
 	ID, Email string
 	Admin     bool
+	// Unverified is true while the owner must still verify their email.
+	Unverified bool
 }
 
 // flashes are the confirmations a redirect may ask a page to show.
@@ -201,12 +204,17 @@ var flashes = map[string]string{
 	"policy-accepted": "Thank you: you accepted the privacy policy.",
 	"welcome":         "Welcome! Your account is ready. Choose a plan to start with — you can change it at any time.",
 	"signed-out":      "You are signed out.",
-	"deleted":         "Your account was deleted, with all its apps, API keys and devices. Nothing about it remains on this server.",
-	"plan-created":    "Plan created.",
-	"plan-saved":      "Plan saved.",
-	"plan-retired":    "Plan retired: new owners cannot choose it; owners on it keep it.",
-	"plan-restored":   "Plan available again in the catalogue.",
-	"pool-created":    "Pool created. Create an enrollment token to add a node to it.",
+	// Sign-in security.
+	"password-changed":  "Password changed. Every other session of your account is signed out.",
+	"verification-sent": "A new link is on its way to your email address. The previous one no longer works.",
+	"password-reset":    "Your password is reset and every session was signed out. Sign in with the new password.",
+	"email-verified":    "Thank you: your email address is verified.",
+	"deleted":           "Your account was deleted, with all its apps, API keys and devices. Nothing about it remains on this server.",
+	"plan-created":      "Plan created.",
+	"plan-saved":        "Plan saved.",
+	"plan-retired":      "Plan retired: new owners cannot choose it; owners on it keep it.",
+	"plan-restored":     "Plan available again in the catalogue.",
+	"pool-created":      "Pool created. Create an enrollment token to add a node to it.",
 	"pool-created-no-plan": "Pool created, in no plan: its nodes serve nobody until a plan includes it. " +
 		"Tick the pool on a plan's page (Plans) to include it.",
 	"owner-saved":   "Account saved.",
@@ -234,7 +242,7 @@ var flashes = map[string]string{
 func (d *dashboard) newPage(c echo.Context, title, nav string) *page {
 	p := &page{Title: title, Nav: nav, Errors: map[string]string{}, CSRF: d.s.csrfToken(d.formBinding(c))}
 	if o, ok := c.Get(ctxOwner).(store.Owner); ok {
-		p.Me = &pageUser{ID: o.ID, Email: o.Email, Admin: o.Role == store.RoleAdmin}
+		p.Me = &pageUser{ID: o.ID, Email: o.Email, Admin: o.Role == store.RoleAdmin, Unverified: d.unverifiedOwner(o)}
 		p.Policy = d.s.policyNoticeFor(c.Request().Context(), o)
 	}
 	p.Flash = flashes[c.QueryParam("done")]

@@ -194,6 +194,9 @@ func (d *dashboard) handleDeleteApp(c echo.Context) error {
 // handleCreateKey creates an API key and shows it, once, as the answer to
 // the POST: only its hash is stored, so no later page can show it.
 func (d *dashboard) handleCreateKey(c echo.Context) error {
+	if d.s.unverified(currentOwner(c)) {
+		return errEmailUnverified
+	}
 	name := formValue(c, "name")
 	a, err := d.ownApp(c)
 	if err != nil {

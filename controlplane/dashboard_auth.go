@@ -18,6 +18,8 @@ type authBody struct {
 	// SignedInAs is the account already signed in in this browser, if any:
 	// the pages offer to continue with it.
 	SignedInAs string
+	// MailEnabled offers the password reset by mail.
+	MailEnabled bool
 }
 
 // signedInAs returns the email of the account signed in, or "".
@@ -30,7 +32,7 @@ func (d *dashboard) signedInAs(c echo.Context) string {
 
 func (d *dashboard) handleLoginPage(c echo.Context) error {
 	p := d.newPage(c, "Sign in", "login")
-	p.Body = authBody{Next: safeNext(c.QueryParam("next")), SignedInAs: d.signedInAs(c)}
+	p.Body = authBody{Next: safeNext(c.QueryParam("next")), SignedInAs: d.signedInAs(c), MailEnabled: d.s.mail.enabled()}
 	return d.render(c, http.StatusOK, "login.html", p)
 }
 
@@ -43,7 +45,7 @@ func (d *dashboard) handleLogin(c echo.Context) error {
 	o, err := d.authenticate(c, email, password)
 	if err != nil {
 		p := d.newPage(c, "Sign in", "login")
-		p.Body = authBody{Email: email, Next: next}
+		p.Body = authBody{Email: email, Next: next, MailEnabled: d.s.mail.enabled()}
 		status, err := p.setError("login", err, "email", "password")
 		if err != nil {
 			return err
@@ -122,7 +124,12 @@ func (d *dashboard) signup(c echo.Context, email, password string) (store.Owner,
 	if err := checkRate(c, d.s.signupIP, clientKey(c)); err != nil {
 		return store.Owner{}, err
 	}
-	return d.s.createAccount(c.Request().Context(), email, password, store.RoleOwner)
+	o, err := d.s.createAccount(c.Request().Context(), email, password, store.RoleOwner)
+	if err != nil {
+		return store.Owner{}, err
+	}
+	_ = d.s.queueVerification(o) // a full queue: the owner asks for a new link later
+	return o, nil
 }
 
 // handleLogout ends every session of the account, as the API's logout.

@@ -26,6 +26,9 @@ var dashboardParity = map[string][]string{
 	"exportMe":     {"GET /account/export"},
 	"acceptPolicy": {"GET /policy", "POST /policy"},
 	"changePlan":   {"GET /plan", "POST /plan"},
+	// Sign-in security.
+	"changePassword":     {"GET /account/security", "POST /account/password"},
+	"resendVerification": {"POST /account/verify-email"},
 	// Apps and keys.
 	"createApp": {"POST /apps"},
 	"listApps":  {"GET /apps"},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -89,6 +90,12 @@ func TestBadInput(t *testing.T) {
 	cases = append(cases, prefix("admin/plans", decodingCases(http.MethodPost, "/api/v1/admin/plans", "admin",
 		`{"slug":"new","name":"New","max_apps":1,"max_devices":1,"max_own_nodes":0,"price_cents":0,"currency":"EUR"}`))...)
 	cases = append(cases, prefix("admin/owners", decodingCases(http.MethodPut, "/api/v1/admin/owners/{owner}", "admin", `{"status":"suspended"}`))...)
+	cases = append(cases, prefix("password-reset", decodingCases(http.MethodPost, "/api/v1/auth/password-reset", "", `{"email":"jane.doe@example.com"}`))...)
+	cases = append(cases, prefix("password-reset/confirm", decodingCases(http.MethodPost, "/api/v1/auth/password-reset/confirm", "",
+		`{"token":"`+strings.Repeat("t", 43)+`","new_password":"a brand new passphrase"}`))...)
+	cases = append(cases, prefix("verify-email", decodingCases(http.MethodPost, "/api/v1/auth/verify-email", "", `{"token":"`+strings.Repeat("t", 43)+`"}`))...)
+	cases = append(cases, prefix("me/password", decodingCases(http.MethodPut, "/api/v1/me/password", "owner",
+		`{"current_password":"correct horse battery staple","new_password":"a brand new passphrase"}`))...)
 
 	const pw = `"correct horse battery staple"`
 	email := func(e string) string { return `{"email":"` + e + `","password":` + pw + `}` }
@@ -208,6 +215,38 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 
+	// Sign-in cases last: the password checks count against the target's
+	// login limit, which the login cases above must not meet.
+	signin := func(name, method, path, auth, body string, want wantErr) badInputCase {
+		return badInputCase{name: name, method: method, path: path, auth: auth, body: body, want: want}
+	}
+	const reset, confirm, verify, chpw = "/api/v1/auth/password-reset", "/api/v1/auth/password-reset/confirm", "/api/v1/auth/verify-email", "/api/v1/me/password"
+	cases = append(cases,
+		signin("password-reset/no email", "POST", reset, "", `{}`, bad("email")),
+		signin("password-reset/email is a number", "POST", reset, "", `{"email":1}`, bad("email")),
+		signin("password-reset/bidi email", "POST", reset, "", "{\"email\":\"jane\u202e@example.com\"}", bad("email")),
+		signin("password-reset/display name", "POST", reset, "", `{"email":"Jane <jane@example.com>"}`, bad("email")),
+		signin("password-reset/header injection", "POST", reset, "", `{"email":"jane@example.com\r\nBcc: x@example.com"}`, bad("email")),
+		signin("password-reset/extra field", "POST", reset, "", `{"email":"jane@example.com","password":"x"}`, bad("password")),
+		signin("password-reset/no mail on this server", "POST", reset, "", `{"email":"jane.doe@example.com"}`, wantErr{409, api.CodeMailUnavailable, ""}),
+		signin("password-reset/confirm/no token", "POST", confirm, "", `{"new_password":"a brand new passphrase"}`, bad("token")),
+		signin("password-reset/confirm/unknown token", "POST", confirm, "", `{"token":"abc","new_password":"a brand new passphrase"}`, bad("token")),
+		signin("password-reset/confirm/token of 129", "POST", confirm, "", `{"token":"`+strings.Repeat("t", 129)+`","new_password":"a brand new passphrase"}`, bad("token")),
+		signin("password-reset/confirm/token is a number", "POST", confirm, "", `{"token":5,"new_password":"a brand new passphrase"}`, bad("token")),
+		signin("password-reset/confirm/email field", "POST", confirm, "", `{"token":"abc","new_password":"a brand new passphrase","email":"a@b.cd"}`, bad("email")),
+		signin("verify-email/no token", "POST", verify, "", `{}`, bad("token")),
+		signin("verify-email/empty token", "POST", verify, "", `{"token":""}`, bad("token")),
+		signin("verify-email/NUL token", "POST", verify, "", `{"token":"a\u0000b"}`, bad("token")),
+		signin("verify-email/token is an array", "POST", verify, "", `{"token":["x"]}`, bad("token")),
+		signin("me/password/wrong current", "PUT", chpw, "owner", `{"current_password":"not my password","new_password":"a brand new passphrase"}`,
+			wantErr{403, api.CodeForbidden, "current_password"}),
+		signin("me/password/no fields", "PUT", chpw, "owner", `{}`, wantErr{403, api.CodeForbidden, "current_password"}),
+		signin("me/password/short new", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"short"}`, bad("new_password")),
+		signin("me/password/new holds the email", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"jane.doe is my name"}`, bad("new_password")),
+		signin("me/password/same as before", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"correct horse battery staple"}`, bad("new_password")),
+		signin("me/password/new is a number", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":12}`, bad("new_password")),
+		signin("me/password/role field", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"a brand new passphrase","role":"admin"}`, bad("role")),
+	)
 	h := newHarness(t)
 	admin := h.MustAdmin()
 	target := h.MustSignup("jane.doe@example.com", testPassword)
@@ -216,6 +255,9 @@ func TestBadInput(t *testing.T) {
 	legacy.MustStatus(t, http.StatusCreated)
 
 	for _, tc := range cases {
+		if strings.HasPrefix(tc.name, "me/password/") {
+			h.clock.Advance(12 * time.Second) // each check of the current password spends one of the login limit's tokens
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			before := snapshot(t, h)
 			q := request{Method: tc.method, Path: strings.ReplaceAll(tc.path, "{owner}", target.Owner.ID), Body: tc.body, ContentType: tc.ct}

@@ -23,7 +23,7 @@ import (
 
 // openAPIVersion is the version of the contract; a change to it gets a line
 // in openAPIChangelog.
-const openAPIVersion = "1.2"
+const openAPIVersion = "1.3"
 
 const openAPIChangelog = `## Changelog
 
@@ -47,7 +47,12 @@ Contract changes (routes, methods, status codes, JSON field names) are recorded 
   GET /api/v1/devices and the ticket and token routes take a secret key only (others: 403 forbidden). Apps have an
   optional hourly ` + "`registration_cap`" + ` for publishable keys (429 with Retry-After) and count its refusals. The security scheme
   ` + "`apiKey`" + ` is now ` + "`secretKey`" + `, beside ` + "`publishableKey`" + `, ` + "`registrationTicket`" + ` and ` + "`deviceToken`" + `;
-  each provisioning operation lists the ones it admits.`
+  each provisioning operation lists the ones it admits.
+- v1.3 — sign-in. Email verification (POST /api/v1/auth/verify-email, POST /api/v1/me/verify-email; while it is
+  pending, creating keys and registering devices answer 403 ` + "`email_unverified`" + `), password change
+  (PUT /api/v1/me/password) and reset by mail (POST /api/v1/auth/password-reset, /confirm; 409
+  ` + "`mail_unavailable`" + ` on a server that sends no mail). Owners answer with ` + "`email_verified`" + `,
+  ` + "`email_verification_required`" + ` and ` + "`two_factor`" + `.`
 
 const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
 create apps and API keys; their apps register end-user devices (a WireGuard
@@ -59,7 +64,9 @@ unknown fields.
 
 **Errors** are ` + "`{\"error\": {\"code\": \"...\", \"message\": \"...\", \"field\": \"...\"}}`" + `
 with a stable code: invalid_request, unauthorized, forbidden, not_found,
-conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable.
+conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable,
+and for sign-in email_unverified, mail_unavailable, second_factor_required,
+second_factor_invalid, second_factor_enrolment_required.
 
 **Authentication.** Owners send their sign-in token as
 ` + "`Authorization: Bearer <token>`" + ` or the dashboard's HttpOnly cookie
@@ -195,13 +202,16 @@ type errorResponse struct {
 var errorResponseTable = map[int]errorResponse{
 	400: {"BadRequest", "invalid_request: the input is malformed or invalid; `field` names the offending field.",
 		api.Error{Code: api.CodeInvalidRequest, Message: "is required", Field: "name"}},
-	401: {"Unauthorized", "unauthorized: missing, invalid or expired credentials (or a wrong email or password).",
+	401: {"Unauthorized", "unauthorized: missing, invalid or expired credentials (or a wrong email or password); " +
+		"second_factor_required / second_factor_invalid: the account's second factor is missing from, or wrong in, a sign-in.",
 		api.Error{Code: api.CodeUnauthorized, Message: "missing, invalid or expired credentials"}},
-	403: {"Forbidden", "forbidden: not allowed, or the account is suspended; plan_limit: the plan's limit is reached.",
+	403: {"Forbidden", "forbidden: not allowed, or the account is suspended; plan_limit: the plan's limit is reached; " +
+		"email_unverified: the owner must verify their email first; second_factor_enrolment_required: the operator must enable a second factor first.",
 		api.Error{Code: api.CodePlanLimit, Message: "the plan's limit is reached"}},
 	404: {"NotFound", "not_found: no such resource (or not the caller's).",
 		api.Error{Code: api.CodeNotFound, Message: "not found"}},
-	409: {"Conflict", "conflict: conflicts with an existing resource; legal_hold: the account is under legal hold.",
+	409: {"Conflict", "conflict: conflicts with an existing resource; legal_hold: the account is under legal hold; " +
+		"mail_unavailable: the server sends no mail.",
 		api.Error{Code: api.CodeConflict, Message: "conflicts with an existing resource"}},
 	413: {"PayloadTooLarge", "invalid_request: the body is larger than 64 KiB.",
 		api.Error{Code: api.CodeInvalidRequest, Message: "body larger than 65536 bytes"}},

@@ -170,6 +170,20 @@ func ownerOperations() []operation {
 		{method: http.MethodPost, path: "/api/v1/auth/logout", id: "logout", tag: "auth", sec: secOwner,
 			summary: "Sign out", desc: "Revokes every sign-in token of the owner and clears the cookie.",
 			replies: []reply{{status: 204, cookie: true}}},
+		{method: http.MethodPost, path: "/api/v1/auth/password-reset", id: "requestPasswordReset", tag: "auth",
+			summary: "Mail a password reset link", body: api.PasswordResetRequest{},
+			desc: "Answers 202 with the same body, at once, whether or not an account uses the address: the lookup and the mail " +
+				"happen in the background. The mailed link works once, within 30 minutes. 409 mail_unavailable on a server that sends no mail.",
+			replies: []reply{{status: 202, body: api.MailQueued{}}}, errs: []int{409, 429}},
+		{method: http.MethodPost, path: "/api/v1/auth/password-reset/confirm", id: "confirmPasswordReset", tag: "auth",
+			summary: "Set a new password with a mailed reset link", body: api.PasswordResetConfirm{},
+			desc: "`token` is the link's token. Every session of the account ends; sign in with the new password " +
+				"(and the second factor, if the account has one). 400 on token for an unknown, used or expired link.",
+			replies: []reply{{status: 204}}, errs: []int{429}},
+		{method: http.MethodPost, path: "/api/v1/auth/verify-email", id: "verifyEmail", tag: "auth",
+			summary: "Verify the email address with the mailed link", body: api.EmailVerification{},
+			desc:    "`token` is the link's token; it works once. 400 on token for an unknown, used or expired link.",
+			replies: []reply{{status: 204}}, errs: []int{429}},
 		{method: http.MethodGet, path: "/api/v1/me", id: "getMe", tag: "account", sec: secOwner,
 			summary: "The signed-in owner", replies: []reply{{status: 200, body: api.Owner{}}}},
 		{method: http.MethodDelete, path: "/api/v1/me", id: "deleteMe", tag: "account", sec: secOwner,
@@ -185,6 +199,15 @@ func ownerOperations() []operation {
 			summary: "Accept a privacy policy version", body: api.PolicyAccept{},
 			desc:    "The version must be the current one or the announced upcoming one.",
 			replies: []reply{{status: 200, body: api.Owner{}}}},
+		{method: http.MethodPut, path: "/api/v1/me/password", id: "changePassword", tag: "account", sec: secOwner,
+			summary: "Change the password", body: api.PasswordChange{},
+			desc: "Needs the current password (403 forbidden on current_password when it is wrong; the login limits apply). " +
+				"Every other session ends; the answer holds a new token for this one.",
+			replies: []reply{{status: 200, body: api.AuthResponse{}, cookie: true}}, errs: []int{429}},
+		{method: http.MethodPost, path: "/api/v1/me/verify-email", id: "resendVerification", tag: "account", sec: secOwner,
+			summary: "Mail a new email verification link",
+			desc:    "The previous link stops working. 409 conflict when the address is verified; 409 mail_unavailable without mail.",
+			replies: []reply{{status: 202, body: api.MailQueued{}}}, errs: []int{409, 429}},
 		{method: http.MethodPut, path: "/api/v1/me/plan", id: "changePlan", tag: "account", sec: secOwner,
 			summary: "Change plan", body: api.PlanChange{},
 			desc:    "403 plan_limit when the owner uses more than the new plan allows.",
@@ -210,7 +233,7 @@ func ownerOperations() []operation {
 			desc: "The key is shown only in this response. `kind` is `secret` (the default; `tlk_…`, for the owner's backend: " +
 				"the whole provisioning API and minting registration tickets) or `publishable` (`tlp_…`, safe to ship inside an app: " +
 				"registering devices and reading the app's policy and servers only). `expires_at`, in the future, ends the key then. " +
-				"Names are unique per app: 409 conflict (field `name`) for a taken one.",
+				"Names are unique per app: 409 conflict (field `name`) for a taken one. 403 email_unverified while the owner's email awaits verification.",
 			replies: []reply{{status: 201, body: api.APIKeyCreated{}}}, errs: []int{409}},
 		{method: http.MethodPost, path: "/api/v1/apps/{app_id}/keys/{key_id}/replace", id: "replaceKey", tag: "keys", sec: secOwner,
 			summary: "Replace an API key, keeping the old one for a grace period", body: api.KeyReplaceInput{},
@@ -268,7 +291,7 @@ func provisioningOperations() []operation {
 				"(`tld_…`, shown only here) lets the device read, configure, rotate and delete itself and list its servers. " +
 				"With a ticket: 401 for a used or expired one, 403 (field `external_ref`) for a reference other than the one the " +
 				"ticket is bound to. With a publishable key: 429 rate_limited (with Retry-After) once the app's hourly " +
-				"`registration_cap` is reached.",
+				"`registration_cap` is reached. 403 email_unverified while the app owner's email awaits verification.",
 			replies: []reply{{status: 201, body: api.DeviceCreated{}}}, errs: []int{409}},
 		{method: http.MethodGet, path: "/api/v1/devices", id: "listDevices", tag: "devices", sec: secApp, creds: permSecret,
 			summary: "List devices", query: []*openapi3.Parameter{limitParam, cursorParam},

@@ -48,6 +48,15 @@ var requestRequired = map[reflect.Type][]string{
 
 	// Alerts.
 	reflect.TypeFor[api.AlertSettingsInput](): nil,
+
+	// Sign-in.
+	reflect.TypeFor[api.Login]():                {"email", "password"},
+	reflect.TypeFor[api.PasswordChange]():       {"current_password", "new_password"},
+	reflect.TypeFor[api.PasswordResetRequest](): {"email"},
+	reflect.TypeFor[api.PasswordResetConfirm](): {"token", "new_password"},
+	reflect.TypeFor[api.EmailVerification]():    {"token"},
+	reflect.TypeFor[api.TOTPCode]():             {"code"},
+	reflect.TypeFor[api.TOTPDisable]():          {"password", "code"},
 }
 
 // isRequestType reports whether t is a request body type.

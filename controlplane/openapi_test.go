@@ -140,6 +140,7 @@ var dashboardSections = map[string]bool{
 	"login": true, "signup": true, "logout": true, "privacy": true, "apps": true,
 	"servers": true, "plan": true, "account": true, "admin": true, "policy": true,
 	"pools": true, "nodes": true, "alerts": true,
+	"forgot-password": true, "reset-password": true, "verify-email": true,
 }
 
 // isDashboardRoute reports whether an echo route path is a dashboard page:

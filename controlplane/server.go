@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/internal/logpolicy"
+	"github.com/traceless-vpn/traceless/internal/mail"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -84,6 +86,13 @@ type Options struct {
 	// NodeLongPolls caps the long polls one node may hold open at once
 	// (default 4; negative: no cap). Beyond it, 429 rate_limited.
 	NodeLongPolls int
+	// PublicURL is how people reach the server (no trailing slash), for
+	// the links in sign-in mail. Empty: the base URL Bootstrap is given.
+	PublicURL string
+	// SkipEmailVerification turns email verification off. It is on
+	// whenever mail can be sent (Alerts.SMTP has an address): owners who
+	// sign up then verify their address before creating API keys.
+	SkipEmailVerification bool
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -104,9 +113,13 @@ type Server struct {
 	setup    *setupToken
 
 	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
-	alertTests                                           *limiter // test alerts per owner
-	polls                                                *nodePolls
-	listenWatch                                          listenWatch
+	// Sign-in mail and mailed links: reset requests per address and per
+	// email, mails per owner, link attempts per address.
+	mailIP, mailEmail, mailOwner, tokenIP *limiter
+	mail                                  *signinMailer
+	alertTests                            *limiter // test alerts per owner
+	polls                                 *nodePolls
+	listenWatch                           listenWatch
 
 	hub    *hub
 	unhook func()             // removes committed from the store's commit hooks
@@ -155,6 +168,10 @@ func New(opts Options) (*Server, error) {
 		loginIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
 		loginEmail: newLimiter(12*time.Second, 5, time.Hour, opts.Now),
 		signupIP:   newLimiter(30*time.Second, 5, time.Hour, opts.Now),
+		mailIP:     newLimiter(30*time.Second, 5, time.Hour, opts.Now),
+		mailEmail:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
+		mailOwner:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
+		tokenIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
 	}
 	if opts.LongPoll <= 0 {
 		opts.LongPoll = 25 * time.Second
@@ -215,7 +232,11 @@ func New(opts Options) (*Server, error) {
 		OnlineWindow: onlineWindow, Now: s.now, Log: s.log, Version: opts.Version}, opts.Alerts)
 	s.alertTests = newLimiter(10*time.Second, 5, time.Hour, s.now)
 	s.regCap = newRegCap()
-	bg.Add(4)
+	smtp := opts.Alerts.SMTP
+	s.mail = newSigninMailer(s, mail.Config{Addr: smtp.Addr, From: smtp.From, Username: smtp.Username,
+		Password: smtp.Password, HelloName: smtp.HelloName}, strings.TrimSuffix(opts.PublicURL, "/"))
+	bg.Add(5)
+	go func() { defer bg.Done(); s.mail.run(ctx) }()
 	go func() { defer bg.Done(); s.hub.run(ctx, 500*time.Millisecond) }()
 	go func() { defer bg.Done(); s.listen(ctx) }()
 	go func() { defer bg.Done(); s.alerts.Run(ctx) }()
@@ -273,6 +294,9 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.POST("/auth/signup", s.handleSignup)
 	v1.POST("/auth/login", s.handleLogin)
 	v1.POST("/auth/logout", s.handleLogout, s.requireOwner)
+	v1.POST("/auth/password-reset", s.handlePasswordReset)
+	v1.POST("/auth/password-reset/confirm", s.handlePasswordResetConfirm)
+	v1.POST("/auth/verify-email", s.handleVerifyEmail)
 
 	me := v1.Group("/me", s.requireOwner)
 	me.GET("", s.handleMe)
@@ -280,6 +304,8 @@ func (s *Server) routes(e *echo.Echo) {
 	me.GET("/export", s.handleExportMe)
 	me.PUT("/plan", s.handleChangePlan)
 	me.PUT("/policy", s.handleAcceptPolicy)
+	me.PUT("/password", s.handleChangePassword)
+	me.POST("/verify-email", s.handleResendVerification)
 
 	apps := v1.Group("/apps", s.requireOwner)
 	apps.POST("", s.handleCreateApp)
@@ -287,10 +313,10 @@ func (s *Server) routes(e *echo.Echo) {
 	apps.GET("/:app_id", s.handleGetApp)
 	apps.PUT("/:app_id", s.handleUpdateApp)
 	apps.DELETE("/:app_id", s.handleDeleteApp)
-	apps.POST("/:app_id/keys", s.handleCreateKey)
+	apps.POST("/:app_id/keys", s.handleCreateKey, s.requireVerifiedOwner)
 	apps.GET("/:app_id/keys", s.handleListKeys)
 	apps.DELETE("/:app_id/keys/:key_id", s.handleDeleteKey)
-	apps.POST("/:app_id/keys/:key_id/replace", s.handleReplaceKey)
+	apps.POST("/:app_id/keys/:key_id/replace", s.handleReplaceKey, s.requireVerifiedOwner)
 
 	pools := v1.Group("/pools", s.requireOwner)
 	pools.GET("", s.handleListOwnPools)
@@ -306,7 +332,7 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/servers", s.handleListServers, s.requireApp(permServers))
 	v1.GET("/app", s.handleAppPolicy, s.requireApp(permAppRead))
 	v1.POST("/registration-tickets", s.handleCreateTicket, s.requireApp(permSecret))
-	v1.POST("/devices", s.handleRegisterDevice, s.requireApp(permRegister))
+	v1.POST("/devices", s.handleRegisterDevice, s.requireApp(permRegister), s.requireVerifiedKeyOwner)
 	v1.GET("/devices", s.handleListDevices, s.requireApp(permSecret))
 	v1.GET("/devices/:device_id", s.handleGetDevice, s.requireApp(permOwnDevice))
 	v1.DELETE("/devices/:device_id", s.handleDeleteDevice, s.requireApp(permOwnDevice))
@@ -377,6 +403,7 @@ func (s *Server) Routes() []string {
 // adminPassword or arms a one-time setup token. It returns what to tell
 // the person starting the server, or "" when nothing needs telling.
 func (s *Server) Bootstrap(ctx context.Context, adminEmail, adminPassword, baseURL string) (string, error) {
+	s.mail.setBase(strings.TrimSuffix(baseURL, "/"))
 	if _, err := s.store.SeedPlans(ctx, store.DefaultPlans()); err != nil {
 		return "", fmt.Errorf("seed plans: %w", err)
 	}

@@ -302,8 +302,11 @@ var storeMethods = map[string]methodCall{
 		return []any{o.ID, OwnerUpdate{Status: ptr(StatusSuspended)}}
 	}},
 	// Sign-in credentials (signin.go).
-	"GetTOTP":            {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
-	"TOTPEnabled":        {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"GetTOTP":     {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"TOTPEnabled": {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
+	"OwnerByToken": {read, func(f *hookFixture) []any {
+		return []any{TokenResetPassword, f.ownerToken(f.owner(), TokenResetPassword), time.Now()}
+	}},
 	"CountRecoveryCodes": {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
 	"CreateOwnerToken": {write, func(f *hookFixture) []any {
 		return []any{f.owner().ID, TokenVerifyEmail, randomHex(f.t, 32), time.Now().Add(time.Hour), time.Now()}

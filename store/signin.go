@@ -121,6 +121,19 @@ func (s *Store) spendOwnerToken(ctx context.Context, kind, hash string, now time
 	return err
 }
 
+// OwnerByToken returns the owner of the unexpired token of kind with hash,
+// without spending it. ErrNotFound when there is none.
+func (s *Store) OwnerByToken(ctx context.Context, kind, hash string, now time.Time) (Owner, error) {
+	var o Owner
+	err := s.read(ctx).Joins("JOIN owner_tokens ON owner_tokens.owner_id = owners.id").
+		Where("owner_tokens.hash = ? AND owner_tokens.kind = ? AND owner_tokens.expires_at > ?", hash, kind, now.UTC()).
+		Take(&o).Error
+	if err != nil {
+		return Owner{}, translate(err)
+	}
+	return o, nil
+}
+
 // VerifyEmail spends an email verification token (given as its hash) and
 // marks its owner's address verified. ErrNotFound when the token is
 // unknown, used or expired.
@@ -128,6 +141,9 @@ func (s *Store) VerifyEmail(ctx context.Context, hash string, now time.Time) (Ow
 	var o Owner
 	err := s.spendOwnerToken(ctx, TokenVerifyEmail, hash, now, func(tx *gorm.DB, id string) error {
 		if err := tx.Model(&Owner{}).Where("id = ?", id).Update("email_verified", true).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("owner_id = ? AND kind = ?", id, TokenVerifyEmail).Delete(&OwnerToken{}).Error; err != nil {
 			return err
 		}
 		return tx.Where("id = ?", id).Take(&o).Error
@@ -141,8 +157,8 @@ func (s *Store) VerifyEmail(ctx context.Context, hash string, now time.Time) (Ow
 // ResetPassword spends a password reset token (given as its hash), sets
 // the new password hash and increments the owner's token epoch, so every
 // sign-in token issued so far stops working. The link reached the owner's
-// mailbox, so the address counts as verified too; any other reset link of
-// the owner is deleted. ErrNotFound when the token is unknown, used or
+// mailbox, so the address counts as verified too; every other link of the
+// owner is deleted. ErrNotFound when the token is unknown, used or
 // expired.
 func (s *Store) ResetPassword(ctx context.Context, hash, passwordHash string, now time.Time) (Owner, error) {
 	if passwordHash == "" {
@@ -155,7 +171,8 @@ func (s *Store) ResetPassword(ctx context.Context, hash, passwordHash string, no
 		}).Error; err != nil {
 			return err
 		}
-		if err := tx.Where("owner_id = ? AND kind = ?", id, TokenResetPassword).Delete(&OwnerToken{}).Error; err != nil {
+		// The address is verified now, so no link of the owner is needed.
+		if err := tx.Where("owner_id = ?", id).Delete(&OwnerToken{}).Error; err != nil {
 			return err
 		}
 		return tx.Where("id = ?", id).Take(&o).Error

@@ -60,12 +60,16 @@ type Config struct {
 	// how long before taking effect a new version is announced.
 	PolicyFile   string
 	PolicyNotice Duration
-	// SMTP* configure alert emails; without smtp_addr owners can choose
-	// webhooks only.
+	// SMTP* configure mail: alert emails and sign-in mail (email
+	// verification, password reset); without smtp_addr owners can choose
+	// alert webhooks only and nobody's email is verified.
 	SMTPAddr     string
 	SMTPFrom     string
 	SMTPUsername string
 	SMTPPassword string
+	// EmailVerification makes owners who sign up verify their email
+	// before creating API keys, whenever smtp_addr is set.
+	EmailVerification bool
 	// AlertSyncLag is how long a node may trail the current revision
 	// before owners are told it lags.
 	AlertSyncLag Duration
@@ -128,13 +132,15 @@ func (c *Config) table() *config.Table {
 		{Key: "policy_notice", Value: config.Dur(&c.PolicyNotice), Default: "720h", Arg: "DURATION",
 			Usage: "how long before it takes effect a new policy version is announced"},
 		{Key: "smtp_addr", Value: config.String(&c.SMTPAddr), Arg: "HOST:PORT",
-			Usage: "mail server for alert emails; empty: alerts go to webhooks only"},
+			Usage: "mail server for alert emails and sign-in mail (verification, password reset); empty: alerts go to webhooks only and no mail is sent"},
 		{Key: "smtp_from", Value: config.String(&c.SMTPFrom), Arg: "EMAIL",
-			Usage: "sender address of alert emails (required with --smtp-addr)"},
+			Usage: "sender address of the server's mail (required with --smtp-addr)"},
 		{Key: "smtp_username", Value: config.String(&c.SMTPUsername), Arg: "USER",
 			Usage: "SMTP user, when the mail server wants authentication"},
 		{Key: "smtp_password", Value: config.String(&c.SMTPPassword), Arg: "PASSWORD",
 			Usage: "SMTP password (prefer the environment)"},
+		{Key: "email_verification", Value: config.Bool(&c.EmailVerification), Default: "true",
+			Usage: "with smtp_addr set, owners who sign up verify their email (a mailed link) before creating API keys; false turns it off"},
 		{Key: "alert_sync_lag", Value: config.Dur(&c.AlertSyncLag), Default: "1m", Arg: "DURATION",
 			Usage: "how long a node may trail the current sync revision before owners are told (5s–24h)"},
 		{Key: "alert_allow_private_targets", Value: config.Bool(&c.AlertAllowPrivateTargets), Default: "false",
@@ -179,7 +185,9 @@ type Options struct {
 	Policies        []controlplane.PolicyVersion // nil: the built-in policy
 	PolicyNotice    time.Duration
 	SMTP            controlplane.SMTPConfig
-	AlertSyncLag    time.Duration
+	// EmailVerification is on unless turned off (it needs SMTP to matter).
+	EmailVerification bool
+	AlertSyncLag      time.Duration
 	// AlertPrivateTargets admits loopback and private webhook targets.
 	AlertPrivateTargets bool
 }
@@ -199,6 +207,7 @@ func (c *Config) Options() (*Options, error) {
 		TunnelMTU: c.TunnelMTU, ClientDNS: c.ClientDNS, KeyRate: c.KeyRate, PolicyNotice: time.Duration(c.PolicyNotice),
 		SMTP:         controlplane.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword},
 		AlertSyncLag: time.Duration(c.AlertSyncLag), AlertPrivateTargets: c.AlertAllowPrivateTargets,
+		EmailVerification: c.EmailVerification,
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %q is not host:port", c.Listen)

@@ -83,6 +83,7 @@ key_rate: 20
 policy_notice: 336h
 smtp_addr: mail.example.com:587
 smtp_from: alerts@example.com
+email_verification: false
 alert_sync_lag: 2m
 `
 	tomlDoc := `
@@ -107,6 +108,7 @@ key_rate = 20
 policy_notice = "336h"
 smtp_addr = "mail.example.com:587"
 smtp_from = "alerts@example.com"
+email_verification = false
 alert_sync_lag = "2m"
 `
 	for _, tc := range []struct{ format, doc string }{{"yaml", yamlDoc}, {"toml", tomlDoc}} {

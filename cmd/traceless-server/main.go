@@ -183,9 +183,11 @@ func (m *Main) Run(ctx context.Context) error {
 		Policies: o.Policies, PolicyNotice: o.PolicyNotice,
 		Alerts: controlplane.AlertOptions{SMTP: o.SMTP, SyncLag: o.AlertSyncLag,
 			AllowPrivateTargets: o.AlertPrivateTargets}, // off by default: owners cannot point the server at its own network
-		Collectors:       []prometheus.Collector{version.Collector(program)},
-		MetricsElsewhere: o.MetricsListen != "",
-		NodeLongPolls:    o.NodeLongPolls,
+		Collectors:            []prometheus.Collector{version.Collector(program)},
+		MetricsElsewhere:      o.MetricsListen != "",
+		NodeLongPolls:         o.NodeLongPolls,
+		PublicURL:             o.PublicURL, // "" : the listener's URL, as Bootstrap is told
+		SkipEmailVerification: !o.EmailVerification,
 	})
 	if err != nil {
 		return err

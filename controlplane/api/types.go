@@ -25,6 +25,13 @@ type Owner struct {
 	LegalHold             *string   `json:"legal_hold"`
 	AcceptedPolicyVersion string    `json:"accepted_policy_version"`
 	CreatedAt             time.Time `json:"created_at"`
+	// EmailVerified is false while the owner has not used the mailed
+	// verification link; EmailVerificationRequired says whether that holds
+	// anything back (creating keys answers 403 email_unverified).
+	EmailVerified             bool `json:"email_verified"`
+	EmailVerificationRequired bool `json:"email_verification_required"`
+	// TwoFactor is true when a TOTP second factor is enabled.
+	TwoFactor bool `json:"two_factor"`
 }
 
 // OwnerList is a page of owners.
