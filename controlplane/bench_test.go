@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -277,8 +278,16 @@ func BenchmarkSHA256Password(b *testing.B) {
 }
 
 // benchApp signs up an owner on a plan allowing 100 million devices,
-// creates an app and returns one of its API keys.
-func benchApp(b *testing.B, s *benchServer) string {
+// creates an app and returns one of its secret keys.
+func benchApp(b *testing.B, s *benchServer) string { return benchAppInfo(b, s).key }
+
+// benchAppData is an app of benchAppInfo: its ID, a secret key and its
+// owner's sign-in token.
+type benchAppData struct{ id, key, token string }
+
+// benchAppInfo signs up an owner on a plan allowing 100 million devices and
+// creates an app with a secret key.
+func benchAppInfo(b *testing.B, s *benchServer) benchAppData {
 	b.Helper()
 	ctx := context.Background()
 	if err := s.post("/api/v1/auth/signup", benchCredentials{"first@bench.example.com", benchPassword}, http.StatusCreated); err != nil {
@@ -308,7 +317,7 @@ func benchApp(b *testing.B, s *benchServer) string {
 	if err := s.call(http.MethodPost, "/api/v1/apps/"+app.ID+"/keys", auth.Token, map[string]string{"name": "bench"}, http.StatusCreated, &key); err != nil {
 		b.Fatal(err)
 	}
-	return key.Key
+	return benchAppData{id: app.ID, key: key.Key, token: auth.Token}
 }
 
 // benchKeys returns n random WireGuard public keys.
@@ -370,4 +379,84 @@ func BenchmarkRotateDevice(b *testing.B) {
 		}
 	}
 	clock.report(b, "rotations/s")
+}
+
+// BenchmarkRegisterDeviceBy is BenchmarkRegisterDevice with each of the
+// credentials that may register, in the same run, so their figures share
+// the machine's conditions:
+//
+//	go test ./controlplane -run '^$' -bench RegisterDeviceBy -benchtime 3s -count 6
+//
+// secret: the owner's secret key. publishable: a publishable key, under
+// the app's hourly cap set to its maximum (so the cap's bookkeeping runs
+// and never refuses). ticket: one registration ticket per registration,
+// minted before the timer starts; the registration looks the ticket up and
+// spends it in the transaction that admits the device. The per-key rate
+// limit (Options.KeyRate, by default 50 requests/s per key with a burst
+// of 200) is turned off, as in BenchmarkRegisterDevice: one key makes
+// every registration here.
+func BenchmarkRegisterDeviceBy(b *testing.B) {
+	for _, kind := range []string{"secret", "publishable", "ticket"} {
+		b.Run(kind, func(b *testing.B) { benchRegisterBy(b, kind) })
+	}
+}
+
+func benchRegisterBy(b *testing.B, kind string) {
+	s := newBenchServer(b, benchCheapArgon2)
+	app := benchAppInfo(b, s)
+	creds := make([]string, b.N) // the bearer of each registration
+	switch kind {
+	case "secret":
+		for i := range creds {
+			creds[i] = app.key
+		}
+	case "publishable":
+		var pub struct{ Key string }
+		if err := s.call(http.MethodPost, "/api/v1/apps/"+app.id+"/keys", app.token,
+			map[string]string{"name": "shipped", "kind": "publishable"}, http.StatusCreated, &pub); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.call(http.MethodPut, "/api/v1/apps/"+app.id, app.token,
+			map[string]int{"registration_cap": store.MaxRegistrationCap}, http.StatusOK, nil); err != nil {
+			b.Fatal(err)
+		}
+		if b.N > store.MaxRegistrationCap {
+			b.Fatalf("b.N %d exceeds the hourly cap", b.N)
+		}
+		for i := range creds {
+			creds[i] = pub.Key
+		}
+	case "ticket":
+		ctx := context.Background()
+		exp := time.Now().Add(store.MaxTicketTTL)
+		for i := range creds {
+			var raw [32]byte
+			rand.Read(raw[:])
+			creds[i] = "tlt_" + base64.RawURLEncoding.EncodeToString(raw[:])
+			sum := sha256.Sum256([]byte(creds[i]))
+			if _, err := s.st.CreateTicket(ctx, store.RegistrationTicket{Hash: hex.EncodeToString(sum[:]), AppID: app.id, ExpiresAt: exp}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Minting wrote b.N transactions to the WAL; fold them into the
+		// database now, or the checkpoint lands in the timed loop.
+		if err := s.st.Checkpoint(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	keys := benchKeys(b.N)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	clock := startCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1) - 1
+			if err := s.call(http.MethodPost, "/api/v1/devices", creds[i], map[string]string{"public_key": keys[i]}, http.StatusCreated, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	clock.report(b, "registrations/s")
 }

@@ -72,8 +72,9 @@ func WithHTTPClient(hc *http.Client) Option {
 // API need.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
-// WithAPIKey sets the app API key ("tlk_…"), which the provisioning API
-// needs.
+// WithAPIKey sets the provisioning credential: an app's secret key
+// ("tlk_…"), a publishable key ("tlp_…"), a registration ticket ("tlt_…")
+// or a device token ("tld_…"); see credentials.go for what each may do.
 func WithAPIKey(key string) Option { return func(c *Client) { c.apiKey = key } }
 
 // WithUserAgent sets the User-Agent header (default "traceless-go/" +
@@ -168,17 +169,20 @@ const (
 	authNone auth = iota
 	authOwner
 	authKey
+	authGiven // request.credential, for this request only
 )
 
 // request is one API call.
 type request struct {
-	method  string
-	path    string // escaped, relative to the base URL
-	query   url.Values
-	auth    auth
-	body    any // JSON-encoded when non-nil
-	accept  string
-	noRetry bool
+	method string
+	path   string // escaped, relative to the base URL
+	query  url.Values
+	auth   auth
+	body   any // JSON-encoded when non-nil
+	// credential is the bearer of an authGiven request.
+	credential string
+	accept     string
+	noRetry    bool
 	// maxBytes bounds the response body; 0 means MaxResponseBytes.
 	maxBytes int64
 }
@@ -304,7 +308,11 @@ func (c *Client) attempt(ctx context.Context, r *request, payload []byte) (*resp
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if cred := c.credential(r.auth); cred != "" {
+	cred := c.credential(r.auth)
+	if r.auth == authGiven {
+		cred = r.credential
+	}
+	if cred != "" {
 		req.Header.Set("Authorization", "Bearer "+cred)
 	}
 

@@ -11,8 +11,9 @@ import (
 	"github.com/traceless-vpn/traceless/controlplane/api"
 )
 
-// The provisioning API needs an app API key (WithAPIKey); it acts on that
-// key's app.
+// The provisioning API needs a provisioning credential (WithAPIKey): an
+// app's secret or publishable key, a registration ticket or a device token
+// (see credentials.go); it acts on that credential's app.
 
 func devicePath(deviceID string) string { return "/api/v1/devices/" + url.PathEscape(deviceID) }
 
@@ -33,7 +34,8 @@ func (c *Client) ListServers(ctx context.Context) (api.ServerList, error) {
 }
 
 // RegisterDevice registers a device by its WireGuard public key and returns
-// its tunnel addresses and servers. It fails with api.CodeConflict for a
+// its tunnel addresses, servers and its own device token (DeviceToken,
+// shown only here). It fails with api.CodeConflict for a
 // key already registered, api.CodePlanLimit over the plan's device limit
 // and api.CodeInvalidRequest for a malformed key. It is never retried.
 func (c *Client) RegisterDevice(ctx context.Context, in api.DeviceInput) (api.DeviceCreated, error) {
@@ -73,11 +75,17 @@ func (c *Client) DeleteDevice(ctx context.Context, deviceID string) error {
 }
 
 // RotateDevice replaces a device's public key; the device also gets new
-// tunnel addresses. It is never retried.
+// tunnel addresses and a new device token (out.DeviceToken, shown only
+// here; the old one stops working). A client whose credential is the
+// device's token switches to the new one by itself; store it on the
+// device. It is never retried.
 func (c *Client) RotateDevice(ctx context.Context, deviceID, publicKey string) (api.DeviceCreated, error) {
 	var out api.DeviceCreated
 	err := c.doJSON(ctx, &request{method: http.MethodPost, path: devicePath(deviceID) + "/rotate", auth: authKey,
 		body: api.RotateInput{PublicKey: publicKey}}, &out)
+	if err == nil {
+		c.followRotation(out)
+	}
 	return out, err
 }
 

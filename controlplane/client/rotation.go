@@ -43,11 +43,15 @@ func RotationDue(policyDays int, lastRotated, now time.Time) bool {
 	return !now.Before(lastRotated.Add(time.Duration(policyDays) * 24 * time.Hour))
 }
 
-// RotateIfDue reads the app's rotation policy (AppPolicy) and, when
+// RotateIfDue reads the app's rotation policy with the device's own record
+// (Device; from servers that do not give it there, AppPolicy) and, when
 // RotationDue says the device is due at the current time, rotates its key
 // to the one newPublicKey returns (which is called only then) with
 // RotateDevice. It reports whether it rotated; when it did not, the
-// returned device is empty.
+// returned device is empty. It works with the device's own token (which
+// may not read AppPolicy) as with the app's secret key; after a rotation
+// the returned device holds the new device token, which a client using
+// the device's token has switched to, and which the device must store.
 //
 // The caller keeps lastRotated itself, on the device: after a rotation it
 // switches the device to the new private key and stores the time of the
@@ -62,20 +66,30 @@ func (c *Client) RotateIfDue(ctx context.Context, deviceID string, lastRotated t
 	if newPublicKey == nil {
 		return api.DeviceCreated{}, false, errors.New("client: RotateIfDue needs a newPublicKey function")
 	}
-	p, err := c.AppPolicy(ctx)
+	d, err := c.Device(ctx, deviceID)
 	if err != nil {
 		return api.DeviceCreated{}, false, err
 	}
-	if !RotationDue(p.RotationDays, lastRotated, time.Now()) {
+	days := 0
+	if d.RotationDays != nil {
+		days = *d.RotationDays
+	} else {
+		p, policyErr := c.AppPolicy(ctx)
+		if policyErr != nil {
+			return api.DeviceCreated{}, false, policyErr
+		}
+		days = p.RotationDays
+	}
+	if !RotationDue(days, lastRotated, time.Now()) {
 		return api.DeviceCreated{}, false, nil
 	}
 	pub, err := newPublicKey()
 	if err != nil {
 		return api.DeviceCreated{}, false, fmt.Errorf("new public key: %w", err)
 	}
-	d, err := c.RotateDevice(ctx, deviceID, pub)
+	rot, err := c.RotateDevice(ctx, deviceID, pub)
 	if err != nil {
 		return api.DeviceCreated{}, false, err
 	}
-	return d, true, nil
+	return rot, true, nil
 }
