@@ -117,6 +117,9 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.passwordSignInAllowed(o); err != nil {
+		return err
+	}
 	return s.signIn(c, o, http.StatusOK)
 }
 

@@ -81,12 +81,13 @@ type authzWorld struct {
 	plan    string // a throwaway plan's ID
 	ownPool string // owner A's dedicated pool
 	ownNode string // a node in it
+	identA  string // one of owner A's two linked sign-in identities
 	seq     int
 }
 
 func newAuthzWorld(t *testing.T) *authzWorld {
 	t.Helper()
-	sw := newSyncWorld(t, func(o *Options) { o.LongPoll = 50 * time.Millisecond })
+	sw := newSyncWorld(t, func(o *Options) { o.LongPoll = 50 * time.Millisecond }, ssoAuthzOptions(t))
 	h := sw.h
 	w := &authzWorld{syncWorld: sw, creds: map[string]string{}}
 	var apps api.AppList
@@ -175,6 +176,7 @@ func newAuthzWorld(t *testing.T) *authzWorld {
 		credTicketA: w.mustTicket(t, sw.key, api.TicketInput{}), credTicketUsed: usedTicket, credTicketExpired: expTicket,
 		credTicketB: w.mustTicket(t, keyB.Key, api.TicketInput{}),
 	}
+	w.identA = ssoAuthzIdentity(t, w)
 	return w
 }
 
@@ -238,7 +240,7 @@ func authzRoutes() map[string]route {
 	get := func(path string) func(*authzWorld) request {
 		return func(*authzWorld) request { return request{Method: "GET", Path: path} }
 	}
-	return map[string]route{
+	rows := map[string]route{
 		"GET /healthz":  {class: classPublic, ok: 200, request: get("/healthz")},
 		"HEAD /healthz": {class: classPublic, ok: 200, request: func(*authzWorld) request { return request{Method: "HEAD", Path: "/healthz"} }},
 		"GET /readyz":   {class: classPublic, ok: 200, request: get("/readyz")},
@@ -603,6 +605,10 @@ func authzRoutes() map[string]route {
 			return form("/admin/owners/"+w.owner.Owner.ID+"/legal-hold", url.Values{"action": {"set"}, "reason": {"audit"}})
 		}},
 	}
+	for k, r := range ssoAuthzRoutes() {
+		rows[k] = r
+	}
+	return rows
 }
 
 // form is a dashboard form post (the matrix adds the CSRF token).

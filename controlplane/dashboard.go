@@ -48,6 +48,7 @@ type dashboard struct {
 func (s *Server) dashboardRoutes(e *echo.Echo) {
 	d := &dashboard{s: s}
 	d.pages, d.err = parsePages(s.opts.WebFS)
+	s.dash = d
 	if d.err != nil {
 		s.log.Error("dashboard templates", logError, d.err.Error())
 	}
@@ -58,6 +59,7 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.GET("/signup", d.h(d.handleSignupPage))
 	e.POST("/signup", d.h(d.handleSignup), d.csrf)
 	e.GET("/privacy", d.h(d.handlePrivacyPage))
+	d.ssoDashboardRoutes(e)
 
 	own := []echo.MiddlewareFunc{d.requireSession}
 	post := []echo.MiddlewareFunc{d.requireSession, d.csrf}
@@ -235,6 +237,7 @@ var flashes = map[string]string{
 	"pool-deleted":      "Pool deleted, with its nodes.",
 	"plan-deleted":      "Plan deleted.",
 	"owner-deleted":     "Account deleted, with all its apps, API keys and devices.",
+	"sso-unlinked":      "Sign-in provider unlinked: it no longer signs in to this account.",
 }
 
 // newPage starts a page for the request: the signed-in account (if any),

@@ -92,6 +92,8 @@ type accountBody struct {
 	Devices int64
 	// Confirm is what was typed into the deletion confirmation.
 	Confirm string
+	// SSO lists the linked sign-in providers (nil: none configured).
+	SSO *accountSSO
 }
 
 func (d *dashboard) accountBody(c echo.Context) (accountBody, error) {
@@ -109,7 +111,11 @@ func (d *dashboard) accountBody(c echo.Context) (accountBody, error) {
 	if err != nil {
 		return accountBody{}, err
 	}
-	return accountBody{Owner: v, Plan: plan, Apps: len(apps), Devices: devices}, nil
+	sso, err := d.accountSSO(c)
+	if err != nil {
+		return accountBody{}, err
+	}
+	return accountBody{Owner: v, Plan: plan, Apps: len(apps), Devices: devices, SSO: sso}, nil
 }
 
 func (d *dashboard) handleAccount(c echo.Context) error {

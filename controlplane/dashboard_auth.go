@@ -20,6 +20,8 @@ type authBody struct {
 	SignedInAs string
 	// MailEnabled offers the password reset by mail.
 	MailEnabled bool
+	// SSO are the single sign-on providers' buttons.
+	SSO []ssoButton
 }
 
 // signedInAs returns the email of the account signed in, or "".
@@ -32,7 +34,8 @@ func (d *dashboard) signedInAs(c echo.Context) string {
 
 func (d *dashboard) handleLoginPage(c echo.Context) error {
 	p := d.newPage(c, "Sign in", "login")
-	p.Body = authBody{Next: safeNext(c.QueryParam("next")), SignedInAs: d.signedInAs(c), MailEnabled: d.s.mail.enabled()}
+	next := safeNext(c.QueryParam("next"))
+	p.Body = authBody{Next: next, SignedInAs: d.signedInAs(c), MailEnabled: d.s.mail.enabled(), SSO: d.ssoButtons(next)}
 	return d.render(c, http.StatusOK, "login.html", p)
 }
 
@@ -45,7 +48,7 @@ func (d *dashboard) handleLogin(c echo.Context) error {
 	o, err := d.authenticate(c, email, password)
 	if err != nil {
 		p := d.newPage(c, "Sign in", "login")
-		p.Body = authBody{Email: email, Next: next, MailEnabled: d.s.mail.enabled()}
+		p.Body = authBody{Email: email, Next: next, MailEnabled: d.s.mail.enabled(), SSO: d.ssoButtons(next)}
 		status, err := p.setError("login", err, "email", "password")
 		if err != nil {
 			return err
@@ -75,11 +78,16 @@ func (d *dashboard) authenticate(c echo.Context, email, password string) (store.
 		return store.Owner{}, badRequest("password", "is required")
 	}
 	o, err := d.s.authenticate(c, email, password)
+	if err == nil {
+		err = d.s.passwordSignInAllowed(o)
+	}
 	switch err {
 	case errBadLogin:
 		return store.Owner{}, errBadLoginForm
 	case errSuspended:
 		return store.Owner{}, apiError(http.StatusForbidden, api.CodeForbidden, "This account is suspended. Contact the operator of this service.")
+	case errSSORequired:
+		return store.Owner{}, apiError(http.StatusForbidden, api.CodeSSORequired, "Operators of this service sign in with single sign-on: use a button below.")
 	}
 	return o, err
 }
@@ -96,7 +104,7 @@ func (d *dashboard) startSession(c echo.Context, o store.Owner) error {
 
 func (d *dashboard) handleSignupPage(c echo.Context) error {
 	p := d.newPage(c, "Create an account", "signup")
-	p.Body = authBody{SignedInAs: d.signedInAs(c)}
+	p.Body = authBody{SignedInAs: d.signedInAs(c), SSO: d.ssoButtons("")}
 	return d.render(c, http.StatusOK, "signup.html", p)
 }
 
@@ -107,7 +115,7 @@ func (d *dashboard) handleSignup(c echo.Context) error {
 	o, err := d.signup(c, email, password)
 	if err != nil {
 		p := d.newPage(c, "Create an account", "signup")
-		p.Body = authBody{Email: email}
+		p.Body = authBody{Email: email, SSO: d.ssoButtons("")}
 		status, err := p.setError("signup", err, "email", "password")
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -166,6 +167,13 @@ func MustNew(tb testing.TB, opts Options) *Server {
 // Each mod may change the Options before New.
 func newHarness(tb testing.TB, mods ...func(*Options)) *harness {
 	tb.Helper()
+	return newHarnessListening(tb, nil, mods...)
+}
+
+// newHarnessListening is newHarness serving on ln (a fresh loopback port when
+// nil), for tests that must know the server's URL before it starts.
+func newHarnessListening(tb testing.TB, ln net.Listener, mods ...func(*Options)) *harness {
+	tb.Helper()
 	st, path := MustOpenStore(tb)
 	h := &harness{tb: tb, store: st, dbPath: path, clock: newTestClock(harnessStart), logs: &logBuffer{}}
 	key := make([]byte, 32)
@@ -184,7 +192,12 @@ func newHarness(tb testing.TB, mods ...func(*Options)) *harness {
 	h.store = h.opts.Store // a mod may bring a store of its own
 	srv := MustNew(tb, h.opts)
 	h.srv = srv
-	h.ts = httptest.NewServer(srv.Handler())
+	h.ts = httptest.NewUnstartedServer(srv.Handler())
+	if ln != nil {
+		h.ts.Listener.Close()
+		h.ts.Listener = ln
+	}
+	h.ts.Start()
 	tb.Cleanup(h.ts.Close)
 	var err error
 	h.welcome, err = srv.Bootstrap(context.Background(), "", "", h.ts.URL)

@@ -90,6 +90,7 @@ func operations() []operation {
 	ops = append(ops, ownerOperations()...)
 	ops = append(ops, provisioningOperations()...)
 	ops = append(ops, alertOperations()...)
+	ops = append(ops, ssoOperations()...)
 	return append(ops, adminOperations()...)
 }
 

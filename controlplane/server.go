@@ -93,6 +93,13 @@ type Options struct {
 	// whenever mail can be sent (Alerts.SMTP has an address): owners who
 	// sign up then verify their address before creating API keys.
 	SkipEmailVerification bool
+	// OIDCProviders are the OpenID providers owners and operators may sign
+	// in with (oidc.go); PublicURL is then required: it makes the
+	// redirect URIs.
+	OIDCProviders []OIDCProvider
+	// OperatorSSOOnly refuses operators' password sign-ins: they sign in
+	// through a provider.
+	OperatorSSOOnly bool
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -111,6 +118,8 @@ type Server struct {
 	sessions *sessions
 	metrics  *metrics
 	setup    *setupToken
+	oidc     *oidcProviders
+	dash     *dashboard
 
 	loginIP, loginEmail, signupIP, keyLimit, enrollLimit *limiter
 	// Sign-in mail and mailed links: reset requests per address and per
@@ -154,6 +163,13 @@ func New(opts Options) (*Server, error) {
 		opts.SessionKey = make([]byte, 32)
 		rand.Read(opts.SessionKey)
 	}
+	if err := ValidateOIDCProviders(opts.OIDCProviders); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	if len(opts.OIDCProviders) > 0 && opts.PublicURL == "" {
+		return nil, errors.New("controlplane: Options.PublicURL is required with OIDC providers")
+	}
+	opts.PublicURL = strings.TrimSuffix(opts.PublicURL, "/")
 	sess, err := newSessions(opts.SessionKey, opts.SessionTTL, opts.Now)
 	if err != nil {
 		return nil, err
@@ -172,6 +188,7 @@ func New(opts Options) (*Server, error) {
 		mailEmail:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
 		mailOwner:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
 		tokenIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
+		oidc:       newOIDCProviders(opts.OIDCProviders),
 	}
 	if opts.LongPoll <= 0 {
 		opts.LongPoll = 25 * time.Second
@@ -297,6 +314,7 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.POST("/auth/password-reset", s.handlePasswordReset)
 	v1.POST("/auth/password-reset/confirm", s.handlePasswordResetConfirm)
 	v1.POST("/auth/verify-email", s.handleVerifyEmail)
+	s.oidcRoutes(v1)
 
 	me := v1.Group("/me", s.requireOwner)
 	me.GET("", s.handleMe)
