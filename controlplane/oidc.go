@@ -218,6 +218,9 @@ type oidcPending struct {
 	Issuer   string `json:"i"`
 	Subject  string `json:"s"`
 	Email    string `json:"e,omitempty"`
+	// Verified: the provider calls Email verified. It spares a new
+	// account with that email the verification mail; it never links.
+	Verified bool   `json:"ev,omitempty"`
 	Next     string `json:"x,omitempty"`
 }
 
@@ -417,8 +420,8 @@ func (s *Server) handleOIDCCallback(c echo.Context) error {
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	pend := oidcPending{Provider: p.cfg.Name, Issuer: p.cfg.Issuer, Subject: idt.Subject, Next: f.Next,
-		Email: s.claimedEmail(ctx, prov, idt, tok)}
+	pend := oidcPending{Provider: p.cfg.Name, Issuer: p.cfg.Issuer, Subject: idt.Subject, Next: f.Next}
+	pend.Email, pend.Verified = s.claimedEmail(ctx, prov, idt, tok)
 	ck, err := s.sealedCookie(c, oidcPendingCookie, "/", pend, http.SameSiteStrictMode)
 	if err != nil {
 		return err
@@ -436,24 +439,26 @@ func (s *Server) handleOIDCCallback(c echo.Context) error {
 }
 
 // claimedEmail returns the email the provider gives for the person, from
-// the ID token or else its userinfo endpoint, or "" when it gives none
-// that this server accepts as an address.
-func (s *Server) claimedEmail(ctx context.Context, prov *oidc.Provider, idt *oidc.IDToken, tok *oauth2.Token) string {
+// the ID token or else its userinfo endpoint, and whether it calls it
+// verified; "" when it gives none that this server accepts as an address.
+func (s *Server) claimedEmail(ctx context.Context, prov *oidc.Provider, idt *oidc.IDToken, tok *oauth2.Token) (string, bool) {
 	var cl struct {
-		Email string `json:"email"`
+		Email    string `json:"email"`
+		Verified any    `json:"email_verified"` // a boolean, or "true" from some providers
 	}
 	_ = idt.Claims(&cl)
+	verified := cl.Verified == true || cl.Verified == "true"
 	if cl.Email == "" && prov.UserInfoEndpoint() != "" {
 		ui, err := prov.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 		if err == nil && ui.Subject == idt.Subject {
-			cl.Email = ui.Email
+			cl.Email, verified = ui.Email, ui.EmailVerified
 		}
 	}
 	e, err := normalizeEmail(cl.Email)
 	if err != nil {
-		return ""
+		return "", false
 	}
-	return e
+	return e, verified
 }
 
 // wantsJSON reports a client that asked for JSON rather than a page.
@@ -538,7 +543,11 @@ func (s *Server) ssoSignup(c echo.Context, pend oidcPending, rawEmail string) (s
 	if err != nil {
 		return store.Owner{}, err
 	}
-	o, err := s.store.CreateOwnerWithIdentity(ctx, store.Owner{Email: email, PasswordHash: hash, Role: store.RoleOwner}, "", pend.Issuer, pend.Subject)
+	// The address is proven when the provider verified this very one;
+	// otherwise the verification mail goes out as after any signup.
+	verified := !s.verificationRequired() || (pend.Verified && email == pend.Email)
+	o, err := s.store.CreateOwnerWithIdentity(ctx, store.Owner{Email: email, PasswordHash: hash, Role: store.RoleOwner, EmailVerified: verified},
+		"", pend.Issuer, pend.Subject)
 	if errors.Is(err, store.ErrConflict) {
 		if _, gerr := s.store.GetOwnerByEmail(ctx, email); gerr == nil {
 			return store.Owner{}, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Field: "email",
@@ -546,7 +555,13 @@ func (s *Server) ssoSignup(c echo.Context, pend oidcPending, rawEmail string) (s
 		}
 		return store.Owner{}, apiError(http.StatusConflict, api.CodeConflict, "this sign-in is linked to an account already")
 	}
-	return o, err
+	if err != nil {
+		return store.Owner{}, err
+	}
+	// A full mail queue leaves the account unverified; the owner asks for
+	// a new link later.
+	_ = s.queueVerification(o)
+	return o, nil
 }
 
 // ssoLink links the waiting sign-in to the account whose email and
