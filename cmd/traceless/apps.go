@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -109,15 +110,19 @@ func (a *cli) appsCommand() *cobra.Command {
 
 func (a *cli) appsUpdateCommand() *cobra.Command {
 	var name string
-	var days int
+	var days, regCap int
 	cmd := &cobra.Command{
 		Use:   "update APP",
-		Short: "Rename an app or set its key rotation policy",
+		Short: "Rename an app or set its key rotation policy or registration cap",
 		Long: `Change an app's name (--name) or its key rotation policy (--rotation-days):
 its devices are asked to rotate their WireGuard key, and with it their
 tunnel addresses, every D days; 0 turns the policy off. Devices keep their
 own rotation time and check the policy themselves (see 'traceless devices
-rotate-if-due'); the server keeps no device-level time.`,
+rotate-if-due'); the server keeps no device-level time.
+
+--registration-cap bounds the registrations per hour made with the app's
+publishable keys (per control-plane replica; 0 removes the cap); beyond it
+they are refused with 429, and 'apps get' shows how many were refused.`,
 		Args: args("APP"),
 	}
 	cmd.RunE = a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
@@ -128,8 +133,11 @@ rotate-if-due'); the server keeps no device-level time.`,
 		if cmd.Flags().Changed("rotation-days") {
 			u.RotationDays = &days
 		}
-		if u.Name == nil && u.RotationDays == nil {
-			return usagef("give --name, --rotation-days or both")
+		if cmd.Flags().Changed("registration-cap") {
+			u.RegistrationCap = &regCap
+		}
+		if u.Name == nil && u.RotationDays == nil && u.RegistrationCap == nil {
+			return usagef("give --name, --rotation-days or --registration-cap")
 		}
 		id, err := resolveApp(ctx, c, argv[0])
 		if err != nil {
@@ -143,6 +151,7 @@ rotate-if-due'); the server keeps no device-level time.`,
 	})
 	cmd.Flags().StringVar(&name, "name", "", "new name of the app")
 	cmd.Flags().IntVar(&days, "rotation-days", 0, "ask devices to rotate their key every this many days (0: no policy)")
+	cmd.Flags().IntVar(&regCap, "registration-cap", 0, "registrations per hour allowed with publishable keys (0: no cap)")
 	return cmd
 }
 
@@ -176,10 +185,21 @@ leave every node at once. Asks for confirmation unless --yes is given.`,
 }
 
 func appTable(t *table, apps ...api.App) {
-	t.row("ID", "NAME", "DEVICES", "KEY ROTATION")
+	t.row("ID", "NAME", "DEVICES", "KEY ROTATION", "REGISTRATION CAP")
 	for _, app := range apps {
-		t.row(app.ID, app.Name, app.DeviceCount, rotationText(app.RotationDays))
+		t.row(app.ID, app.Name, app.DeviceCount, rotationText(app.RotationDays), capText(app))
 	}
+}
+
+// capText describes an app's registration cap and how often it refused.
+func capText(app api.App) string {
+	if app.RegistrationCap == 0 {
+		if app.RegistrationCapHits > 0 {
+			return fmt.Sprintf("off (%d refused earlier)", app.RegistrationCapHits)
+		}
+		return "off"
+	}
+	return fmt.Sprintf("%d/h (%d refused)", app.RegistrationCap, app.RegistrationCapHits)
 }
 
 // ownerAction is an action with an owner's client.
@@ -198,32 +218,14 @@ func (a *cli) keysCommand() *cobra.Command {
 		Use:     "keys",
 		Short:   "Manage an app's API keys",
 		GroupID: "owner",
-		Long: `API keys let an app's backend provision devices (TRACELESS_API_KEY). A key
-is shown once, when it is created; the server keeps only a hash.`,
+		Long: `An app has two kinds of key. A secret key (tlk_, the default) is for your
+backend: it provisions devices and mints registration tickets
+(TRACELESS_API_KEY); never ship it inside an app. A publishable key (tlp_)
+is safe inside an app: it registers devices and reads the app's policy and
+servers, nothing else. A key is shown once, when it is created; the server
+keeps only a hash. Names are unique per app.`,
 	}
-	cmd.AddCommand(
-		&cobra.Command{
-			Use:   "create APP NAME",
-			Short: "Create an API key (shown only once)",
-			Args:  args("APP", "NAME"),
-			RunE: a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
-				id, err := resolveApp(ctx, c, argv[0])
-				if err != nil {
-					return err
-				}
-				k, err := c.CreateAPIKey(ctx, id, argv[1])
-				if err != nil {
-					return err
-				}
-				a.note("This key is shown only once: store it now (for example in a secret manager). The server keeps only a hash.")
-				return a.emit(k, func(t *table) {
-					t.row("ID", k.ID)
-					t.row("NAME", k.Name)
-					t.row("PREFIX", k.Prefix)
-					t.row("KEY", k.Key)
-				})
-			}),
-		},
+	cmd.AddCommand(a.keysCreateCommand(), a.keysReplaceCommand(),
 		&cobra.Command{
 			Use:   "list APP",
 			Short: "List an app's keys (prefixes only)",
@@ -238,9 +240,13 @@ is shown once, when it is created; the server keeps only a hash.`,
 					return err
 				}
 				return a.emit(nonNil(keys), func(t *table) {
-					t.row("ID", "NAME", "PREFIX")
+					t.row("ID", "NAME", "KIND", "PREFIX", "EXPIRES", "STATE")
 					for _, k := range keys {
-						t.row(k.ID, k.Name, k.Prefix+"…")
+						var exp any = "never"
+						if k.ExpiresAt != nil {
+							exp = *k.ExpiresAt
+						}
+						t.row(k.ID, k.Name, k.Kind, k.Prefix+"…", exp, keyState(k))
 					}
 				})
 			}),
@@ -262,6 +268,98 @@ is shown once, when it is created; the server keeps only a hash.`,
 			}),
 		},
 	)
+	return cmd
+}
+
+// emitKey prints a created key, shown only this once.
+func (a *cli) emitKey(k api.APIKeyCreated, out any) error {
+	a.note("This key is shown only once: store it now (for example in a secret manager). The server keeps only a hash.")
+	return a.emit(out, func(t *table) {
+		t.row("ID", k.ID)
+		t.row("NAME", k.Name)
+		t.row("KIND", k.Kind)
+		t.row("PREFIX", k.Prefix)
+		if k.ExpiresAt != nil {
+			t.row("EXPIRES", *k.ExpiresAt)
+		}
+		t.row("KEY", k.Key)
+	})
+}
+
+func (a *cli) keysCreateCommand() *cobra.Command {
+	var kind, expires string
+	cmd := &cobra.Command{
+		Use:   "create APP NAME",
+		Short: "Create an API key (shown only once)",
+		Args:  args("APP", "NAME"),
+	}
+	cmd.RunE = a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+		if kind != api.KeySecret && kind != api.KeyPublishable {
+			return usagef("--kind must be %s or %s", api.KeySecret, api.KeyPublishable)
+		}
+		in := api.APIKeyInput{Name: argv[1], Kind: kind}
+		if expires != "" {
+			t, err := parseWhen(expires, time.Now())
+			if err != nil {
+				return usagef("--expires: %v", err)
+			}
+			in.ExpiresAt = &t
+		}
+		id, err := resolveApp(ctx, c, argv[0])
+		if err != nil {
+			return err
+		}
+		k, err := c.CreateKey(ctx, id, in)
+		if err != nil {
+			return err
+		}
+		return a.emitKey(k, k)
+	})
+	cmd.Flags().StringVar(&kind, "kind", api.KeySecret, "secret (your backend) or publishable (safe inside an app)")
+	cmd.Flags().StringVar(&expires, "expires", "", "when the key stops working: an RFC 3339 time or a span such as 90d (default: never)")
+	return cmd
+}
+
+func (a *cli) keysReplaceCommand() *cobra.Command {
+	var grace, expires string
+	cmd := &cobra.Command{
+		Use:   "replace APP KEY_ID NAME",
+		Short: "Replace a key; the old one keeps working for a grace period",
+		Long: `Create a key of the same kind that replaces KEY_ID, and let the old key
+work until --grace (a time or a span from now; 0s ends it at once), so that
+app versions shipped with it keep working while users update.`,
+		Args: args("APP", "KEY_ID", "NAME"),
+	}
+	cmd.RunE = a.ownerAction(func(ctx context.Context, c *client.Client, argv []string) error {
+		if grace == "" {
+			return usagef("--grace is required: until when the old key keeps working (such as 30d)")
+		}
+		now := time.Now()
+		until, err := parseWhen(grace, now)
+		if err != nil {
+			return usagef("--grace: %v", err)
+		}
+		in := api.KeyReplaceInput{Name: argv[2], GraceUntil: until}
+		if expires != "" {
+			t, err := parseWhen(expires, now)
+			if err != nil {
+				return usagef("--expires: %v", err)
+			}
+			in.ExpiresAt = &t
+		}
+		id, err := resolveApp(ctx, c, argv[0])
+		if err != nil {
+			return err
+		}
+		r, err := c.ReplaceAPIKey(ctx, id, argv[1], in)
+		if err != nil {
+			return err
+		}
+		a.note("Key %s keeps working until %s.", r.Replaced.ID, cell(r.Replaced.ExpiresAt.UTC()))
+		return a.emitKey(r.APIKeyCreated, r)
+	})
+	cmd.Flags().StringVar(&grace, "grace", "", "until when the old key keeps working: an RFC 3339 time or a span such as 30d")
+	cmd.Flags().StringVar(&expires, "expires", "", "when the new key stops working (default: never)")
 	return cmd
 }
 

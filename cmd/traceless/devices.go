@@ -26,14 +26,22 @@ func (a *cli) devicesCommand() *cobra.Command {
 		Use:     "devices",
 		Short:   "Provision an app's devices",
 		GroupID: "provisioning",
-		Long: `Register, list, rotate and remove end-user devices of the app that the API
-key (TRACELESS_API_KEY or --api-key) belongs to. A device is only its
+		Long: `Register, list, rotate and remove end-user devices of the app that the
+credential (TRACELESS_API_KEY or --api-key) belongs to. A device is only its
 WireGuard public key and its tunnel addresses; its private key stays on
 the device. With --generate, a key pair is made on this machine and only
-the public key is sent.`,
+the public key is sent.
+
+Registration answers the device's own token (tld_, shown once; keep it
+with --device-token-file). With it as TRACELESS_API_KEY a device gets,
+configures, rotates and deletes itself, and nothing else; every rotation
+replaces it. A secret key (tlk_) may do everything, a publishable key
+(tlp_) only register; 'register --ticket' registers with a registration
+ticket from 'traceless tickets create' and needs no key.`,
 	}
 	cmd.AddCommand(a.devicesRegisterCommand(), a.devicesListCommand(), a.devicesGetCommand(),
-		a.devicesDeleteCommand(), a.devicesRotateCommand(), a.devicesRotateIfDueCommand(), a.devicesConfigCommand())
+		a.devicesDeleteCommand(), a.devicesRotateCommand(), a.devicesRotateIfDueCommand(), a.devicesConfigCommand(),
+		a.devicesTokenCommand())
 	return cmd
 }
 
@@ -46,12 +54,15 @@ type keyFlags struct {
 	// replace lets --private-key-file replace an existing file (the
 	// device's old key, useless after a rotation).
 	replace bool
+	// tokenFile receives the device token the answer carries.
+	tokenFile string
 }
 
 func (f *keyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.publicKey, "public-key", "", "the device's WireGuard public key (base64)")
 	cmd.Flags().BoolVar(&f.generate, "generate", false, "generate a key pair here and send only the public key; the private key is printed once")
 	cmd.Flags().StringVar(&f.privateKeyFile, "private-key-file", "", "with --generate: write the private key to this new file (mode 0600) instead of printing it")
+	cmd.Flags().StringVar(&f.tokenFile, "device-token-file", "", "write the device's new token to this file (mode 0600, replaced) instead of printing it")
 }
 
 // check reports a usage error in the flags.
@@ -107,6 +118,17 @@ func (a *cli) emitDevice(d api.DeviceCreated, kp *keyPair, f keyFlags) error {
 // output.
 func (a *cli) generated(d api.DeviceCreated, kp *keyPair, f keyFlags) (generatedDevice, error) {
 	out := generatedDevice{DeviceCreated: d}
+	if d.DeviceToken != "" {
+		if f.tokenFile != "" {
+			if err := writeFileAtomic(f.tokenFile, []byte(d.DeviceToken+"\n")); err != nil {
+				return out, fmt.Errorf("device %s has a new token, but it could not be saved (a secret key can reset it): %w", d.ID, err)
+			}
+			out.DeviceToken = ""
+			a.note("The device token was saved to %s; it replaces any earlier one.", f.tokenFile)
+		} else {
+			a.note("The device token is shown only once and replaces any earlier one: keep it on the device.")
+		}
+	}
 	if kp == nil {
 		return out, nil
 	}
@@ -134,17 +156,34 @@ func generatedDetail(t *table, d generatedDevice) {
 	if d.PrivateKey != "" {
 		t.row("PRIVATE KEY", d.PrivateKey)
 	}
+	if d.DeviceToken != "" {
+		t.row("DEVICE TOKEN", d.DeviceToken)
+	}
 	t.row("SERVERS", len(d.Servers))
 }
 
 func (a *cli) devicesRegisterCommand() *cobra.Command {
 	var kf keyFlags
-	var ref string
+	var ref, ticket string
 	cmd := &cobra.Command{
 		Use:   "register",
 		Short: "Register a device by its public key",
-		Args:  args(),
-		RunE: a.keyAction(func(ctx context.Context, c *client.Client, _ []string) error {
+		Long: `Register a device by its public key, with the app key in TRACELESS_API_KEY
+or, with --ticket, with a registration ticket (which this spends; no key is
+needed). The answer holds the device's own token, shown only once.`,
+		Args: args(),
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			var c *client.Client
+			var err error
+			if ticket != "" {
+				c, err = a.newClient()
+			} else {
+				c, err = a.keyClient()
+			}
+			if err != nil {
+				return err
+			}
 			pub, kp, err := kf.resolve()
 			if err != nil {
 				return err
@@ -153,7 +192,12 @@ func (a *cli) devicesRegisterCommand() *cobra.Command {
 			if ref != "" {
 				in.ExternalRef = &ref
 			}
-			d, err := c.RegisterDevice(ctx, in)
+			var d api.DeviceCreated
+			if ticket != "" {
+				d, err = c.RegisterWithTicket(ctx, ticket, in)
+			} else {
+				d, err = c.RegisterDevice(ctx, in)
+			}
 			if err != nil {
 				return err
 			}
@@ -162,6 +206,34 @@ func (a *cli) devicesRegisterCommand() *cobra.Command {
 	}
 	kf.add(cmd)
 	cmd.Flags().StringVar(&ref, "external-ref", "", "your own reference for the device, such as a user ID")
+	cmd.Flags().StringVar(&ticket, "ticket", "", "register with this registration ticket (tlt_…) instead of an app key")
+	return cmd
+}
+
+func (a *cli) devicesTokenCommand() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "token DEVICE_ID",
+		Short: "Reset a device's token (secret key; the old one stops working)",
+		Args:  args("DEVICE_ID"),
+	}
+	cmd.RunE = a.keyAction(func(ctx context.Context, c *client.Client, argv []string) error {
+		tok, err := c.ResetDeviceToken(ctx, argv[0])
+		if err != nil {
+			return err
+		}
+		out := api.DeviceToken{DeviceToken: tok}
+		if file != "" {
+			if err := writeFileAtomic(file, []byte(tok+"\n")); err != nil {
+				return fmt.Errorf("device %s has a new token, but it could not be saved: %w", argv[0], err)
+			}
+			out.DeviceToken = ""
+			return a.done("Saved device %s's new token to %s; the old one no longer works.", argv[0], file)
+		}
+		a.note("The device token is shown only once: hand it to the device. The old one no longer works.")
+		return a.emit(out, func(t *table) { t.row("DEVICE TOKEN", tok) })
+	})
+	cmd.Flags().StringVar(&file, "device-token-file", "", "write the new token to this file (mode 0600, replaced) instead of printing it")
 	return cmd
 }
 

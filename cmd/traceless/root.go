@@ -68,8 +68,10 @@ accounts as an operator; and devices through an app API key.
 Sign in with 'traceless login' (the session and its server are saved in
 your user config directory) or set TRACELESS_TOKEN. Commands go to
 --server, else TRACELESS_SERVER, else the server of the last login, else
-` + defaultServer + `. Device and server commands use an app API key from
-TRACELESS_API_KEY or --api-key.`,
+` + defaultServer + `. Device, server and ticket commands use the credential
+in TRACELESS_API_KEY or --api-key: an app's secret key (tlk_), a
+publishable key (tlp_) or a device's own token (tld_); 'devices register
+--ticket' uses a registration ticket (tlt_) instead.`,
 		Version:           version.Line("traceless"),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
@@ -91,17 +93,17 @@ TRACELESS_API_KEY or --api-key.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", "", "control plane URL (env "+envServer+"; default: the server of the last login, else "+defaultServer+")")
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
-	pf.StringVar(&a.apiKey, "api-key", "", "app API key for device and server commands (prefer env "+envAPIKey+": flags show in the process list)")
+	pf.StringVar(&a.apiKey, "api-key", "", "app key or device token for device, server and ticket commands (prefer env "+envAPIKey+": flags show in the process list)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddGroup(
 		&cobra.Group{ID: "owner", Title: "Owner commands:"},
-		&cobra.Group{ID: "provisioning", Title: "Provisioning commands (app API key):"},
+		&cobra.Group{ID: "provisioning", Title: "Provisioning commands (app key, ticket or device token):"},
 		&cobra.Group{ID: "operator", Title: "Operator commands:"},
 	)
 	root.AddCommand(a.accountCommands()...)
 	root.AddCommand(a.appsCommand(), a.keysCommand(), a.poolsCommand(ownerScope), a.nodesCommand(ownerScope),
 		a.alertsCommand())
-	root.AddCommand(a.devicesCommand(), a.serversCommand())
+	root.AddCommand(a.devicesCommand(), a.serversCommand(), a.ticketsCommand())
 	root.AddCommand(a.adminCommand())
 	for _, c := range root.Commands() {
 		strictGroups(c)

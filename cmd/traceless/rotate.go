@@ -120,11 +120,11 @@ func (a *cli) rotateIfDue(ctx context.Context, c *client.Client, deviceID, state
 	if err != nil {
 		return err
 	}
-	policy, err := c.AppPolicy(ctx)
+	days, err := rotationPolicy(ctx, c, deviceID)
 	if err != nil {
 		return err
 	}
-	res := rotateResult{DeviceID: deviceID, RotationDays: policy.RotationDays}
+	res := rotateResult{DeviceID: deviceID, RotationDays: days}
 	if !found {
 		if st, err = startRotationState(ctx, c, deviceID, stateFile); err != nil {
 			return err
@@ -158,6 +158,21 @@ func (a *cli) rotateIfDue(ctx context.Context, c *client.Client, deviceID, state
 		return keyErr
 	}
 	return a.emitRotation(res.with(st), stateFile)
+}
+
+// rotationPolicy reads the app's rotation policy with the device's own
+// record, which a device token may read (it may not read the app's
+// policy), or from the app's policy on servers that do not give it there.
+func rotationPolicy(ctx context.Context, c *client.Client, deviceID string) (int, error) {
+	d, err := c.Device(ctx, deviceID)
+	if err != nil {
+		return 0, err
+	}
+	if d.RotationDays != nil {
+		return *d.RotationDays, nil
+	}
+	p, err := c.AppPolicy(ctx)
+	return p.RotationDays, err
 }
 
 // startRotationState checks that the device exists, then creates
