@@ -341,9 +341,9 @@ app versions shipped with it keep working while users update.`,
 		}
 		in := api.KeyReplaceInput{Name: argv[2], GraceUntil: until}
 		if expires != "" {
-			t, err := parseWhen(expires, now)
-			if err != nil {
-				return usagef("--expires: %v", err)
+			t, expErr := parseWhen(expires, now)
+			if expErr != nil {
+				return usagef("--expires: %v", expErr)
 			}
 			in.ExpiresAt = &t
 		}
