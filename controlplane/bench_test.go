@@ -385,15 +385,18 @@ func BenchmarkRotateDevice(b *testing.B) {
 // credentials that may register, in the same run, so their figures share
 // the machine's conditions:
 //
-//	go test ./controlplane -run '^$' -bench RegisterDeviceBy -benchtime 3s -count 6
+//	go test -c -o /tmp/cp.test ./controlplane && cd controlplane &&
+//	for i in 1 2 3 4 5 6 7 8; do /tmp/cp.test -test.run '^$' -test.bench RegisterDeviceBy -test.benchtime 3s -test.benchmem; done
 //
+// (rounds of the three rather than -count, which would run each
+// sub-benchmark's repetitions back to back, under different load).
 // secret: the owner's secret key. publishable: a publishable key, under
 // the app's hourly cap set to its maximum (so the cap's bookkeeping runs
 // and never refuses). ticket: one registration ticket per registration,
 // minted before the timer starts; the registration looks the ticket up and
 // spends it in the transaction that admits the device. The per-key rate
 // limit (Options.KeyRate, by default 50 requests/s per key with a burst
-// of 200) is turned off, as in BenchmarkRegisterDevice: one key makes
+// of 201) is turned off, as in BenchmarkRegisterDevice: one key makes
 // every registration here.
 func BenchmarkRegisterDeviceBy(b *testing.B) {
 	for _, kind := range []string{"secret", "publishable", "ticket"} {
