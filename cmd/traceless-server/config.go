@@ -70,12 +70,30 @@ type Config struct {
 	// EmailVerification makes owners who sign up verify their email
 	// before creating API keys, whenever smtp_addr is set.
 	EmailVerification bool
+	// OIDCProviders are the OpenID providers of single sign-on (a list,
+	// so in a config file only); OperatorSSOOnly refuses operators'
+	// password sign-ins.
+	OIDCProviders   []OIDCProviderConfig
+	OperatorSSOOnly bool
 	// AlertSyncLag is how long a node may trail the current revision
 	// before owners are told it lags.
 	AlertSyncLag Duration
 	// AlertAllowPrivateTargets lets alert webhooks go to loopback and
 	// private addresses, over http:// too: for trying alerts on a laptop.
 	AlertAllowPrivateTargets bool
+}
+
+// OIDCProviderConfig is one entry of oidc_providers, as written in the
+// config file. The client secret is given inline or, better, in a file
+// (client_secret_file) that only the server's user can read.
+type OIDCProviderConfig struct {
+	Name             string   `json:"name"`
+	Label            string   `json:"label"`
+	Issuer           string   `json:"issuer"`
+	ClientID         string   `json:"client_id"`
+	ClientSecret     string   `json:"client_secret,omitempty"`
+	ClientSecretFile string   `json:"client_secret_file,omitempty"`
+	Scopes           []string `json:"scopes,omitempty"`
 }
 
 // Duration is a time.Duration written as "12h" in config files.
@@ -141,6 +159,10 @@ func (c *Config) table() *config.Table {
 			Usage: "SMTP password (prefer the environment)"},
 		{Key: "email_verification", Value: config.Bool(&c.EmailVerification), Default: "true",
 			Usage: "with smtp_addr set, owners who sign up verify their email (a mailed link) before creating API keys; false turns it off"},
+		{Key: "oidc_providers", Value: config.Structure(&c.OIDCProviders), Unset: "none",
+			Usage: "OpenID providers for single sign-on: a list of {name, label, issuer, client_id, client_secret or client_secret_file, scopes}; needs public_url"},
+		{Key: "operator_sso_only", Value: config.Bool(&c.OperatorSSOOnly), Default: "false",
+			Usage: "operators sign in only through an OpenID provider of oidc_providers, never with a password alone"},
 		{Key: "alert_sync_lag", Value: config.Dur(&c.AlertSyncLag), Default: "1m", Arg: "DURATION",
 			Usage: "how long a node may trail the current sync revision before owners are told (5s–24h)"},
 		{Key: "alert_allow_private_targets", Value: config.Bool(&c.AlertAllowPrivateTargets), Default: "false",
@@ -187,7 +209,10 @@ type Options struct {
 	SMTP            controlplane.SMTPConfig
 	// EmailVerification is on unless turned off (it needs SMTP to matter).
 	EmailVerification bool
-	AlertSyncLag      time.Duration
+	// OIDCProviders are the single sign-on providers, secrets read.
+	OIDCProviders   []controlplane.OIDCProvider
+	OperatorSSOOnly bool
+	AlertSyncLag    time.Duration
 	// AlertPrivateTargets admits loopback and private webhook targets.
 	AlertPrivateTargets bool
 }
@@ -207,7 +232,7 @@ func (c *Config) Options() (*Options, error) {
 		TunnelMTU: c.TunnelMTU, ClientDNS: c.ClientDNS, KeyRate: c.KeyRate, PolicyNotice: time.Duration(c.PolicyNotice),
 		SMTP:         controlplane.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword},
 		AlertSyncLag: time.Duration(c.AlertSyncLag), AlertPrivateTargets: c.AlertAllowPrivateTargets,
-		EmailVerification: c.EmailVerification,
+		EmailVerification: c.EmailVerification, OperatorSSOOnly: c.OperatorSSOOnly,
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %q is not host:port", c.Listen)
@@ -316,6 +341,9 @@ func (c *Config) Options() (*Options, error) {
 	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {
 		return nil, errors.New("smtp_username/smtp_password: set both or neither")
 	}
+	if err := o.oidcProviders(c); err != nil {
+		return nil, err
+	}
 	if d := o.AlertSyncLag; d < 5*time.Second || d > 24*time.Hour {
 		return nil, fmt.Errorf("alert_sync_lag: %s is outside 5s..24h", d)
 	}
@@ -360,4 +388,34 @@ func loadSessionKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("session_key_file: %s must hold 32 bytes in base64", path)
 	}
 	return key, nil
+}
+
+// oidcProviders checks oidc_providers and operator_sso_only and reads the
+// client secrets.
+func (o *Options) oidcProviders(c *Config) error {
+	for i, p := range c.OIDCProviders {
+		secret := p.ClientSecret
+		switch {
+		case p.ClientSecret != "" && p.ClientSecretFile != "":
+			return fmt.Errorf("oidc_providers: provider %d (%s): set client_secret or client_secret_file, not both", i+1, p.Name)
+		case p.ClientSecretFile != "":
+			b, err := os.ReadFile(p.ClientSecretFile)
+			if err != nil {
+				return fmt.Errorf("oidc_providers: provider %d (%s): client_secret_file: %w", i+1, p.Name, err)
+			}
+			secret = strings.TrimSpace(string(b))
+		}
+		o.OIDCProviders = append(o.OIDCProviders, controlplane.OIDCProvider{Name: p.Name, Label: p.Label, Issuer: p.Issuer,
+			ClientID: p.ClientID, ClientSecret: secret, Scopes: p.Scopes})
+	}
+	if err := controlplane.ValidateOIDCProviders(o.OIDCProviders); err != nil {
+		return fmt.Errorf("oidc_providers: %w", err)
+	}
+	if len(o.OIDCProviders) > 0 && o.PublicURL == "" {
+		return errors.New("oidc_providers: public_url is required: the providers' redirect URIs are made from it")
+	}
+	if c.OperatorSSOOnly && len(o.OIDCProviders) == 0 {
+		return errors.New("operator_sso_only: no provider in oidc_providers, so operators could not sign in")
+	}
+	return nil
 }

@@ -141,6 +141,12 @@ func TestHelpShowsSettings(t *testing.T) {
 	var c Config
 	tab := c.table()
 	for _, s := range tab.Settings {
+		if s.FileOnly() {
+			if !strings.Contains(stderr.String(), "file key "+s.Key+" (config file only)") {
+				t.Errorf("help lacks the config-file-only %s", s.Key)
+			}
+			continue
+		}
 		want := "env " + tab.Env(s) + "; file key " + s.Key
 		if d := s.DefaultText(); d != "" {
 			want = "default: " + d + "; " + want

@@ -188,6 +188,8 @@ func (m *Main) Run(ctx context.Context) error {
 		NodeLongPolls:         o.NodeLongPolls,
 		PublicURL:             o.PublicURL, // "" : the listener's URL, as Bootstrap is told
 		SkipEmailVerification: !o.EmailVerification,
+		OIDCProviders:         o.OIDCProviders,
+		OperatorSSOOnly:       o.OperatorSSOOnly,
 	})
 	if err != nil {
 		return err

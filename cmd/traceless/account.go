@@ -92,6 +92,7 @@ func (a *cli) inputError(what string, err error) error {
 func (a *cli) loginCommand(signup bool) *cobra.Command {
 	var email string
 	var passwordStdin bool
+	var sso string
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Sign in and save the session for this server",
@@ -110,6 +111,9 @@ The password is read without echo from a terminal, or from stdin with
 		cmd.Long = strings.Replace(cmd.Long, "Sign in and save", "Create an owner account, sign in and save", 1)
 	}
 	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
+		if sso != "" {
+			return a.ssoLogin(sso)
+		}
 		addr, password, err := a.credentials(email, passwordStdin, signup)
 		if err != nil {
 			return err
@@ -141,6 +145,9 @@ The password is read without echo from a terminal, or from stdin with
 	})
 	cmd.Flags().StringVar(&email, "email", "", "account email (prompted for when absent)")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
+	if !signup {
+		cmd.Flags().StringVar(&sso, "sso", "", "print the URL that signs in through this single sign-on provider in a browser")
+	}
 	return cmd
 }
 
@@ -284,7 +291,7 @@ func (a *cli) accountCommand() *cobra.Command {
 		Long: `Export everything the control plane stores about your account, or delete
 the account for good.`,
 	}
-	cmd.AddCommand(a.accountExportCommand(), a.accountDeleteCommand())
+	cmd.AddCommand(a.accountExportCommand(), a.accountDeleteCommand(), a.accountIdentitiesCommand(), a.accountUnlinkCommand())
 	return cmd
 }
 

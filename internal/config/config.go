@@ -11,6 +11,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,20 @@ var ErrVersion = errors.New("version requested")
 type Value interface {
 	Set(string) error
 	String() string
+}
+
+// structuredValue is a Value that only a config file can give: a
+// structure (a list of mappings, say) rather than a scalar. It has no flag
+// and no environment variable.
+type structuredValue interface {
+	Value
+	SetStructured(any) error
+}
+
+// FileOnly reports whether the setting can be given in a config file only.
+func (s Setting) FileOnly() bool {
+	_, ok := s.Value.(structuredValue)
+	return ok
 }
 
 // listValue is a Value that a config file may also give as a list.
@@ -162,6 +177,9 @@ func (t *Table) parseTOML(b []byte) error {
 
 // setFromFile sets s from a decoded TOML value.
 func setFromFile(s Setting, v any) error {
+	if sv, ok := s.Value.(structuredValue); ok {
+		return sv.SetStructured(v)
+	}
 	if list, ok := v.([]any); ok {
 		lv, ok := s.Value.(listValue)
 		if !ok {
@@ -225,6 +243,13 @@ func (t *Table) parseYAML(b []byte) error {
 
 // setFromYAML sets s from a YAML value node.
 func setFromYAML(s Setting, v *yaml.Node) error {
+	if sv, ok := s.Value.(structuredValue); ok {
+		var x any
+		if err := v.Decode(&x); err != nil {
+			return err
+		}
+		return sv.SetStructured(x)
+	}
 	switch v.Kind {
 	case yaml.ScalarNode:
 		if v.Tag == "!!null" {
@@ -260,6 +285,9 @@ func Format(path string) string {
 // ApplyEnv sets every setting whose environment variable is set.
 func (t *Table) ApplyEnv(getenv func(string) string) error {
 	for _, s := range t.Settings {
+		if s.FileOnly() {
+			continue
+		}
 		if v := getenv(t.Env(s)); v != "" {
 			if err := s.Value.Set(v); err != nil {
 				return fmt.Errorf("%s: %w", t.Env(s), err)
@@ -285,7 +313,9 @@ func (t *Table) Load(args []string, getenv func(string) string, stderr io.Writer
 	configPath := pre.String("config", getenv(t.ConfigEnv()), "")
 	showVersion := pre.Bool("version", false, "")
 	for _, s := range t.Settings {
-		pre.Var(discard{isBool: isBool(s.Value)}, s.FlagName(), "")
+		if !s.FileOnly() {
+			pre.Var(discard{isBool: isBool(s.Value)}, s.FlagName(), "")
+		}
 	}
 	preErr := pre.Parse(args)
 	if *showVersion {
@@ -327,7 +357,9 @@ func (t *Table) flagSet(stderr io.Writer) *flag.FlagSet {
 	fs.String("config", "", "")
 	fs.Bool("version", false, "")
 	for _, s := range t.Settings {
-		fs.Var(s.Value, s.FlagName(), s.Usage)
+		if !s.FileOnly() {
+			fs.Var(s.Value, s.FlagName(), s.Usage)
+		}
 	}
 	fs.Usage = func() { t.Help(stderr) }
 	return fs
@@ -343,6 +375,10 @@ func (t *Table) Help(w io.Writer) {
 	fmt.Fprintf(&b, "  --config FILE\n      config file, YAML (.yaml/.yml) or TOML (.toml)\n      env %s\n", t.ConfigEnv())
 	fmt.Fprintf(&b, "  --version\n      print the version and exit\n")
 	for _, s := range t.Settings {
+		if s.FileOnly() {
+			fmt.Fprintf(&b, "  file key %s (config file only)\n      %s\n", s.Key, s.Usage)
+			continue
+		}
 		fmt.Fprintf(&b, "  --%s", s.FlagName())
 		if s.Arg != "" {
 			fmt.Fprintf(&b, " %s", s.Arg)
@@ -451,6 +487,30 @@ func (d *Duration) String() string { return time.Duration(*d).String() }
 // Dur binds a Duration field.
 func Dur(p *Duration) Value { return p }
 
+// Structure binds a setting that only a config file gives, as a
+// structure: its YAML or TOML value is decoded into *dst through JSON, so
+// dst's json tags name the keys, and unknown keys are errors.
+func Structure[T any](dst *T) Value { return &structure[T]{dst: dst} }
+
+type structure[T any] struct{ dst *T }
+
+func (v *structure[T]) Set(string) error { return errors.New("can be set in a config file only") }
+func (v *structure[T]) String() string   { return "" }
+func (v *structure[T]) SetStructured(x any) error {
+	b, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var out T
+	if err := dec.Decode(&out); err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	*v.dst = out
+	return nil
+}
+
 // List binds a list field: comma-separated in a flag or the environment, a
 // list in a file. Setting it replaces the whole list.
 func List(p *[]string) Value { return (*listOf)(p) }
@@ -518,10 +578,15 @@ func (t *Table) CheckDocTable(markdown, heading string) []string {
 			continue
 		}
 		seen[key] = true
-		if want := "`--" + s.FlagName() + "`"; r[1] != want {
+		if s.FileOnly() {
+			// No flag, no variable: the row says so with a dash.
+			if r[1] != "—" || r[2] != "—" {
+				problems = append(problems, fmt.Sprintf("%s: a config-file-only setting has flag and environment —, not %s and %s", key, r[1], r[2]))
+			}
+		} else if want := "`--" + s.FlagName() + "`"; r[1] != want {
 			problems = append(problems, fmt.Sprintf("%s: flag %s, want %s", key, r[1], want))
 		}
-		if want := "`" + t.Env(s) + "`"; r[2] != want {
+		if want := "`" + t.Env(s) + "`"; !s.FileOnly() && r[2] != want {
 			problems = append(problems, fmt.Sprintf("%s: environment %s, want %s", key, r[2], want))
 		}
 		if got, want := unquote(r[3]), s.DefaultText(); got != want {
