@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	rtmetrics "runtime/metrics"
 	"slices"
 	"sync"
 	"syscall"
@@ -31,6 +33,14 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU is the CPU the garbage collector has used so far, in seconds
+// (an estimate of the runtime's).
+func gcCPU() float64 {
+	m := []rtmetrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	rtmetrics.Read(m)
+	return m[0].Value.Float64()
 }
 
 func benchWindow(b *testing.B) time.Duration {
@@ -69,7 +79,7 @@ func newScrubBench(b *testing.B, suffix string, after, tick time.Duration) *scru
 	if _, err := d.applyFull(set, 1); err != nil {
 		b.Fatal(err)
 	}
-	opts := Options{ScrubAfter: after, ScrubTick: tick, AntiEntropyInterval: 5 * time.Minute,
+	opts := Options{Servers: []string{"http://127.0.0.1:9"}, ScrubAfter: after, ScrubTick: tick, AntiEntropyInterval: 5 * time.Minute,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CredentialFile: "unused", Open: func() (*wg.Interface, error) { return nil, nil }}
 	a, err := New(opts)
 	if err != nil {
@@ -128,13 +138,16 @@ func BenchmarkIdle60k(b *testing.B) {
 	s := newScrubBench(b, "i", 180*time.Second, 5*time.Second)
 	for b.Loop() {
 		b.Logf("load before: %s", loadAvg())
-		c0 := cpuTime()
+		runtime.GC() // the setup's garbage is not the window's
+		c0, g0 := cpuTime(), gcCPU()
 		s.runNew(context.Background(), window)
-		newCPU := cpuTime() - c0
+		newCPU, newGC := cpuTime()-c0, gcCPU()-g0
 		reads := metricValue(s.a.metrics.scrubReads)
-		c0 = cpuTime()
+		runtime.GC()
+		c0, g0 = cpuTime(), gcCPU()
 		s.runOld(context.Background(), window)
-		oldCPU := cpuTime() - c0
+		oldCPU, oldGC := cpuTime()-c0, gcCPU()-g0
+		b.Logf("GC share of the CPU: new %.0f%%, old %.0f%%", 100*newGC/newCPU.Seconds(), 100*oldGC/oldCPU.Seconds())
 		b.Logf("load after: %s", loadAvg())
 		b.ReportMetric(100*newCPU.Seconds()/window.Seconds(), "idle-cpu-%")
 		b.ReportMetric(100*oldCPU.Seconds()/window.Seconds(), "old-idle-cpu-%")

@@ -258,18 +258,13 @@ func readSnapshot(r io.Reader) (*peersAnswer, error) {
 	if h.Count > maxSnapshotPeers {
 		return nil, fmt.Errorf("snapshot of %d peers exceeds %d", h.Count, maxSnapshotPeers)
 	}
-	b := newSetBuilder(int(h.Count))
+	b := newSetBuilder(0)
 	var rec [api.PeerRecordSize]byte
 	for i := int64(0); i < h.Count; i++ {
 		if _, err := io.ReadFull(br, rec[:]); err != nil {
 			return nil, fmt.Errorf("snapshot record %d of %d: %w", i+1, h.Count, err)
 		}
-		p, err := api.ParsePeerRecord(rec[:])
-		if err != nil {
-			b.invalid++
-			continue
-		}
-		b.add(p)
+		b.addRecord(&rec)
 	}
 	return &peersAnswer{revision: h.Revision, full: true, set: b, binary: true}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -97,12 +98,16 @@ func (d *device) current(cur *wg.Device, gen uint64) (*wg.Device, bool, error) {
 // inMemory is the device as the agent knows it when in step: the desired
 // peers that are not pending.
 func (d *device) inMemory() *wg.Device {
-	cur := &wg.Device{PublicKey: d.self, Peers: make([]wg.Peer, 0, len(d.state.set)-len(d.state.pending))}
-	for k, spec := range d.state.set {
+	n := d.state.set.len() - len(d.state.pending)
+	cur := &wg.Device{PublicKey: d.self, Peers: make([]wg.Peer, 0, n)}
+	ips := make([]netip.Prefix, 0, 2*n)
+	for k, spec := range d.state.set.all() {
 		if _, ok := d.state.pending[k]; ok || k == d.self {
 			continue
 		}
-		cur.Peers = append(cur.Peers, wg.Peer{PublicKey: k, AllowedIPs: spec.allowed})
+		start := len(ips)
+		ips = spec.appendAllowed(ips)
+		cur.Peers = append(cur.Peers, wg.Peer{PublicKey: k, AllowedIPs: ips[start:len(ips):len(ips)]})
 	}
 	return cur
 }
@@ -125,7 +130,7 @@ func (d *device) applyFull(b *setBuilder, revision int64) (applyResult, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r := applyResult{peers: len(b.set), invalid: b.invalid}
+	r := applyResult{peers: b.set.len(), invalid: b.invalid}
 	if d.inStep && d.state.set != nil {
 		cur = d.inMemory()
 	} else {
@@ -177,7 +182,7 @@ func (d *device) applyDelta(upserts []api.Peer, removes []string, revision int64
 	}
 	changes, invalid := d.state.delta(upserts, removes, d.limit)
 	cfgs := batch(changes, d.batch)
-	r := applyResult{invalid: invalid, peers: len(d.state.set), pending: len(d.state.pending)}
+	r := applyResult{invalid: invalid, peers: d.state.set.len(), pending: len(d.state.pending)}
 	r.set, r.removed = configCounts(cfgs)
 	var err error
 	r.calls, err = d.configure(cfgs)
@@ -220,7 +225,7 @@ func (d *device) antiEntropy() (applyResult, error) {
 	d.self = cur.PublicKey
 	d.state.pending = choosePending(d.state.set, cur, d.limit)
 	cfgs := reconcile(d.state.set, d.state.pending, cur, d.batch)
-	r := applyResult{peers: len(d.state.set), pending: len(d.state.pending), read: true}
+	r := applyResult{peers: d.state.set.len(), pending: len(d.state.pending), read: true}
 	r.set, r.removed = configCounts(cfgs)
 	r.calls, err = d.configure(cfgs)
 	if err == nil {
@@ -247,7 +252,11 @@ type peerSummary struct {
 func (d *device) summary() peerSummary {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return peerSummary{revision: d.state.revision, hash: d.state.hash.String(), desired: len(d.state.set),
+	desired := 0
+	if d.state.set != nil {
+		desired = d.state.set.len()
+	}
+	return peerSummary{revision: d.state.revision, hash: d.state.hash.String(), desired: desired,
 		pending: len(d.state.pending), limit: d.limit}
 }
 
@@ -288,8 +297,8 @@ func (d *device) ensureIdentity(key wgtypes.Key, port int) error {
 // fit. Peers the device holds already keep their place, the others are
 // taken in key order; of more held peers than fit (a smaller limit after
 // a restart), the first by key stay.
-func choosePending(desired peerSet, cur *wg.Device, limit int) map[wgtypes.Key]struct{} {
-	if limit <= 0 || len(desired) <= limit {
+func choosePending(desired *peerSet, cur *wg.Device, limit int) map[wgtypes.Key]struct{} {
+	if limit <= 0 || desired.len() <= limit {
 		return nil
 	}
 	var held, rest []wgtypes.Key
@@ -297,7 +306,7 @@ func choosePending(desired peerSet, cur *wg.Device, limit int) map[wgtypes.Key]s
 	for i := range cur.Peers {
 		onDevice[cur.Peers[i].PublicKey] = struct{}{}
 	}
-	for k := range desired {
+	for k := range desired.m {
 		if k == cur.PublicKey {
 			continue // a device ignores it; it takes no place
 		}

@@ -46,7 +46,7 @@ func testPeers(from, to int) []api.Peer {
 }
 
 // setOf builds a desired set from wire peers.
-func setOf(t testing.TB, peers ...api.Peer) peerSet {
+func setOf(t testing.TB, peers ...api.Peer) *peerSet {
 	t.Helper()
 	b := newSetBuilder(len(peers))
 	for _, p := range peers {
@@ -180,8 +180,8 @@ func TestTestPeer(t *testing.T) {
 			seen[a] = true
 		}
 	}
-	if b.invalid != 0 || len(b.set) != 70000 {
-		t.Fatalf("%d invalid, %d distinct peers; want 0, 70000", b.invalid, len(b.set))
+	if b.invalid != 0 || b.set.len() != 70000 {
+		t.Fatalf("%d invalid, %d distinct peers; want 0, 70000", b.invalid, b.set.len())
 	}
 	if got := testPeer(0).AllowedIPs; got[1] != "fd74:6c73:7670:1::2/128" {
 		t.Errorf("testPeer(0) IPv6 = %s", got[1])

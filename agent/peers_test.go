@@ -62,8 +62,8 @@ func TestDelta(t *testing.T) {
 			if got, want := s.hash.String(), hashOf(want); got != want {
 				t.Errorf("hash = %s, want %s (api.PeerSetHash of the set)", got, want)
 			}
-			if len(s.set) != len(want) {
-				t.Errorf("set has %d peers, want %d", len(s.set), len(want))
+			if s.set.len() != len(want) {
+				t.Errorf("set has %d peers, want %d", s.set.len(), len(want))
 			}
 		})
 	}

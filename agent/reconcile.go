@@ -29,12 +29,12 @@ const batchSize = 1000
 //
 // The order is deterministic: removes and updates in the device's peer
 // order, then additions by key.
-func reconcile(desired peerSet, pending map[wgtypes.Key]struct{}, current *wg.Device, size int) []wgtypes.Config {
+func reconcile(desired *peerSet, pending map[wgtypes.Key]struct{}, current *wg.Device, size int) []wgtypes.Config {
 	var removes, updates []wgtypes.PeerConfig
 	present := 0
 	for i := range current.Peers {
 		p := &current.Peers[i]
-		spec, ok := desired[p.PublicKey]
+		spec, ok := desired.get(p.PublicKey)
 		if _, wait := pending[p.PublicKey]; wait {
 			ok = false
 		}
@@ -43,17 +43,18 @@ func reconcile(desired peerSet, pending map[wgtypes.Key]struct{}, current *wg.De
 			continue
 		}
 		present++
-		if !sameAllowed(spec.allowed, p.AllowedIPs) {
+		var buf [4]netip.Prefix
+		if !sameAllowed(spec.appendAllowed(buf[:0]), p.AllowedIPs) {
 			updates = append(updates, setPeer(p.PublicKey, spec))
 		}
 	}
 	var adds []wgtypes.Key
-	if present < len(desired)-len(pending) {
+	if present < desired.len()-len(pending) {
 		onDevice := make(map[wgtypes.Key]struct{}, len(current.Peers))
 		for i := range current.Peers {
 			onDevice[current.Peers[i].PublicKey] = struct{}{}
 		}
-		for k := range desired {
+		for k := range desired.m {
 			_, wait := pending[k]
 			if _, ok := onDevice[k]; !ok && !wait && k != current.PublicKey {
 				adds = append(adds, k)
@@ -64,7 +65,8 @@ func reconcile(desired peerSet, pending map[wgtypes.Key]struct{}, current *wg.De
 	changes := make([]wgtypes.PeerConfig, 0, len(removes)+len(updates)+len(adds))
 	changes = append(append(changes, removes...), updates...)
 	for _, k := range adds {
-		changes = append(changes, setPeer(k, desired[k]))
+		spec, _ := desired.get(k)
+		changes = append(changes, setPeer(k, spec))
 	}
 	return batch(changes, size)
 }

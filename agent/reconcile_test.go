@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -148,18 +149,23 @@ func TestReconcileConverges(t *testing.T) {
 
 func TestParsePeer(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		p    api.Peer
-		want []string
-		err  error
+		name    string
+		p       api.Peer
+		want    []string
+		compact bool
+		err     error
 	}{
-		{"device", testPeer(1), []string{"10.64.0.1/32", "fd74:6c73:7670:1::3/128"}, nil},
+		{"device", testPeer(1), []string{"10.64.0.1/32", "fd74:6c73:7670:1::3/128"}, true, nil},
+		{"device, IPv6 first", api.Peer{PublicKey: testKey(1).String(), AllowedIPs: []string{"fd74:6c73:7670:1::3/128", "10.64.0.1/32"}},
+			[]string{"10.64.0.1/32", "fd74:6c73:7670:1::3/128"}, false, nil},
+		{"device, IPv6 not canonical", api.Peer{PublicKey: testKey(1).String(), AllowedIPs: []string{"10.64.0.1/32", "fd74:6c73:7670:1:0:0:0:3/128"}},
+			[]string{"10.64.0.1/32", "fd74:6c73:7670:1::3/128"}, false, nil},
 		{"sorted, deduplicated, masked", api.Peer{PublicKey: testKey(1).String(), AllowedIPs: []string{"fd00::1/64", "10.64.0.9/24", "10.64.0.0/24"}},
-			[]string{"10.64.0.0/24", "fd00::/64"}, nil},
-		{"no allowed IPs", api.Peer{PublicKey: testKey(1).String()}, []string{}, nil},
-		{"bad key", api.Peer{PublicKey: "not-a-key", AllowedIPs: []string{"10.64.0.1/32"}}, nil, errBadKey},
-		{"short key", api.Peer{PublicKey: "AAAA"}, nil, errBadKey},
-		{"bad allowed IP", api.Peer{PublicKey: testKey(1).String(), AllowedIPs: []string{"10.64.0.1"}}, nil, errBadAllowedIP},
+			[]string{"10.64.0.0/24", "fd00::/64"}, false, nil},
+		{"no allowed IPs", api.Peer{PublicKey: testKey(1).String()}, []string{}, false, nil},
+		{"bad key", api.Peer{PublicKey: "not-a-key", AllowedIPs: []string{"10.64.0.1/32"}}, nil, false, errBadKey},
+		{"short key", api.Peer{PublicKey: "AAAA"}, nil, false, errBadKey},
+		{"bad allowed IP", api.Peer{PublicKey: testKey(1).String(), AllowedIPs: []string{"10.64.0.1"}}, nil, false, errBadAllowedIP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, spec, err := parsePeer(tc.p)
@@ -170,7 +176,7 @@ func TestParsePeer(t *testing.T) {
 				return
 			}
 			got := []string{}
-			for _, a := range spec.allowed {
+			for _, a := range spec.allowedIPs() {
 				got = append(got, a.String())
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
@@ -179,8 +185,11 @@ func TestParsePeer(t *testing.T) {
 			if k.String() != tc.p.PublicKey {
 				t.Errorf("key changed")
 			}
-			if spec.digest != digestOf(tc.p) {
+			if spec.digest(k) != digestOf(tc.p) {
 				t.Errorf("digest is not the wire peer's")
+			}
+			if (spec.x == nil) != tc.compact {
+				t.Errorf("compact = %v, want %v", spec.x == nil, tc.compact)
 			}
 		})
 	}
@@ -233,5 +242,27 @@ func TestSnapshotInStep(t *testing.T) {
 	}
 	if diff := cmp.Diff(49, f.PeerCount("tl0")); diff != "" {
 		t.Error(diff)
+	}
+}
+
+// TestAddRecord: a binary snapshot record goes into the set as the wire
+// peer it stands for would, digest included.
+func TestAddRecord(t *testing.T) {
+	for _, i := range []int{0, 1, 70000, 4_000_000} {
+		p := testPeer(i)
+		var rec [api.PeerRecordSize]byte
+		v4, _ := netip.ParsePrefix(p.AllowedIPs[0])
+		v6, _ := netip.ParsePrefix(p.AllowedIPs[1])
+		if _, err := api.AppendPeerRecord(rec[:0], p.PublicKey, v4.Addr(), v6.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		a, b := newSetBuilder(1), newSetBuilder(1)
+		a.add(p)
+		b.addRecord(&rec)
+		sa, _ := a.set.get(testKey(i))
+		sb, ok := b.set.get(testKey(i))
+		if a.hash != b.hash || b.set.len() != 1 || b.invalid != 0 || !ok || !sa.sameAs(sb) {
+			t.Errorf("peer %d: record and wire peer differ", i)
+		}
 	}
 }

@@ -76,11 +76,11 @@ func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, 
 	for _, p := range stale {
 		var allowed []net.IPNet
 		if d.state.set != nil {
-			spec, ok := d.state.set[p.PublicKey]
+			spec, ok := d.state.set.get(p.PublicKey)
 			if _, wait := d.state.pending[p.PublicKey]; !ok || wait {
 				continue
 			}
-			allowed = ipNets(spec.allowed)
+			allowed = ipNets(spec.allowedIPs())
 		} else {
 			allowed = ipNets(p.AllowedIPs)
 		}

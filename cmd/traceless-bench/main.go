@@ -57,6 +57,7 @@ func usage() {
       server memory with 0 and then N devices in the store
   traceless-bench snapshot [--devices N]
       a node's full snapshot of an N-device pool: bytes and time, binary vs JSON
-  traceless-bench propagation [--agents N] [--registrations R]
-      from a registration's response to the peer applied on all N agents`)
+  traceless-bench propagation [--agents N] [--registrations R] [--devices D]
+      from a registration's response to the peer applied on all N agents, in a
+      pool already holding D devices`)
 }

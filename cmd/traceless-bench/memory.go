@@ -26,6 +26,19 @@ func measureMem() memStats {
 	return memStats{heapInuse: m.HeapInuse, sys: m.Sys, rss: vmRSS()}
 }
 
+// loadAvg is the system's load average (1, 5 and 15 minutes).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func vmRSS() string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {

@@ -59,6 +59,7 @@ func runPropagation(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("propagation", flag.ContinueOnError)
 	agents := fs.Int("agents", 50, "agents (fake WireGuard backend, in process)")
 	regs := fs.Int("registrations", 200, "registrations to time, one after another")
+	seed := fs.Int("devices", 0, "devices in the pool before the agents start (seeded through the store)")
 	verbose := fs.Bool("v", false, "print the agents' logs (aggregates only) to standard error")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measured phase to this file")
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +74,11 @@ func runPropagation(ctx context.Context, args []string) error {
 	admin, pool, err := b.sharedPool(ctx)
 	if err != nil {
 		return err
+	}
+	if *seed > 0 {
+		if err := b.seed(ctx, *seed); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -105,7 +111,19 @@ func runPropagation(ctx context.Context, args []string) error {
 	if err := b.waitOnline(ctx, admin, *agents); err != nil {
 		return err
 	}
-	fmt.Printf("%d agents enrolled and online (fake WireGuard backend, in process, long-polling over loopback HTTP)\n", *agents)
+	if *seed > 0 {
+		t0 := time.Now()
+		for _, n := range nodes {
+			for n.dev.PeerCount("tl0") < *seed {
+				if time.Since(t0) > 10*time.Minute {
+					return errors.New("agents did not apply the seeded pool within 10 minutes")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		fmt.Printf("every agent holds the %d seeded devices (%v after coming online)\n", *seed, time.Since(t0).Round(time.Millisecond))
+	}
+	fmt.Printf("%d agents enrolled and online (fake WireGuard backend, in process, long-polling over loopback HTTP), load %s\n", *agents, loadAvg())
 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -151,7 +169,8 @@ func runPropagation(ctx context.Context, args []string) error {
 	fmt.Printf("registration request (baseline)       p50 %7.2f ms  p99 %7.2f ms\n", ms(q(regLat, .5)), ms(q(regLat, .99)))
 	fmt.Printf("response -> applied on all %d agents  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  (%d registrations)\n",
 		*agents, ms(q(prop, .5)), ms(q(prop, .99)), ms(prop[len(prop)-1]), len(prop))
-	fmt.Printf("p99 propagation = %.1f x the p99 registration request\n", float64(q(prop, .99))/float64(q(regLat, .99)))
+	fmt.Printf("p99 propagation = %.1f x the p99 registration request; pool of %d devices; load %s\n",
+		float64(q(prop, .99))/float64(q(regLat, .99)), *seed+*regs, loadAvg())
 	return nil
 }
 
