@@ -26,17 +26,21 @@ func childCPU() time.Duration {
 //   - agent-snapshot: the agent's snapshot path when it knows the device
 //     holds its desired set: parse the 60,000 wire peers, diff with the
 //     desired set in memory, configure the change;
+//
 //   - agent-read: the same with a read of the device (the path after a
 //     failure or a resync request; anti-entropy reads the same way);
+//
 //   - antientropy: the agent's anti-entropy after the device was changed
 //     behind its back: read the device, diff with the desired set held in
 //     memory, configure the change;
+//
 //   - wgmanager: Mullvad's relay agent's sync (wgManagerSync): parse the
 //     API's peers, read the device through wgctrl, diff, configure;
+//
 //   - syncconf: `wg syncconf` with a config file of the whole set, when
 //     wg(8) is installed.
 //
-//	go test ./agent -run '^$' -bench FullDiffAt60k -benchtime 3x -timeout 30m
+//     go test ./agent -run '^$' -bench FullDiffAt60k -benchtime 3x -timeout 30m
 func BenchmarkFullDiffAt60k(b *testing.B) {
 	bd := newBenchDevice(b, "f")
 	base := testPeers(0, benchPeers)

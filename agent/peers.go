@@ -2,10 +2,10 @@ package agent
 
 import (
 	"bytes"
-	"iter"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"iter"
 	"net"
 	"net/netip"
 	"slices"
