@@ -223,8 +223,10 @@ func ownerOperations() []operation {
 		{method: http.MethodGet, path: "/api/v1/apps/{app_id}", id: "getApp", tag: "apps", sec: secOwner,
 			summary: "Get an app", replies: []reply{{status: 200, body: api.App{}}}},
 		{method: http.MethodPut, path: "/api/v1/apps/{app_id}", id: "updateApp", tag: "apps", sec: secOwner,
-			summary: "Rename an app or set its key rotation policy", body: api.AppUpdate{},
-			desc:    "rotation_days asks the app's devices to rotate their key (and addresses) every N days; 0 removes the policy.",
+			summary: "Rename an app or set its key rotation policy or registration cap", body: api.AppUpdate{},
+			desc: "rotation_days asks the app's devices to rotate their key (and addresses) every N days; 0 removes the policy. " +
+				"registration_cap bounds the registrations per hour made with the app's publishable keys, per control-plane replica " +
+				"(0 removes the cap); the app's registration_cap_hits counts the refusals.",
 			replies: []reply{{status: 200, body: api.App{}}}},
 		{method: http.MethodDelete, path: "/api/v1/apps/{app_id}", id: "deleteApp", tag: "apps", sec: secOwner,
 			summary: "Delete an app", desc: "Hard-deletes the app, its keys and its devices; the devices leave every node.",
