@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -122,19 +123,29 @@ func (s *Server) handleCreateKey(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	if in.Kind != "" && in.Kind != api.KeySecret && in.Kind != api.KeyPublishable {
-		return badRequest("kind", "must be %q or %q", api.KeySecret, api.KeyPublishable)
-	}
-	if err := s.checkKeyExpiry("expires_at", in.ExpiresAt); err != nil {
+	k, err := s.createKey(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"), in)
+	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusCreated, k)
+}
+
+// createKey checks in and creates a key of one of the owner's apps; the
+// answer holds the key, shown only this once.
+func (s *Server) createKey(ctx context.Context, ownerID, appID string, in api.APIKeyInput) (api.APIKeyCreated, error) {
+	if in.Kind != "" && in.Kind != api.KeySecret && in.Kind != api.KeyPublishable {
+		return api.APIKeyCreated{}, badRequest("kind", "must be %q or %q", api.KeySecret, api.KeyPublishable)
+	}
+	if err := s.checkKeyExpiry("expires_at", in.ExpiresAt); err != nil {
+		return api.APIKeyCreated{}, err
+	}
 	key, prefix, hash := newAPIKey(in.Kind)
-	k, err := s.store.CreateAPIKey(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"),
+	k, err := s.store.CreateAPIKey(ctx, ownerID, appID,
 		store.APIKey{Name: in.Name, Prefix: prefix, Hash: hash, Scopes: scopeDevices, Kind: in.Kind, ExpiresAt: in.ExpiresAt})
 	if err != nil {
-		return keyNameTaken(err)
+		return api.APIKeyCreated{}, keyNameTaken(err)
 	}
-	return c.JSON(http.StatusCreated, keyCreatedView(k, key))
+	return keyCreatedView(k, key), nil
 }
 
 func keyCreatedView(k store.APIKey, key string) api.APIKeyCreated {
@@ -163,34 +174,42 @@ func (s *Server) handleReplaceKey(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
+	r, err := s.replaceKey(c.Request().Context(), currentOwner(c).ID, c.Param("app_id"), c.Param("key_id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, r)
+}
+
+// replaceKey checks in and replaces keyID of one of the owner's apps; the
+// answer holds the new key, shown only this once, and the old one.
+func (s *Server) replaceKey(ctx context.Context, ownerID, appID, keyID string, in api.KeyReplaceInput) (api.KeyReplaced, error) {
 	now := s.now()
 	switch {
 	case in.GraceUntil.IsZero():
-		return badRequest("grace_until", "is required: until when the old key keeps working (now ends it at once)")
+		return api.KeyReplaced{}, badRequest("grace_until", "is required: until when the old key keeps working (now ends it at once)")
 	case in.GraceUntil.Before(now.Add(-time.Minute)):
-		return badRequest("grace_until", "must not lie in the past")
+		return api.KeyReplaced{}, badRequest("grace_until", "must not lie in the past")
 	case in.GraceUntil.After(now.Add(store.MaxKeyGrace)):
-		return badRequest("grace_until", "must be at most %d days ahead", int(store.MaxKeyGrace/(24*time.Hour)))
+		return api.KeyReplaced{}, badRequest("grace_until", "must be at most %d days ahead", int(store.MaxKeyGrace/(24*time.Hour)))
 	}
 	if err := s.checkKeyExpiry("expires_at", in.ExpiresAt); err != nil {
-		return err
+		return api.KeyReplaced{}, err
 	}
-	ctx := c.Request().Context()
-	o, appID := currentOwner(c), c.Param("app_id")
-	old, err := s.store.GetAPIKey(ctx, o.ID, appID, c.Param("key_id"))
+	old, err := s.store.GetAPIKey(ctx, ownerID, appID, keyID)
 	if err != nil {
-		return err
+		return api.KeyReplaced{}, err
 	}
 	key, prefix, hash := newAPIKey(old.Kind)
-	nk, replaced, err := s.store.ReplaceAPIKey(ctx, o.ID, appID, old.ID,
+	nk, replaced, err := s.store.ReplaceAPIKey(ctx, ownerID, appID, old.ID,
 		store.APIKey{Name: in.Name, Prefix: prefix, Hash: hash, Scopes: scopeDevices, ExpiresAt: in.ExpiresAt}, maxTime(in.GraceUntil, now))
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrKeyNameTaken) {
-			return apiError(http.StatusConflict, api.CodeConflict, "the key was already replaced")
+			return api.KeyReplaced{}, apiError(http.StatusConflict, api.CodeConflict, "the key was already replaced")
 		}
-		return keyNameTaken(err)
+		return api.KeyReplaced{}, keyNameTaken(err)
 	}
-	return c.JSON(http.StatusCreated, api.KeyReplaced{APIKeyCreated: keyCreatedView(nk, key), Replaced: keyView(replaced, now)})
+	return api.KeyReplaced{APIKeyCreated: keyCreatedView(nk, key), Replaced: keyView(replaced, now)}, nil
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -29,20 +30,29 @@ func (s *Server) handleCreateTicket(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
+	t, err := s.mintTicket(c.Request().Context(), currentApp(c).appID, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, t)
+}
+
+// mintTicket checks in and stores a new ticket for appID (which the caller
+// has authorised); it answers the ticket, shown only this once.
+func (s *Server) mintTicket(ctx context.Context, appID string, in api.TicketInput) (api.RegistrationTicket, error) {
 	ttl := in.TTLSeconds
 	if ttl == 0 {
 		ttl = maxTicketTTL
 	}
 	if ttl < minTicketTTL || ttl > maxTicketTTL {
-		return badRequest("ttl_seconds", "must be %d to %d (absent: %d)", minTicketTTL, maxTicketTTL, maxTicketTTL)
+		return api.RegistrationTicket{}, badRequest("ttl_seconds", "must be %d to %d (absent: %d)", minTicketTTL, maxTicketTTL, maxTicketTTL)
 	}
 	ticket, hash := newCredential(ticketPrefix)
 	// Whole seconds: what the answer says is exactly what is stored.
 	exp := s.now().Add(time.Duration(ttl) * time.Second).UTC().Truncate(time.Second)
-	t, err := s.store.CreateTicket(c.Request().Context(), store.RegistrationTicket{
-		Hash: hash, AppID: currentApp(c).appID, ExternalRef: in.ExternalRef, ExpiresAt: exp})
+	t, err := s.store.CreateTicket(ctx, store.RegistrationTicket{Hash: hash, AppID: appID, ExternalRef: in.ExternalRef, ExpiresAt: exp})
 	if err != nil {
-		return err
+		return api.RegistrationTicket{}, err
 	}
-	return c.JSON(http.StatusCreated, api.RegistrationTicket{Ticket: ticket, ExpiresAt: t.ExpiresAt, ExternalRef: t.ExternalRef})
+	return api.RegistrationTicket{Ticket: ticket, ExpiresAt: t.ExpiresAt, ExternalRef: t.ExternalRef}, nil
 }
