@@ -497,7 +497,7 @@ func continueTo(c echo.Context, path string) error {
 
 var continueTmpl = template.Must(template.New("").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={{.}}">
-<title>Signing in…</title><link rel="stylesheet" href="/static/style.css"></head>
+<title>Signing in…</title><link rel="icon" href="/static/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/static/style.css"></head>
 <body><main><p>Signing in… <a href="{{.}}">Continue</a>.</p></main></body></html>
 `))
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -53,6 +54,21 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldWith(t, worldConfig{})
+}
+
+// worldConfig changes a world: the listener the control plane serves on
+// (a fresh loopback port when nil), its options, and host names besides
+// 127.0.0.1 the browser may resolve (to loopback: Chromium resolves
+// localhost itself).
+type worldConfig struct {
+	ln      net.Listener
+	options func(*controlplane.Options)
+	hosts   []string
+}
+
+func newWorldWith(t *testing.T, cfg worldConfig) *world {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s is missing; CI must install Debian's chromium package (apt-get install -y chromium): %v", chromiumPath, err)
@@ -65,19 +81,28 @@ func newWorld(t *testing.T) *world {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := controlplane.New(controlplane.Options{
+	o := controlplane.Options{
 		Store:    st,
 		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Argon2:   controlplane.Argon2Params{Memory: 64, Time: 1, Threads: 1},
 		LongPoll: 2 * time.Second,
 		KeyRate:  -1,
 		Version:  "e2e",
-	})
+	}
+	if cfg.options != nil {
+		cfg.options(&o)
+	}
+	srv, err := controlplane.New(o)
 	if err != nil {
 		t.Fatalf("controlplane.New: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	ts := httptest.NewServer(srv.Handler()) // 127.0.0.1 only
+	ts := httptest.NewUnstartedServer(srv.Handler()) // 127.0.0.1 only
+	if cfg.ln != nil {
+		ts.Listener.Close()
+		ts.Listener = cfg.ln
+	}
+	ts.Start()
 	t.Cleanup(ts.Close)
 	if _, err := srv.Bootstrap(ctx, operatorEmail, operatorPassword, ts.URL); err != nil {
 		t.Fatalf("Bootstrap: %v", err)
@@ -107,7 +132,7 @@ func newWorld(t *testing.T) *world {
 		chromedp.Flag("no-proxy-server", true),
 		// Nothing but the test server resolves: the browser cannot reach
 		// another host even if something tried.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"+excludes(cfg.hosts)),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
@@ -775,4 +800,13 @@ func (p *hardenedProcess) CoreLimit() (uint64, uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.core, p.core, nil
+}
+
+// excludes writes host-resolver-rules exclusions for hosts.
+func excludes(hosts []string) string {
+	var b strings.Builder
+	for _, h := range hosts {
+		b.WriteString(" , EXCLUDE " + h)
+	}
+	return b.String()
 }
