@@ -108,8 +108,12 @@ var errBadLogin = apiError(http.StatusUnauthorized, api.CodeUnauthorized, "wrong
 
 // handleLogin answers an unknown email and a wrong password identically and
 // in similar time: both run one argon2id verification.
+//
+// With a second factor on, a right password without code answers 401
+// second_factor_required; the same call with code signs in. Every call,
+// with or without a code, counts against the login limits.
 func (s *Server) handleLogin(c echo.Context) error {
-	var in api.Credentials
+	var in api.Login
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
@@ -118,6 +122,9 @@ func (s *Server) handleLogin(c echo.Context) error {
 		return err
 	}
 	if err := s.passwordSignInAllowed(o); err != nil {
+		return err
+	}
+	if err := s.secondFactor(c.Request().Context(), o, in.Code); err != nil {
 		return err
 	}
 	return s.signIn(c, o, http.StatusOK)
@@ -256,6 +263,13 @@ func (s *Server) requireOwner(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if o.Status != store.StatusActive {
 			return apiError(http.StatusForbidden, api.CodeForbidden, "this account is suspended")
+		}
+		enrol, err := s.needsEnrolment(c.Request().Context(), o)
+		if err != nil {
+			return err
+		}
+		if enrol && !enrolmentRoutes[c.Request().Method+" "+c.Path()] {
+			return errEnrolmentRequired
 		}
 		c.Set(ctxOwner, o)
 		return next(c)

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -204,6 +205,48 @@ func (w *authzWorld) mailedToken(kind string) string {
 	return tok
 }
 
+// pendingCode starts (again) owner A's two-factor enrolment and returns a
+// code of the new secret for the current time step.
+func (w *authzWorld) pendingCode() string {
+	ctx := context.Background()
+	if err := w.h.store.DisableTOTP(ctx, w.owner.Owner.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.h.tb.Fatal(err)
+	}
+	o := w.h.MustGetOwner(w.owner.Owner.ID)
+	e, err := w.h.srv.startTOTP(ctx, o)
+	if err != nil {
+		w.h.tb.Fatal(err)
+	}
+	code, err := totpCode(e.Secret, totpStep(w.h.clock.Now()))
+	if err != nil {
+		w.h.tb.Fatal(err)
+	}
+	return code
+}
+
+// enabledCode turns owner A's two-factor on (afresh) and returns a code
+// that the confirmation has not spent: one of the next time step.
+func (w *authzWorld) enabledCode() string {
+	ctx := context.Background()
+	if err := w.h.store.DisableTOTP(ctx, w.owner.Owner.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.h.tb.Fatal(err)
+	}
+	o := w.h.MustGetOwner(w.owner.Owner.ID)
+	e, err := w.h.srv.startTOTP(ctx, o)
+	if err != nil {
+		w.h.tb.Fatal(err)
+	}
+	step := totpStep(w.h.clock.Now())
+	if err := w.h.store.EnableTOTP(ctx, o.ID, step-1, nil); err != nil {
+		w.h.tb.Fatal(err)
+	}
+	code, err := totpCode(e.Secret, step)
+	if err != nil {
+		w.h.tb.Fatal(err)
+	}
+	return code
+}
+
 // ownerPasswordFor returns the password MustOwner gave the account.
 func ownerPasswordFor(t *testing.T, h *harness, email string) string {
 	t.Helper()
@@ -294,6 +337,15 @@ func authzRoutes() map[string]route {
 		// Without mail, a signed-in owner learns that no link can be sent.
 		"POST /api/v1/me/verify-email": {class: classOwner, ok: 409, request: func(*authzWorld) request {
 			return request{Method: "POST", Path: "/api/v1/me/verify-email"}
+		}},
+		// Two-factor (totp.go). Every account may enrol; confirming and
+		// turning off need a state the row sets up for owner A only.
+		"POST /api/v1/me/2fa": {class: classOwner, ok: 200, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/me/2fa"} }},
+		"POST /api/v1/me/2fa/confirm": {class: classOwner, ok: 200, override: map[string]int{credOwnerB: 409, credAdmin: 409}, request: func(w *authzWorld) request {
+			return request{Method: "POST", Path: "/api/v1/me/2fa/confirm", Body: api.TOTPCode{Code: w.pendingCode()}}
+		}},
+		"DELETE /api/v1/me/2fa": {class: classOwner, ok: 204, override: map[string]int{credOwnerB: 409, credAdmin: 409}, request: func(w *authzWorld) request {
+			return request{Method: "DELETE", Path: "/api/v1/me/2fa", Body: api.TOTPDisable{Password: testPassword, Code: w.enabledCode()}}
 		}},
 		"POST /api/v1/auth/logout": {class: classOwner, ok: 204, request: func(*authzWorld) request { return request{Method: "POST", Path: "/api/v1/auth/logout"} }},
 		"GET /api/v1/me":           {class: classOwner, ok: 200, request: get("/api/v1/me")},
@@ -493,6 +545,22 @@ func authzRoutes() map[string]route {
 		"GET /verify-email": {class: classPublic, page: true, ok: 200, request: get("/verify-email?token=x")},
 		"POST /verify-email": {class: classPublic, page: true, ok: 303, request: func(w *authzWorld) request {
 			return form("/verify-email", url.Values{"token": {w.mailedToken(store.TokenVerifyEmail)}})
+		}},
+		"POST /account/2fa": {class: classPage, page: true, ok: 303, request: func(*authzWorld) request { return form("/account/2fa", nil) }},
+		"GET /account/2fa/qr": {class: classPage, page: true, ok: 200, override: map[string]int{credOwnerB: 409, credAdmin: 409}, request: func(w *authzWorld) request {
+			w.pendingCode()
+			return request{Method: "GET", Path: "/account/2fa/qr"}
+		}},
+		"POST /account/2fa/confirm": {class: classPage, page: true, ok: 200, override: map[string]int{credOwnerB: 409, credAdmin: 409}, request: func(w *authzWorld) request {
+			return form("/account/2fa/confirm", url.Values{"code": {w.pendingCode()}})
+		}},
+		"POST /account/2fa/disable": {class: classPage, page: true, ok: 303, override: map[string]int{credOwnerB: 409, credAdmin: 409}, request: func(w *authzWorld) request {
+			return form("/account/2fa/disable", url.Values{"password": {testPassword}, "code": {w.enabledCode()}})
+		}},
+		// The second sign-in step: the pending cookie, not a session,
+		// names the account; without one, back to /login.
+		"POST /login/code": {class: classPublic, page: true, fixed: 303, request: func(*authzWorld) request {
+			return form("/login/code", url.Values{"code": {"123456"}})
 		}},
 		"GET /account/export": {class: classPage, page: true, ok: 200, request: get("/account/export")},
 		"GET /account/delete": {class: classPage, page: true, ok: 200, request: get("/account/delete")},

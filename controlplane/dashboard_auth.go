@@ -55,6 +55,12 @@ func (d *dashboard) handleLogin(c echo.Context) error {
 		}
 		return d.render(c, status, "login.html", p)
 	}
+	switch err := d.s.secondFactor(c.Request().Context(), o, ""); {
+	case err == errSecondFactorRequired:
+		return d.beginSecondFactor(c, o, next)
+	case err != nil:
+		return err
+	}
 	if err := d.startSession(c, o); err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ var dashboardParity = map[string][]string{
 	// Sign-in security.
 	"changePassword":     {"GET /account/security", "POST /account/password"},
 	"resendVerification": {"POST /account/verify-email"},
+	"startTwoFactor":     {"GET /account/security", "POST /account/2fa", "GET /account/2fa/qr"},
+	"confirmTwoFactor":   {"POST /account/2fa/confirm"},
+	"disableTwoFactor":   {"POST /account/2fa/disable"},
 	// Apps and keys.
 	"createApp": {"POST /apps"},
 	"listApps":  {"GET /apps"},

@@ -143,6 +143,13 @@ func (d *dashboard) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return d.errorPage(c, http.StatusForbidden,
 				"This account is suspended. Contact the operator of this service if you think this is a mistake.")
 		}
+		enrol, err := d.s.needsEnrolment(c.Request().Context(), o)
+		if err != nil {
+			return err
+		}
+		if enrol && !enrolmentPages[c.Request().Method+" "+c.Path()] {
+			return redirect(c, pathWithDone("/account/security", "enrol-required"))
+		}
 		c.Set(ctxOwner, o)
 		c.Set(ctxPageSession, tok)
 		return next(c)

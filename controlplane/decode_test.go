@@ -94,6 +94,8 @@ func TestBadInput(t *testing.T) {
 	cases = append(cases, prefix("password-reset/confirm", decodingCases(http.MethodPost, "/api/v1/auth/password-reset/confirm", "",
 		`{"token":"`+strings.Repeat("t", 43)+`","new_password":"a brand new passphrase"}`))...)
 	cases = append(cases, prefix("verify-email", decodingCases(http.MethodPost, "/api/v1/auth/verify-email", "", `{"token":"`+strings.Repeat("t", 43)+`"}`))...)
+	cases = append(cases, prefix("2fa/confirm", decodingCases(http.MethodPost, "/api/v1/me/2fa/confirm", "owner", `{"code":"123456"}`))...)
+	cases = append(cases, prefix("2fa/disable", decodingCases(http.MethodDelete, "/api/v1/me/2fa", "owner", `{"password":"correct horse battery staple","code":"123456"}`))...)
 	cases = append(cases, prefix("me/password", decodingCases(http.MethodPut, "/api/v1/me/password", "owner",
 		`{"current_password":"correct horse battery staple","new_password":"a brand new passphrase"}`))...)
 
@@ -245,6 +247,16 @@ func TestBadInput(t *testing.T) {
 		signin("me/password/new holds the email", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"jane.doe is my name"}`, bad("new_password")),
 		signin("me/password/same as before", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"correct horse battery staple"}`, bad("new_password")),
 		signin("me/password/new is a number", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":12}`, bad("new_password")),
+		signin("login/code is a number", "POST", "/api/v1/auth/login", "", `{"email":"a@example.com","password":"x","code":123456}`, bad("code")),
+		signin("login/code is an array", "POST", "/api/v1/auth/login", "", `{"email":"a@example.com","password":"x","code":["1"]}`, bad("code")),
+		signin("login/long code, unknown email", "POST", "/api/v1/auth/login", "", `{"email":"a@example.com","password":"x","code":"`+strings.Repeat("9", 5000)+`"}`, unauthorized),
+		signin("login/unknown field", "POST", "/api/v1/auth/login", "", `{"email":"a@example.com","password":"x","totp":"123456"}`, bad("totp")),
+		signin("2fa/confirm/nothing to confirm", "POST", "/api/v1/me/2fa/confirm", "owner", `{"code":"123456"}`, wantErr{409, api.CodeConflict, ""}),
+		signin("2fa/confirm/code is a number", "POST", "/api/v1/me/2fa/confirm", "owner", `{"code":123456}`, bad("code")),
+		signin("2fa/confirm/secret field", "POST", "/api/v1/me/2fa/confirm", "owner", `{"code":"123456","secret":"JBSWY3DP"}`, bad("secret")),
+		signin("2fa/disable/not on", "DELETE", "/api/v1/me/2fa", "owner", `{"password":"correct horse battery staple","code":"123456"}`, wantErr{409, api.CodeConflict, ""}),
+		signin("2fa/disable/password is a bool", "DELETE", "/api/v1/me/2fa", "owner", `{"password":true,"code":"123456"}`, bad("password")),
+		signin("2fa/disable/extra field", "DELETE", "/api/v1/me/2fa", "owner", `{"password":"x","code":"1","role":"admin"}`, bad("role")),
 		signin("me/password/role field", "PUT", chpw, "owner", `{"current_password":"correct horse battery staple","new_password":"a brand new passphrase","role":"admin"}`, bad("role")),
 	)
 	h := newHarness(t)

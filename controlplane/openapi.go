@@ -52,7 +52,10 @@ Contract changes (routes, methods, status codes, JSON field names) are recorded 
   pending, creating keys and registering devices answer 403 ` + "`email_unverified`" + `), password change
   (PUT /api/v1/me/password) and reset by mail (POST /api/v1/auth/password-reset, /confirm; 409
   ` + "`mail_unavailable`" + ` on a server that sends no mail). Owners answer with ` + "`email_verified`" + `,
-  ` + "`email_verification_required`" + ` and ` + "`two_factor`" + `.`
+  ` + "`email_verification_required`" + ` and ` + "`two_factor`" + `. Two-factor authentication (TOTP): POST and DELETE
+  /api/v1/me/2fa, POST /api/v1/me/2fa/confirm; POST /api/v1/auth/login takes ` + "`code`" + ` and answers 401
+  ` + "`second_factor_required`" + ` or ` + "`second_factor_invalid`" + `. With operator two-factor required, an operator without it
+  gets 403 ` + "`second_factor_enrolment_required`" + ` from every route but the enrolment routes and sign-out.`
 
 const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
 create apps and API keys; their apps register end-user devices (a WireGuard

@@ -165,8 +165,11 @@ func ownerOperations() []operation {
 			summary: "Create an owner account", body: api.Credentials{},
 			replies: []reply{{status: 201, body: api.AuthResponse{}, cookie: true}}, errs: []int{409, 429}},
 		{method: http.MethodPost, path: "/api/v1/auth/login", id: "login", tag: "auth",
-			summary: "Sign in", body: api.Credentials{},
-			desc:    "An unknown email and a wrong password get the same 401.",
+			summary: "Sign in", body: api.Login{},
+			desc: "An unknown email and a wrong password get the same 401 unauthorized. With two-factor authentication on, the " +
+				"right email and password without `code` answer 401 second_factor_required; the same call with `code` (a TOTP code " +
+				"or a recovery code) signs in, and a wrong, expired or replayed code answers 401 second_factor_invalid. A code is " +
+				"accepted once. Every call, with or without a code, counts against the login limits.",
 			replies: []reply{{status: 200, body: api.AuthResponse{}, cookie: true}}, errs: []int{401, 403, 429}},
 		{method: http.MethodPost, path: "/api/v1/auth/logout", id: "logout", tag: "auth", sec: secOwner,
 			summary: "Sign out", desc: "Revokes every sign-in token of the owner and clears the cookie.",
@@ -205,6 +208,21 @@ func ownerOperations() []operation {
 			desc: "Needs the current password (403 forbidden on current_password when it is wrong; the login limits apply). " +
 				"Every other session ends; the answer holds a new token for this one.",
 			replies: []reply{{status: 200, body: api.AuthResponse{}, cookie: true}}, errs: []int{429}},
+		{method: http.MethodPost, path: "/api/v1/me/2fa", id: "startTwoFactor", tag: "account", sec: secOwner,
+			summary: "Start two-factor (TOTP) enrolment",
+			desc: "Answers a new secret (base32) and its otpauth:// URL for an authenticator app; it replaces an enrolment not yet " +
+				"confirmed. Nothing changes at sign-in until POST /api/v1/me/2fa/confirm. 409 conflict when two-factor is on.",
+			replies: []reply{{status: 200, body: api.TOTPEnrolment{}}}, errs: []int{409}},
+		{method: http.MethodPost, path: "/api/v1/me/2fa/confirm", id: "confirmTwoFactor", tag: "account", sec: secOwner,
+			summary: "Confirm two-factor enrolment with a code", body: api.TOTPCode{},
+			desc: "Turns two-factor on with a code of the new secret (400 on code when it does not match) and answers ten " +
+				"single-use recovery codes, shown only here. 409 conflict without an enrolment to confirm.",
+			replies: []reply{{status: 200, body: api.RecoveryCodes{}}}, errs: []int{409}},
+		{method: http.MethodDelete, path: "/api/v1/me/2fa", id: "disableTwoFactor", tag: "account", sec: secOwner,
+			summary: "Turn two-factor off", body: api.TOTPDisable{},
+			desc: "Needs the password (403 forbidden on password) and a TOTP or recovery code (403 second_factor_invalid on code). " +
+				"The recovery codes are deleted. The login limits apply. 409 conflict when two-factor is off.",
+			replies: []reply{{status: 204}}, errs: []int{409, 429}},
 		{method: http.MethodPost, path: "/api/v1/me/verify-email", id: "resendVerification", tag: "account", sec: secOwner,
 			summary: "Mail a new email verification link",
 			desc:    "The previous link stops working. 409 conflict when the address is verified; 409 mail_unavailable without mail.",

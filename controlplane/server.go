@@ -100,6 +100,14 @@ type Options struct {
 	// OperatorSSOOnly refuses operators' password sign-ins: they sign in
 	// through a provider.
 	OperatorSSOOnly bool
+	// SecretKeys are 32-byte AES-256-GCM keys that seal the secrets the
+	// store keeps readable (TOTP secrets). The first seals, every one
+	// opens; Bootstrap re-seals what an older key sealed. All replicas
+	// share them. Empty: one random key (secrets do not survive a restart).
+	SecretKeys [][]byte
+	// RequireOperator2FA makes a second factor mandatory for operators:
+	// until they enable one, they may only enrol (and sign out).
+	RequireOperator2FA bool
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -126,6 +134,7 @@ type Server struct {
 	// email, mails per owner, link attempts per address.
 	mailIP, mailEmail, mailOwner, tokenIP *limiter
 	mail                                  *signinMailer
+	secrets                               *secretBox
 	alertTests                            *limiter // test alerts per owner
 	polls                                 *nodePolls
 	listenWatch                           listenWatch
@@ -174,6 +183,15 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.SecretKeys) == 0 {
+		k := make([]byte, 32)
+		rand.Read(k)
+		opts.SecretKeys = [][]byte{k}
+	}
+	secrets, err := newSecretBox(opts.SecretKeys)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:       opts,
 		store:      opts.Store,
@@ -181,6 +199,7 @@ func New(opts Options) (*Server, error) {
 		now:        opts.Now,
 		hasher:     newHasher(opts.Argon2, runtime.GOMAXPROCS(0)),
 		sessions:   sess,
+		secrets:    secrets,
 		loginIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
 		loginEmail: newLimiter(12*time.Second, 5, time.Hour, opts.Now),
 		signupIP:   newLimiter(30*time.Second, 5, time.Hour, opts.Now),
@@ -324,6 +343,9 @@ func (s *Server) routes(e *echo.Echo) {
 	me.PUT("/policy", s.handleAcceptPolicy)
 	me.PUT("/password", s.handleChangePassword)
 	me.POST("/verify-email", s.handleResendVerification)
+	me.POST("/2fa", s.handleStartTOTP)
+	me.POST("/2fa/confirm", s.handleConfirmTOTP)
+	me.DELETE("/2fa", s.handleDisableTOTP)
 
 	apps := v1.Group("/apps", s.requireOwner)
 	apps.POST("", s.handleCreateApp)
@@ -422,6 +444,9 @@ func (s *Server) Routes() []string {
 // the person starting the server, or "" when nothing needs telling.
 func (s *Server) Bootstrap(ctx context.Context, adminEmail, adminPassword, baseURL string) (string, error) {
 	s.mail.setBase(strings.TrimSuffix(baseURL, "/"))
+	if _, err := s.RewrapSecrets(ctx); err != nil {
+		return "", fmt.Errorf("re-seal secrets under the current secret key: %w", err)
+	}
 	if _, err := s.store.SeedPlans(ctx, store.DefaultPlans()); err != nil {
 		return "", fmt.Errorf("seed plans: %w", err)
 	}

@@ -18,11 +18,22 @@ const (
 )
 
 // sessionClaims are the claims of an owner's sign-in token. Epoch must
-// equal the owner's token_epoch, which logout increments.
+// equal the owner's token_epoch, which logout increments. Purpose is empty
+// for a session; a token with a purpose (purposeSecondFactor) is no
+// session and opens nothing but its own step.
 type sessionClaims struct {
 	jwt.RegisteredClaims
-	Epoch int64 `json:"ep"`
+	Epoch   int64  `json:"ep"`
+	Purpose string `json:"pur,omitempty"`
 }
+
+// purposeSecondFactor marks the short-lived token that carries a sign-in
+// whose password (or single sign-on) is done and whose second factor is
+// not, between the dashboard's two sign-in steps.
+const purposeSecondFactor = "second_factor"
+
+// pendingTTL is how long the second sign-in step may take.
+const pendingTTL = 5 * time.Minute
 
 // sessions issues and verifies EdDSA-signed sign-in tokens.
 type sessions struct {
@@ -40,10 +51,19 @@ func newSessions(seed []byte, ttl time.Duration, now func() time.Time) (*session
 	return &sessions{priv: priv, pub: priv.Public().(ed25519.PublicKey), ttl: ttl, now: now}, nil
 }
 
-// issue returns a token for the owner and when it expires.
+// issue returns a session token for the owner and when it expires.
 func (s *sessions) issue(ownerID string, epoch int64) (string, time.Time, error) {
+	return s.issueFor(ownerID, epoch, "", s.ttl)
+}
+
+// issuePending returns a token for the second sign-in step of the owner.
+func (s *sessions) issuePending(ownerID string, epoch int64) (string, time.Time, error) {
+	return s.issueFor(ownerID, epoch, purposeSecondFactor, pendingTTL)
+}
+
+func (s *sessions) issueFor(ownerID string, epoch int64, purpose string, ttl time.Duration) (string, time.Time, error) {
 	now := s.now()
-	exp := now.Add(s.ttl)
+	exp := now.Add(ttl)
 	var jti [16]byte
 	rand.Read(jti[:])
 	claims := sessionClaims{
@@ -55,7 +75,8 @@ func (s *sessions) issue(ownerID string, epoch int64) (string, time.Time, error)
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
-		Epoch: epoch,
+		Epoch:   epoch,
+		Purpose: purpose,
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(s.priv)
 	if err != nil {
@@ -64,9 +85,32 @@ func (s *sessions) issue(ownerID string, epoch int64) (string, time.Time, error)
 	return tok, exp, nil
 }
 
-// verify checks signature, algorithm, issuer and expiry and returns the
-// claims. The caller checks the epoch against the owner.
+// verify checks a session token: signature, algorithm, issuer, expiry and
+// that it has no purpose. The caller checks the epoch against the owner.
 func (s *sessions) verify(token string) (*sessionClaims, error) {
+	c, err := s.verifyAny(token)
+	if err != nil {
+		return nil, err
+	}
+	if c.Purpose != "" {
+		return nil, errors.New("not a session token")
+	}
+	return c, nil
+}
+
+// verifyPending checks a second-step token as verify checks a session.
+func (s *sessions) verifyPending(token string) (*sessionClaims, error) {
+	c, err := s.verifyAny(token)
+	if err != nil {
+		return nil, err
+	}
+	if c.Purpose != purposeSecondFactor {
+		return nil, errors.New("not a second-step token")
+	}
+	return c, nil
+}
+
+func (s *sessions) verifyAny(token string) (*sessionClaims, error) {
 	var c sessionClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return s.pub, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),

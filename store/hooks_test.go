@@ -484,7 +484,7 @@ func (f *hookFixture) totp(o Owner, enabled bool) Owner {
 		f.t.Fatal(err)
 	}
 	if enabled {
-		if _, err := f.s.EnableTOTP(f.ctx, o.ID, 1, []string{randomHex(f.t, 32)}); err != nil {
+		if err := f.s.EnableTOTP(f.ctx, o.ID, 1, []string{randomHex(f.t, 32)}); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -497,7 +497,7 @@ func (f *hookFixture) totpWith(o Owner, hash string) {
 	if err := f.s.StartTOTP(f.ctx, o.ID, "v1.sealed"); err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.s.EnableTOTP(f.ctx, o.ID, 1, []string{hash}); err != nil {
+	if err := f.s.EnableTOTP(f.ctx, o.ID, 1, []string{hash}); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -273,19 +273,16 @@ func (s *Store) StartTOTP(ctx context.Context, ownerID, secret string) error {
 }
 
 // EnableTOTP confirms the owner's pending second factor with the time step
-// of the code that confirmed it, stores the recovery codes' hashes
-// (replacing any) and increments the token epoch, so sessions signed in
-// without the second factor end. It returns the updated owner.
-// ErrNotFound when no enrolment is pending; ErrConflict when the factor is
-// already enabled.
-func (s *Store) EnableTOTP(ctx context.Context, ownerID string, step int64, recoveryHashes []string) (Owner, error) {
+// of the code that confirmed it and stores the recovery codes' hashes
+// (replacing any). ErrNotFound when no enrolment is pending; ErrConflict
+// when the factor is already enabled.
+func (s *Store) EnableTOTP(ctx context.Context, ownerID string, step int64, recoveryHashes []string) error {
 	for _, h := range recoveryHashes {
 		if !hexHashRE.MatchString(h) {
-			return Owner{}, invalid("recovery_codes", "must be hex SHA-256 hashes")
+			return invalid("recovery_codes", "must be hex SHA-256 hashes")
 		}
 	}
-	var o Owner
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	return s.write(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&TOTPCredential{}).Where("owner_id = ? AND enabled = ?", ownerID, false).
 			Updates(map[string]any{"enabled": true, "last_step": step})
 		if res.Error != nil {
@@ -301,18 +298,8 @@ func (s *Store) EnableTOTP(ctx context.Context, ownerID string, step int64, reco
 			}
 			return ErrNotFound
 		}
-		if err := replaceRecoveryCodes(tx, ownerID, recoveryHashes); err != nil {
-			return err
-		}
-		if err := tx.Model(&Owner{}).Where("id = ?", ownerID).Update("token_epoch", gorm.Expr("token_epoch + 1")).Error; err != nil {
-			return err
-		}
-		return tx.Where("id = ?", ownerID).Take(&o).Error
+		return replaceRecoveryCodes(tx, ownerID, recoveryHashes)
 	})
-	if err != nil {
-		return Owner{}, err
-	}
-	return o, nil
 }
 
 func replaceRecoveryCodes(tx *gorm.DB, ownerID string, hashes []string) error {

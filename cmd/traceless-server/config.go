@@ -39,9 +39,14 @@ type Config struct {
 	PublicURL      string
 	SessionKeyFile string
 	SessionTTL     Duration
-	SecureCookies  bool
-	TrustedProxies []string
-	LogLevel       string
+	// SecretKeyFile holds the keys that seal stored secrets (TOTP).
+	SecretKeyFile string
+	// RequireOperator2FA makes operators enable two-factor sign-in before
+	// doing anything else.
+	RequireOperator2FA bool
+	SecureCookies      bool
+	TrustedProxies     []string
+	LogLevel           string
 	// AdminEmail and AdminPassword create the operator account on the first
 	// start of an empty database. Prefer the environment for the password.
 	AdminEmail    string
@@ -125,6 +130,10 @@ func (c *Config) table() *config.Table {
 			Usage: "file holding the key that signs sign-in tokens (created if missing)"},
 		{Key: "session_ttl", Value: config.Dur(&c.SessionTTL), Default: "12h", Arg: "DURATION",
 			Usage: "lifetime of a sign-in token (1m–720h)"},
+		{Key: "secret_key_file", Value: config.String(&c.SecretKeyFile), Unset: "secret.key beside session_key_file", Arg: "FILE",
+			Usage: "file holding the keys that encrypt stored two-factor secrets, one base64 key a line, the first in use (created if missing)"},
+		{Key: "require_operator_2fa", Value: config.Bool(&c.RequireOperator2FA), Default: "false",
+			Usage: "operators must turn on two-factor sign-in before anything else (they are sent to enrolment until they do)"},
 		{Key: "secure_cookies", Value: config.Bool(&c.SecureCookies), Default: "false",
 			Usage: "mark the session cookie Secure (behind an HTTPS proxy; implied by --tls-cert)"},
 		{Key: "trusted_proxies", Value: config.List(&c.TrustedProxies), Unset: "none", Arg: "CIDR,…",
@@ -195,18 +204,21 @@ type Options struct {
 	TLSCert, TLSKey string       // both or neither
 	PublicURL       string       // without a trailing slash; "" derives it from the listener
 	SessionKeyFile  string
-	SessionTTL      time.Duration
-	SecureCookies   bool // set, or implied by TLS
-	TrustedProxies  []*net.IPNet
-	LogLevel        slog.Level
-	AdminEmail      string
-	AdminPassword   string
-	TunnelMTU       int
-	ClientDNS       []string
-	KeyRate         float64
-	Policies        []controlplane.PolicyVersion // nil: the built-in policy
-	PolicyNotice    time.Duration
-	SMTP            controlplane.SMTPConfig
+	SecretKeyFile   string
+	// RequireOperator2FA sends operators without two-factor to enrolment.
+	RequireOperator2FA bool
+	SessionTTL         time.Duration
+	SecureCookies      bool // set, or implied by TLS
+	TrustedProxies     []*net.IPNet
+	LogLevel           slog.Level
+	AdminEmail         string
+	AdminPassword      string
+	TunnelMTU          int
+	ClientDNS          []string
+	KeyRate            float64
+	Policies           []controlplane.PolicyVersion // nil: the built-in policy
+	PolicyNotice       time.Duration
+	SMTP               controlplane.SMTPConfig
 	// EmailVerification is on unless turned off (it needs SMTP to matter).
 	EmailVerification bool
 	// OIDCProviders are the single sign-on providers, secrets read.
@@ -233,6 +245,7 @@ func (c *Config) Options() (*Options, error) {
 		SMTP:         controlplane.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword},
 		AlertSyncLag: time.Duration(c.AlertSyncLag), AlertPrivateTargets: c.AlertAllowPrivateTargets,
 		EmailVerification: c.EmailVerification, OperatorSSOOnly: c.OperatorSSOOnly,
+		SecretKeyFile: c.SecretKeyFile, RequireOperator2FA: c.RequireOperator2FA,
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %q is not host:port", c.Listen)
@@ -277,6 +290,9 @@ func (c *Config) Options() (*Options, error) {
 	}
 	if c.SessionKeyFile == "" {
 		return nil, errors.New("session_key_file: is required")
+	}
+	if o.SecretKeyFile == "" {
+		o.SecretKeyFile = filepath.Join(filepath.Dir(c.SessionKeyFile), "secret.key")
 	}
 	if d := o.SessionTTL; d < time.Minute || d > 30*24*time.Hour {
 		return nil, fmt.Errorf("session_ttl: %s is outside 1m..720h", d)
@@ -418,4 +434,50 @@ func (o *Options) oidcProviders(c *Config) error {
 		return errors.New("operator_sso_only: no provider in oidc_providers, so operators could not sign in")
 	}
 	return nil
+}
+
+// loadSecretKeys reads the keys that seal stored secrets: one base64
+// 32-byte key a line (blank lines and lines starting with # are skipped),
+// the first sealing, all opening. A missing file is created (mode 0600)
+// with one new key.
+//
+// To rotate, put a new key on the first line and keep the old ones below
+// it; at its next start the server re-seals every secret under the new
+// key, and the old lines can then go (after every replica restarted).
+func loadSecretKeys(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key := make([]byte, 32)
+		if _, err := io.ReadFull(randReader, key); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("secret_key_file: %w", err)
+		}
+		text := "# Keys that encrypt stored two-factor secrets; the first is in use. See README (secret_key_file).\n" +
+			base64.StdEncoding.EncodeToString(key) + "\n"
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			return nil, fmt.Errorf("secret_key_file: %w", err)
+		}
+		return [][]byte{key}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret_key_file: %w", err)
+	}
+	var keys [][]byte
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("secret_key_file: line %d of %s is not 32 bytes in base64", n+1, path)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("secret_key_file: %s holds no key", path)
+	}
+	return keys, nil
 }

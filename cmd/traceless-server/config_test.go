@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"flag"
 	"os"
 	"path/filepath"
@@ -32,30 +34,32 @@ func fullConfig(tb testing.TB) (Config, string, string) {
 		}
 	}
 	return Config{
-		Listen:         "0.0.0.0:9443",
-		MetricsListen:  "127.0.0.1:9585",
-		MaxConnections: 500,
-		NodeLongPolls:  2,
-		DB:             "postgres://traceless@db.internal/traceless",
-		TLSCert:        cert,
-		TLSKey:         key,
-		PublicURL:      "https://vpn.example.com",
-		SessionKeyFile: "/var/lib/traceless/session.key",
-		SessionTTL:     Duration(90 * time.Minute),
-		SecureCookies:  true,
-		TrustedProxies: []string{"10.0.0.0/8", "fd00::/8"},
-		LogLevel:       "warn",
-		AdminEmail:     "ops@example.com",
-		AdminPassword:  "blue giraffe tangerine 42",
-		TunnelIPv4:     "10.64.0.0/10",
-		TunnelIPv6:     "fd74:6c73:7670:1::/64",
-		TunnelMTU:      1380,
-		ClientDNS:      []string{"10.64.0.1"},
-		KeyRate:        20,
-		PolicyNotice:   Duration(14 * 24 * time.Hour),
-		SMTPAddr:       "mail.example.com:587",
-		SMTPFrom:       "alerts@example.com",
-		AlertSyncLag:   Duration(2 * time.Minute),
+		Listen:             "0.0.0.0:9443",
+		MetricsListen:      "127.0.0.1:9585",
+		MaxConnections:     500,
+		NodeLongPolls:      2,
+		DB:                 "postgres://traceless@db.internal/traceless",
+		TLSCert:            cert,
+		TLSKey:             key,
+		PublicURL:          "https://vpn.example.com",
+		SessionKeyFile:     "/var/lib/traceless/session.key",
+		SecretKeyFile:      "/var/lib/traceless/secret.key",
+		RequireOperator2FA: true,
+		SessionTTL:         Duration(90 * time.Minute),
+		SecureCookies:      true,
+		TrustedProxies:     []string{"10.0.0.0/8", "fd00::/8"},
+		LogLevel:           "warn",
+		AdminEmail:         "ops@example.com",
+		AdminPassword:      "blue giraffe tangerine 42",
+		TunnelIPv4:         "10.64.0.0/10",
+		TunnelIPv6:         "fd74:6c73:7670:1::/64",
+		TunnelMTU:          1380,
+		ClientDNS:          []string{"10.64.0.1"},
+		KeyRate:            20,
+		PolicyNotice:       Duration(14 * 24 * time.Hour),
+		SMTPAddr:           "mail.example.com:587",
+		SMTPFrom:           "alerts@example.com",
+		AlertSyncLag:       Duration(2 * time.Minute),
 	}, cert, key
 }
 
@@ -71,6 +75,8 @@ tls_cert: ` + cert + `
 tls_key: ` + key + `
 public_url: https://vpn.example.com
 session_key_file: /var/lib/traceless/session.key
+secret_key_file: /var/lib/traceless/secret.key
+require_operator_2fa: true
 session_ttl: 1h30m
 secure_cookies: true
 trusted_proxies: [10.0.0.0/8, "fd00::/8"]
@@ -96,6 +102,8 @@ tls_cert = "` + cert + `"
 tls_key = "` + key + `"
 public_url = "https://vpn.example.com"
 session_key_file = "/var/lib/traceless/session.key"
+secret_key_file = "/var/lib/traceless/secret.key"
+require_operator_2fa = true
 session_ttl = "1h30m"
 secure_cookies = true
 trusted_proxies = ["10.0.0.0/8", "fd00::/8"]
@@ -330,5 +338,50 @@ func TestParseFlagsRejects(t *testing.T) {
 	m := NewMain(&syncBuffer{}, &syncBuffer{})
 	if err := m.ParseFlags([]string{"-h"}, envMap(nil)); err != flag.ErrHelp {
 		t.Errorf("-h: %v, want flag.ErrHelp", err)
+	}
+}
+
+// TestLoadSecretKeys: a missing file is created (0600) with one key; a
+// file with several keys (the rotation) gives them in order; a bad line is
+// named.
+func TestLoadSecretKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "secret.key")
+	keys, err := loadSecretKeys(path)
+	if err != nil || len(keys) != 1 || len(keys[0]) != 32 {
+		t.Fatalf("created: %d keys, %v", len(keys), err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("file mode %v, %v; want 0600", st.Mode(), err)
+	}
+	again, err := loadSecretKeys(path)
+	if err != nil || string(again[0]) != string(keys[0]) {
+		t.Fatalf("read back: %v", err)
+	}
+	newKey := bytes.Repeat([]byte{7}, 32)
+	rotated := "# new first\n" + base64.StdEncoding.EncodeToString(newKey) + "\n\n" + base64.StdEncoding.EncodeToString(keys[0]) + "\n"
+	if err := os.WriteFile(path, []byte(rotated), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadSecretKeys(path)
+	if err != nil || len(got) != 2 || string(got[0]) != string(newKey) || string(got[1]) != string(keys[0]) {
+		t.Fatalf("rotated file: %d keys, %v", len(got), err)
+	}
+	for name, text := range map[string]string{"short key": "c2hvcnQ=\n", "not base64": "***\n", "only comments": "# none\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadSecretKeys(path); err == nil || !strings.Contains(err.Error(), "secret_key_file") {
+			t.Errorf("%s: %v, want an error naming secret_key_file", name, err)
+		}
+	}
+	o, err := func() (*Options, error) {
+		c := DefaultConfig()
+		c.SessionKeyFile = "/srv/tl/session.key"
+		return c.Options()
+	}()
+	if err != nil || o.SecretKeyFile != "/srv/tl/secret.key" {
+		t.Errorf("default secret_key_file = %q, %v; want beside the session key", o.SecretKeyFile, err)
 	}
 }

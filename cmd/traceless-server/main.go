@@ -176,6 +176,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	secretKeys, err := loadSecretKeys(o.SecretKeyFile)
+	if err != nil {
+		return err
+	}
 	srv, err := controlplane.New(controlplane.Options{
 		Store: st, Logger: base, SessionKey: key, SessionTTL: o.SessionTTL,
 		SecureCookies: o.SecureCookies, TrustedProxies: o.TrustedProxies, Version: version.String(),
@@ -190,6 +194,8 @@ func (m *Main) Run(ctx context.Context) error {
 		SkipEmailVerification: !o.EmailVerification,
 		OIDCProviders:         o.OIDCProviders,
 		OperatorSSOOnly:       o.OperatorSSOOnly,
+		SecretKeys:            secretKeys,
+		RequireOperator2FA:    o.RequireOperator2FA,
 	})
 	if err != nil {
 		return err

@@ -90,7 +90,7 @@ func (a *cli) inputError(what string, err error) error {
 // loginCommand is 'login', or 'signup' when signup is true; both save the
 // session.
 func (a *cli) loginCommand(signup bool) *cobra.Command {
-	var email string
+	var email, code string
 	var passwordStdin bool
 	var sso string
 	cmd := &cobra.Command{
@@ -102,7 +102,9 @@ remembered (in config.json beside it) as the server of later commands
 that give neither --server nor TRACELESS_SERVER.
 
 The password is read without echo from a terminal, or from stdin with
---password-stdin (or as the second line of piped input) for scripts.`,
+--password-stdin (or as the second line of piped input) for scripts. An
+account with two-factor authentication is asked for a code from the
+authenticator app (or a recovery code), or takes it with --code.`,
 		Args: args(),
 	}
 	if signup {
@@ -126,7 +128,7 @@ The password is read without echo from a terminal, or from stdin with
 		if signup {
 			res, err = c.Signup(cmd.Context(), addr, password)
 		} else {
-			res, err = c.Login(cmd.Context(), addr, password)
+			res, err = a.loginWithSecondFactor(cmd.Context(), c, addr, password, code)
 		}
 		if err != nil {
 			return err
@@ -147,6 +149,7 @@ The password is read without echo from a terminal, or from stdin with
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
 	if !signup {
 		cmd.Flags().StringVar(&sso, "sso", "", "print the URL that signs in through this single sign-on provider in a browser")
+		cmd.Flags().StringVar(&code, "code", "", "two-factor code (or a recovery code), for an account that has two-factor authentication")
 	}
 	return cmd
 }
@@ -223,6 +226,8 @@ func ownerDetail(t *table, o api.Owner) {
 	t.row("PLAN", o.Plan)
 	t.row("STATUS", o.Status)
 	t.row("LEGAL HOLD", o.LegalHold)
+	t.row("EMAIL VERIFIED", o.EmailVerified)
+	t.row("TWO-FACTOR", o.TwoFactor)
 	t.row("CREATED", o.CreatedAt)
 }
 
@@ -287,11 +292,13 @@ func (a *cli) planCommand() *cobra.Command {
 func (a *cli) accountCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "account",
-		Short: "Export or delete your account",
-		Long: `Export everything the control plane stores about your account, or delete
-the account for good.`,
+		Short: "Your account: password, two-factor, email, export, deletion",
+		Long: `Change your password, turn two-factor authentication on or off, verify your
+email address, reset a forgotten password by mail, export everything the
+control plane stores about your account, or delete the account for good.`,
 	}
 	cmd.AddCommand(a.accountExportCommand(), a.accountDeleteCommand(), a.accountIdentitiesCommand(), a.accountUnlinkCommand())
+	cmd.AddCommand(a.securityCommands()...)
 	return cmd
 }
 

@@ -55,3 +55,43 @@ func (c *Client) ResendVerification(ctx context.Context) (api.MailQueued, error)
 	err := c.doJSON(ctx, &request{method: http.MethodPost, path: "/api/v1/me/verify-email", auth: authOwner}, &out)
 	return out, err
 }
+
+// LoginWithCode signs in an owner whose account has two-factor
+// authentication: code is a TOTP code or a recovery code. Login without a
+// code fails with api.CodeSecondFactorRequired for such an account; a
+// wrong, expired or replayed code fails with api.CodeSecondFactorInvalid.
+func (c *Client) LoginWithCode(ctx context.Context, email, password, code string) (api.AuthResponse, error) {
+	var out api.AuthResponse
+	err := c.doJSON(ctx, &request{method: http.MethodPost, path: "/api/v1/auth/login",
+		body: api.Login{Email: email, Password: password, Code: code}}, &out)
+	if err != nil {
+		return api.AuthResponse{}, err
+	}
+	c.SetToken(out.Token)
+	return out, nil
+}
+
+// StartTwoFactor begins TOTP enrolment: it returns a new secret and its
+// otpauth:// URL for an authenticator app. Nothing changes at sign-in
+// until ConfirmTwoFactor.
+func (c *Client) StartTwoFactor(ctx context.Context) (api.TOTPEnrolment, error) {
+	var out api.TOTPEnrolment
+	err := c.doJSON(ctx, &request{method: http.MethodPost, path: "/api/v1/me/2fa", auth: authOwner}, &out)
+	return out, err
+}
+
+// ConfirmTwoFactor turns two-factor on with a code of the new secret and
+// returns the ten single-use recovery codes, which are not shown again.
+func (c *Client) ConfirmTwoFactor(ctx context.Context, code string) ([]string, error) {
+	var out api.RecoveryCodes
+	err := c.doJSON(ctx, &request{method: http.MethodPost, path: "/api/v1/me/2fa/confirm", auth: authOwner,
+		body: api.TOTPCode{Code: code}}, &out)
+	return out.RecoveryCodes, err
+}
+
+// DisableTwoFactor turns two-factor off with the password and a TOTP or
+// recovery code.
+func (c *Client) DisableTwoFactor(ctx context.Context, password, code string) error {
+	return c.doJSON(ctx, &request{method: http.MethodDelete, path: "/api/v1/me/2fa", auth: authOwner, noRetry: true,
+		body: api.TOTPDisable{Password: password, Code: code}}, nil)
+}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/traceless-vpn/traceless/controlplane"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/controlplane/client"
@@ -79,5 +81,47 @@ func TestSignInByMail(t *testing.T) {
 	}
 	if _, err := mustNew(t, url).Login(ctx, email, "a third passphrase"); err != nil {
 		t.Errorf("login with the new password: %v", err)
+	}
+}
+
+// TestTwoFactor: enrolment, the two-step login and turning it off through
+// the SDK against the real server; the codes come from the secret, as an
+// authenticator app makes them.
+func TestTwoFactor(t *testing.T) {
+	ctx := context.Background()
+	url := newServer(t)
+	c := mustNew(t, url)
+	const email = "twofactor@example.com"
+	if _, err := c.Signup(ctx, email, password); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.StartTwoFactor(ctx)
+	if err != nil || e.Secret == "" || e.OtpauthURL == "" {
+		t.Fatalf("StartTwoFactor: %+v, %v", e, err)
+	}
+	_, err = c.ConfirmTwoFactor(ctx, "000000")
+	wantCode(t, err, http.StatusBadRequest, api.CodeInvalidRequest)
+	code, err := totp.GenerateCode(e.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := c.ConfirmTwoFactor(ctx, code)
+	if err != nil || len(codes) != 10 {
+		t.Fatalf("ConfirmTwoFactor: %d codes, %v", len(codes), err)
+	}
+
+	_, err = mustNew(t, url).Login(ctx, email, password)
+	wantCode(t, err, http.StatusUnauthorized, api.CodeSecondFactorRequired)
+	_, err = mustNew(t, url).LoginWithCode(ctx, email, password, code) // spent by the confirmation
+	wantCode(t, err, http.StatusUnauthorized, api.CodeSecondFactorInvalid)
+	if _, err := mustNew(t, url).LoginWithCode(ctx, email, password, codes[0]); err != nil {
+		t.Fatalf("LoginWithCode with a recovery code: %v", err)
+	}
+	// Five sign-in attempts of the email so far: the login limit's burst.
+	if err := c.DisableTwoFactor(ctx, password, codes[1]); err != nil {
+		t.Fatalf("DisableTwoFactor: %v", err)
+	}
+	if _, err := mustNew(t, url).Login(ctx, email, password); err != nil {
+		t.Errorf("Login after turning two-factor off: %v", err)
 	}
 }
