@@ -559,6 +559,7 @@ func authzRoutes() map[string]route {
 		}},
 		// The second sign-in step: the pending cookie, not a session,
 		// names the account; without one, back to /login.
+		"GET /login/code": {class: classPublic, page: true, fixed: 303, request: get("/login/code")},
 		"POST /login/code": {class: classPublic, page: true, fixed: 303, request: func(*authzWorld) request {
 			return form("/login/code", url.Values{"code": {"123456"}})
 		}},

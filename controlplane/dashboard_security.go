@@ -31,6 +31,7 @@ func (d *dashboard) securityRoutes(e *echo.Echo, own, post []echo.MiddlewareFunc
 	e.GET("/account/2fa/qr", d.h(d.handleTOTPQR), own...)
 	e.POST("/account/2fa/confirm", d.h(d.handleConfirmTOTPForm), post...)
 	e.POST("/account/2fa/disable", d.h(d.handleDisableTOTPForm), post...)
+	e.GET("/login/code", d.h(d.handleLoginCodePage))
 	e.POST("/login/code", d.h(d.handleLoginCode), d.csrf)
 }
 
@@ -283,14 +284,33 @@ const pendingCookie = "traceless_pending"
 // beginSecondFactor sends o, whose first sign-in step is done, to the code
 // step: it sets the pending cookie and shows the code form.
 func (d *dashboard) beginSecondFactor(c echo.Context, o store.Owner, next string) error {
-	tok, exp, err := d.s.sessions.issuePending(o.ID, o.TokenEpoch)
+	if err := d.s.setPendingCookie(c, o); err != nil {
+		return err
+	}
+	p := d.newPage(c, "Two-factor authentication", "login")
+	p.Body = authBody{Next: next}
+	return d.render(c, http.StatusOK, "login_code.html", p)
+}
+
+// setPendingCookie gives the browser the pending cookie of o's sign-in.
+func (s *Server) setPendingCookie(c echo.Context, o store.Owner) error {
+	tok, exp, err := s.sessions.issuePending(o.ID, o.TokenEpoch)
 	if err != nil {
 		return err
 	}
 	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: tok, Path: "/login", Expires: exp, MaxAge: int(pendingTTL.Seconds()),
-		HttpOnly: true, Secure: d.s.secureCookies(c), SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.secureCookies(c), SameSite: http.SameSiteStrictMode})
+	return nil
+}
+
+// handleLoginCodePage shows the code step to a browser with a pending
+// sign-in (after single sign-on, which arrives here from the provider).
+func (d *dashboard) handleLoginCodePage(c echo.Context) error {
+	if _, err := d.pendingOwner(c); err != nil {
+		return redirect(c, pathWithDone("/login", "code-expired"))
+	}
 	p := d.newPage(c, "Two-factor authentication", "login")
-	p.Body = authBody{Next: next}
+	p.Body = authBody{Next: safeNext(c.QueryParam("next"))}
 	return d.render(c, http.StatusOK, "login_code.html", p)
 }
 

@@ -128,6 +128,12 @@ func (d *dashboard) handleSSOLink(c echo.Context) error {
 		return d.ssoPage(c, status, p, pend, pend.Email, email)
 	}
 	d.s.dropCookie(c, oidcPendingCookie, "/", http.SameSiteStrictMode)
+	switch err := d.s.secondFactor(c.Request().Context(), o, ""); {
+	case err == errSecondFactorRequired:
+		return d.beginSecondFactor(c, o, pend.Next)
+	case err != nil:
+		return err
+	}
 	if err := d.startSession(c, o); err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -468,7 +469,20 @@ func wantsJSON(c echo.Context) bool {
 
 // oidcSignedIn signs o in after a provider sign-in: JSON clients get the
 // token, browsers the session cookie and a page that continues to next.
+//
+// An account with a second factor is not signed in yet: a JSON client gets
+// 401 second_factor_required, a browser goes on to the code step with the
+// pending cookie (totp.go).
 func (s *Server) oidcSignedIn(c echo.Context, o store.Owner, next string) error {
+	switch err := s.secondFactor(c.Request().Context(), o, ""); {
+	case err == errSecondFactorRequired && !wantsJSON(c):
+		if err := s.setPendingCookie(c, o); err != nil {
+			return err
+		}
+		return continueTo(c, "/login/code?"+url.Values{"next": {next}}.Encode())
+	case err != nil:
+		return err
+	}
 	if wantsJSON(c) {
 		return s.signIn(c, o, http.StatusOK)
 	}
@@ -611,6 +625,10 @@ func (s *Server) handleSSOLink(c echo.Context) error {
 		return err
 	}
 	s.dropCookie(c, oidcPendingCookie, "/", http.SameSiteStrictMode)
+	// Linked; an account with a second factor still signs in with its code.
+	if err := s.secondFactor(c.Request().Context(), o, ""); err != nil {
+		return err
+	}
 	return s.signIn(c, o, http.StatusOK)
 }
 

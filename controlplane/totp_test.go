@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"database/sql"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -387,4 +388,44 @@ func regexpSubmatch(t *testing.T, pattern, s string) string {
 		t.Fatalf("no %s in:\n%.2000s", pattern, s)
 	}
 	return m[1]
+}
+
+// TestOIDCSecondFactor: single sign-on into an account with a second
+// factor does not skip it. A browser goes on to the code step with the
+// pending cookie; a JSON client gets 401 second_factor_required; linking
+// with the password signs in only after the code.
+func TestOIDCSecondFactor(t *testing.T) {
+	w := newSSOWorlds(t, func(*Options) {})[0]
+	h := w.h
+	b := w.browser(t)
+	mustPending(t, b.signIn(ssoAnn, true))
+	var ar api.AuthResponse
+	b.do("POST", "/api/v1/auth/oidc/signup", api.SSOSignup{}, true).MustStatus(t, 201).MustDecode(t, &ar)
+	secret, _ := mustEnrol(t, h, ar.Token)
+	h.clock.Advance(totpPeriod * time.Second)
+
+	w.browser(t).signIn(ssoAnn, true).MustHaveError(t, wantErr{Status: 401, Code: api.CodeSecondFactorRequired})
+
+	pb := w.browser(t)
+	r := pb.signIn(ssoAnn, false).MustStatus(t, 200)
+	if r.SessionCookie() != nil {
+		t.Fatal("a session cookie before the second factor")
+	}
+	if !strings.Contains(string(r.Body), `url=/login/code?next=`) {
+		t.Fatalf("the callback does not continue to the code step:\n%s", r.Body)
+	}
+	page := pb.do("GET", "/login/code", nil, false).MustStatus(t, 200)
+	csrf := regexpSubmatch(t, `name="csrf" value="([^"]+)"`, string(page.Body))
+	form := url.Values{"csrf": {csrf}, "code": {codeNow(t, h, secret, 0)}}
+	req, _ := http.NewRequest("POST", h.ts.URL+"/login/code", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := pb.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 303 || res.Header.Get("Location") != "/apps" {
+		t.Fatalf("code step: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	pb.do("GET", "/apps", nil, false).MustStatus(t, 200)
 }
