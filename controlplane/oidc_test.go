@@ -485,3 +485,12 @@ func TestOIDCOperatorSSOOnly(t *testing.T) {
 	h.Do(request{Method: "DELETE", Path: "/api/v1/me/identities/" + list.Identities[0].ID, Token: again.Token, Body: api.IdentityUnlink{Password: adminPassword}}).
 		MustHaveError(t, wantErr{Status: 409, Code: api.CodeConflict})
 }
+
+func mustListen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
