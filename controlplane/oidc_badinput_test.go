@@ -158,7 +158,9 @@ func TestSSOBadInput(t *testing.T) {
 	}
 }
 
-func urlQuery(s string) string { return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20").Replace(s) }
+func urlQuery(s string) string {
+	return strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20").Replace(s)
+}
 
 // ssoState is what a refused single sign-on request could have changed.
 type ssoState struct {
