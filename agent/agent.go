@@ -199,6 +199,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.iface = iface
 	a.dev = newDevice(iface.Client, iface.Name)
 	a.dev.limit = iface.PeerLimit
+	a.dev.now = a.opts.Now
 	a.metrics.peerLimit.Set(float64(iface.PeerLimit))
 	if err := a.dev.ensureIdentity(a.key, a.opts.ListenPort); err != nil {
 		iface.Close()
@@ -313,7 +314,9 @@ func (a *Agent) Close() error {
 	return err
 }
 
-// antiEntropyLoop repairs drift between the device and the desired set.
+// antiEntropyLoop repairs drift between the device and the desired set
+// every AntiEntropyInterval, unless a scrub read did it within that time
+// (on an idle node the scrubber's reads serve both).
 func (a *Agent) antiEntropyLoop(ctx context.Context) {
 	t := time.NewTicker(a.opts.AntiEntropyInterval)
 	defer t.Stop()
@@ -323,14 +326,23 @@ func (a *Agent) antiEntropyLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		r, err := a.dev.antiEntropy()
-		switch {
-		case err != nil:
-			a.log.Warn("anti-entropy failed", slog.Any(keyErr, err))
-		case r.set+r.removed > 0:
-			a.log.Warn("device drifted from the desired peers; repaired",
-				slog.Int(keySet, r.set), slog.Int(keyRemoved, r.removed), slog.Int(keyPeers, r.peers))
+		if a.dev.checkedSince(a.opts.Now().Add(-a.opts.AntiEntropyInterval)) {
+			continue
 		}
+		r, err := a.dev.antiEntropy()
+		if err != nil {
+			a.log.Warn("anti-entropy failed", slog.Any(keyErr, err))
+			continue
+		}
+		a.logRepair(r)
+	}
+}
+
+// logRepair says when anti-entropy found the device drifted.
+func (a *Agent) logRepair(r applyResult) {
+	if r.set+r.removed > 0 {
+		a.log.Warn("device drifted from the desired peers; repaired",
+			slog.Int(keySet, r.set), slog.Int(keyRemoved, r.removed), slog.Int(keyPeers, r.peers))
 	}
 }
 

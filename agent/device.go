@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -40,10 +41,22 @@ type device struct {
 	// gen counts configure calls, so a read made without mu can tell
 	// whether the device changed since.
 	gen uint64
+	// checked is when the device was last read and repaired against the
+	// desired set (zero: never); now is the clock.
+	checked time.Time
+	now     func() time.Time
 }
 
 func newDevice(c *wg.Control, name string) *device {
-	return &device{wg: c, name: name, batch: batchSize}
+	return &device{wg: c, name: name, batch: batchSize, now: time.Now}
+}
+
+// checkedSince reports whether the device was read and repaired against
+// the desired set at or after t.
+func (d *device) checkedSince(t time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.checked.IsZero() && !d.checked.Before(t)
 }
 
 // errNoBase means a delta arrived before any snapshot was applied.
@@ -152,6 +165,9 @@ func (d *device) applyFull(b *setBuilder, revision int64) (applyResult, error) {
 		return r, err
 	}
 	d.inStep = true
+	if r.read {
+		d.checked = d.now()
+	}
 	d.state.revision = revision
 	return r, nil
 }
@@ -230,6 +246,7 @@ func (d *device) antiEntropy() (applyResult, error) {
 	r.calls, err = d.configure(cfgs)
 	if err == nil {
 		d.inStep = true
+		d.checked = d.now()
 	}
 	return r, err
 }

@@ -50,16 +50,39 @@ import (
 // handshakes in the instant between the read and the re-add loses that
 // handshake and repeats it after WireGuard's rekey timeout.
 
-// scrub reads the device and re-creates its stale peers. A peer re-added
-// gets the desired allowed IPs (the device's own before the first
+// scrub reads the device and re-creates its stale peers; see scrubRead.
+func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, error) {
+	out, err := d.scrubRead(now, after, false)
+	return out.scrubbed, out.recheck, err
+}
+
+// scrubOutcome is what one scrub read did.
+type scrubOutcome struct {
+	scrubbed int
+	recheck  time.Duration
+	// repaired is set when the read served anti-entropy too; fixed
+	// counts what it repaired.
+	repaired bool
+	fixed    applyResult
+}
+
+// scrubRead reads the device and re-creates its stale peers. A peer
+// re-added gets the desired allowed IPs (the device's own before the first
 // snapshot); a stale peer that is not desired, or pending for want of
 // capacity, is left to anti-entropy or the next sync, which remove it.
-// Pairs of remove and re-add never straddle two calls. It returns how
-// many peers were scrubbed and how long until the next read is due.
-func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, error) {
+// Pairs of remove and re-add never straddle two calls. With repair, the
+// same read also serves anti-entropy (drift repaired, as antiEntropy
+// does) if no change went to the device since the read began, so an idle
+// node reads its device once for both. It returns how many peers were
+// scrubbed and how long until the next read is due.
+func (d *device) scrubRead(now time.Time, after time.Duration, repair bool) (scrubOutcome, error) {
+	d.mu.Lock()
+	gen := d.gen
+	d.mu.Unlock()
 	cur, recheck, err := d.wg.DeviceStale(d.name, now, after)
+	out := scrubOutcome{recheck: recheck}
 	if err != nil {
-		return 0, 0, err
+		return out, err
 	}
 	var stale []*wg.Peer
 	for i := range cur.Peers {
@@ -67,11 +90,22 @@ func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, 
 			stale = append(stale, &cur.Peers[i])
 		}
 	}
-	if len(stale) == 0 {
-		return 0, recheck, nil
+	if len(stale) == 0 && !repair {
+		return out, nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if repair && d.state.set != nil && gen == d.gen {
+		d.self = cur.PublicKey
+		d.state.pending = choosePending(d.state.set, cur, d.limit)
+		cfgs := reconcile(d.state.set, d.state.pending, cur, d.batch)
+		out.fixed = applyResult{peers: d.state.set.len(), pending: len(d.state.pending), read: true}
+		out.fixed.set, out.fixed.removed = configCounts(cfgs)
+		if out.fixed.calls, err = d.configure(cfgs); err != nil {
+			return out, err
+		}
+		d.inStep, d.checked, out.repaired = true, d.now(), true
+	}
 	var changes []wgtypes.PeerConfig
 	for _, p := range stale {
 		var allowed []net.IPNet
@@ -93,12 +127,12 @@ func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, 
 		size = 2
 	}
 	n, err := d.configure(batch(changes, size))
-	scrubbed := len(changes) / 2
+	out.scrubbed = len(changes) / 2
 	if err != nil {
 		// Calls before the failing one went through.
-		scrubbed = min(scrubbed, (n-1)*size/2)
+		out.scrubbed = min(out.scrubbed, (n-1)*size/2)
 	}
-	return scrubbed, recheck, err
+	return out, err
 }
 
 // nextScrub is how long the scrub loop waits after a read that started
@@ -120,15 +154,22 @@ func (a *Agent) scrubLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		start := a.opts.Now()
-		n, recheck, err := a.dev.scrub(start, a.opts.ScrubAfter)
+		// Anti-entropy rides on this read when it would fall due before
+		// the next one could come.
+		repair := !a.dev.checkedSince(start.Add(a.opts.ScrubAfter - a.opts.AntiEntropyInterval))
+		out, err := a.dev.scrubRead(start, a.opts.ScrubAfter, repair)
+		n := out.scrubbed
 		a.metrics.scrubbed.Add(float64(n))
 		a.metrics.scrubReads.Inc()
+		if out.repaired {
+			a.logRepair(out.fixed)
+		}
 		wait := a.opts.ScrubTick
 		switch {
 		case err != nil:
 			a.log.Warn("scrub failed", slog.Int(keyScrubbed, n), slog.Any(keyErr, err))
 		default:
-			wait = nextScrub(recheck, a.opts.Now().Sub(start), a.opts.ScrubTick)
+			wait = nextScrub(out.recheck, a.opts.Now().Sub(start), a.opts.ScrubTick)
 			if n > 0 {
 				a.log.Debug("scrubbed idle peers", slog.Int(keyScrubbed, n), slog.Duration(keyDuration, a.opts.Now().Sub(start)))
 			}

@@ -264,3 +264,61 @@ func TestNextScrub(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubReadRepairs: with repair, the scrubber's read serves
+// anti-entropy too (a peer removed by hand comes back, a rogue one goes);
+// not when a change reached the device while it read.
+func TestScrubReadRepairs(t *testing.T) {
+	now := time.Now()
+	f := wg.NewFake()
+	f.AddDevice("tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
+	b := newSetBuilder(0)
+	for _, p := range testPeers(0, 5) {
+		b.add(p)
+	}
+	if _, err := d.applyFull(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	drift := func() {
+		k, spec, _ := parsePeer(testPeer(500))
+		f.ConfigureDevice("tl0", wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: testKey(2), Remove: true}, setPeer(k, spec)}})
+	}
+	want := map[string]api.Peer{}
+	for _, p := range testPeers(0, 5) {
+		want[p.PublicKey] = p
+	}
+	drift()
+	out, err := d.scrubRead(now, 180*time.Second, false)
+	if err != nil || out.repaired || f.PeerCount("tl0") != 5 || f.HasPeer("tl0", testKey(2)) {
+		t.Fatalf("without repair: %+v, %v", out, err)
+	}
+	out, err = d.scrubRead(now, 180*time.Second, true)
+	if err != nil || !out.repaired || out.fixed.set != 1 || out.fixed.removed != 1 {
+		t.Fatalf("with repair: %+v, %v", out, err)
+	}
+	if diff := cmp.Diff(wantDevicePeers(want), fakeDevicePeers(t, f, "tl0")); diff != "" {
+		t.Errorf("device after repair (-want +got):\n%s", diff)
+	}
+	if !d.checkedSince(now) {
+		t.Error("repair not recorded")
+	}
+
+	// A delta lands while the scrubber reads: the read is stale, no repair.
+	drift()
+	br := &blockingReads{Client: f, started: make(chan struct{}), release: make(chan struct{})}
+	d.wg = wg.NewControl(br)
+	done := make(chan scrubOutcome)
+	go func() {
+		out, _ := d.scrubRead(now, 180*time.Second, true)
+		done <- out
+	}()
+	<-br.started
+	if _, err := d.applyDelta([]api.Peer{testPeer(6)}, nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	close(br.release)
+	if out := <-done; out.repaired {
+		t.Errorf("repaired from a read a delta overtook: %+v", out)
+	}
+}

@@ -256,7 +256,7 @@ func (f *Fake) ConfigureDevice(name string, cfg wgtypes.Config) error {
 			d.pub = d.priv.PublicKey()
 		}
 		if d.priv != (wgtypes.Key{}) {
-			d.remove(d.priv.PublicKey())
+			d.remove(d.pub)
 		}
 	}
 	if cfg.ListenPort != nil {
@@ -280,7 +280,7 @@ func (f *Fake) ConfigureDevice(name string, cfg wgtypes.Config) error {
 func (f *Fake) Close() error { return nil }
 
 func (d *fakeDevice) apply(pc wgtypes.PeerConfig, allowed []netip.Prefix) {
-	if d.priv != (wgtypes.Key{}) && pc.PublicKey == d.priv.PublicKey() {
+	if d.priv != (wgtypes.Key{}) && pc.PublicKey == d.pub {
 		return
 	}
 	p := d.peers[pc.PublicKey]
