@@ -429,3 +429,32 @@ func TestOIDCSecondFactor(t *testing.T) {
 	}
 	pb.do("GET", "/apps", nil, false).MustStatus(t, 200)
 }
+
+// TestDeleteAccountTakesSignInData: the export lists the second factor,
+// its recovery codes and a pending link, their secrets withheld; deleting
+// the account removes them.
+func TestDeleteAccountTakesSignInData(t *testing.T) {
+	h := newHarness(t)
+	owner := h.MustOwner()
+	mustEnrol(t, h, owner.Token)
+	now := h.clock.Now()
+	if err := h.store.CreateOwnerToken(t.Context(), owner.Owner.ID, store.TokenResetPassword, hashAPIKey(randomSecret("")), now.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	var ex api.Export
+	h.Do(request{Method: "GET", Path: "/api/v1/me/export", Token: owner.Token}).MustStatus(t, 200).MustDecode(t, &ex)
+	for table, n := range map[string]int{"totp_credentials": 1, "recovery_codes": 10, "owner_tokens": 1} {
+		if got := len(ex.Tables[table]); got != n {
+			t.Errorf("export: %d %s rows, want %d", got, table, n)
+		}
+	}
+	if ex.Tables["totp_credentials"][0]["secret"] != store.Withheld || ex.Tables["owner_tokens"][0]["hash"] != store.Withheld {
+		t.Errorf("export shows a secret: %v %v", ex.Tables["totp_credentials"], ex.Tables["owner_tokens"])
+	}
+	h.Do(request{Method: "DELETE", Path: "/api/v1/me", Token: owner.Token}).MustStatus(t, 204)
+	for _, table := range []string{"totp_credentials", "recovery_codes", "owner_tokens"} {
+		if n := countRows(t, h, table); n != 0 {
+			t.Errorf("%d %s rows after the account was deleted", n, table)
+		}
+	}
+}

@@ -214,6 +214,13 @@ func TestMainSetupLinkAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The key that seals two-factor secrets is beside the session key.
+	secretPath := filepath.Join(filepath.Dir(in.keyPath), "secret.key")
+	mustMode(t, secretPath, 0o600)
+	secret1, err := os.ReadFile(secretPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	m2 := MustRunMain(t, in.args(), nil)
 	if out := m2.stdout.String(); out != "" {
@@ -227,6 +234,9 @@ func TestMainSetupLinkAndRestart(t *testing.T) {
 	key2, _ := os.ReadFile(in.keyPath)
 	if !bytes.Equal(key1, key2) {
 		t.Error("the session key file changed across restarts")
+	}
+	if secret2, _ := os.ReadFile(secretPath); !bytes.Equal(secret1, secret2) {
+		t.Error("the secret key file changed across restarts")
 	}
 	mustMode(t, in.dbPath, 0o600)
 }
