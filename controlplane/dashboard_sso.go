@@ -41,8 +41,9 @@ type ssoBody struct {
 	// Exists: an account has the provider's email, so only a link can
 	// follow.
 	Exists bool
-	// LinkEmail is what the link form's email holds.
-	LinkEmail string
+	// LinkEmail is what the link form's email holds; SignupEmail the
+	// signup form's (not an existing account's email).
+	LinkEmail, SignupEmail string
 	// SignedInAs is the account signed in in this browser, if any.
 	SignedInAs string
 }
@@ -61,6 +62,9 @@ func (d *dashboard) ssoPage(c echo.Context, status int, p *page, pend oidcPendin
 		if b.Exists && b.LinkEmail == "" {
 			b.LinkEmail = pend.Email
 		}
+	}
+	if !b.Exists || email != pend.Email {
+		b.SignupEmail = email
 	}
 	p.Body = b
 	return d.render(c, status, "sso.html", p)

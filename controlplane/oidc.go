@@ -428,7 +428,7 @@ func (s *Server) handleOIDCCallback(c echo.Context) error {
 		return err
 	}
 	c.SetCookie(ck)
-	if wantsJSON(c) {
+	if !wantsHTML(c) {
 		exists := false
 		if pend.Email != "" {
 			_, err := s.store.GetOwnerByEmail(ctx, pend.Email)
@@ -462,9 +462,16 @@ func (s *Server) claimedEmail(ctx context.Context, prov *oidc.Provider, idt *oid
 	return e, verified
 }
 
-// wantsJSON reports a client that asked for JSON rather than a page.
+// wantsJSON reports a client that asked for JSON rather than a redirect
+// (GET .../start).
 func wantsJSON(c echo.Context) bool {
 	return strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMEApplicationJSON)
+}
+
+// wantsHTML reports a browser: the callback answers it with pages; any
+// other client gets JSON.
+func wantsHTML(c echo.Context) bool {
+	return strings.Contains(c.Request().Header.Get(echo.HeaderAccept), echo.MIMETextHTML)
 }
 
 // oidcSignedIn signs o in after a provider sign-in: JSON clients get the
@@ -475,7 +482,7 @@ func wantsJSON(c echo.Context) bool {
 // pending cookie (totp.go).
 func (s *Server) oidcSignedIn(c echo.Context, o store.Owner, next string) error {
 	switch err := s.secondFactor(c.Request().Context(), o, ""); {
-	case err == errSecondFactorRequired && !wantsJSON(c):
+	case err == errSecondFactorRequired && wantsHTML(c):
 		if err := s.setPendingCookie(c, o); err != nil {
 			return err
 		}
@@ -483,7 +490,7 @@ func (s *Server) oidcSignedIn(c echo.Context, o store.Owner, next string) error 
 	case err != nil:
 		return err
 	}
-	if wantsJSON(c) {
+	if !wantsHTML(c) {
 		return s.signIn(c, o, http.StatusOK)
 	}
 	tok, exp, err := s.sessions.issue(o.ID, o.TokenEpoch)
@@ -515,10 +522,10 @@ var continueTmpl = template.Must(template.New("").Parse(`<!doctype html>
 <body><main><p>Signing in… <a href="{{.}}">Continue</a>.</p></main></body></html>
 `))
 
-// oidcFail answers a failed provider sign-in: JSON clients get the error,
-// browsers an error page that leads back to the sign-in page.
+// oidcFail answers a failed provider sign-in: browsers get an error page
+// that leads back to the sign-in page, other clients the JSON error.
 func (s *Server) oidcFail(c echo.Context, err error) error {
-	if wantsJSON(c) || s.dash == nil {
+	if !wantsHTML(c) || s.dash == nil {
 		return err
 	}
 	ae, internal := toAPIError(err)

@@ -60,13 +60,13 @@ func ssoOperations() []operation {
 			summary: "Finish a single sign-on (the provider's redirect)",
 			desc: "The provider sends the browser here. The flow cookie is dropped (a callback works once); the state must match it, " +
 				"the code is exchanged with the PKCE verifier, and the ID token must be the provider's, for this client, unexpired, " +
-				"and carry the flow's nonce. Clients that send `Accept: application/json` get JSON; browsers get a page that moves on " +
-				"(same-site, so the SameSite=Strict session cookie goes along), or an error page.\n\n" + ssoDoc,
+				"and carry the flow's nonce. Browsers (`Accept: text/html`) get pages instead of what is documented here: one that moves " +
+				"on (same-site, so the SameSite=Strict session cookie goes along) to `next`, their start page or /login/sso, or an error " +
+				"page with the same status.\n\n" + ssoDoc,
 			query: cbParams,
 			replies: []reply{
-				{status: 200, desc: "Signed in: the sign-in is linked to an active account. JSON clients get the token; browsers a page continuing to `next` or their start page.",
-					media: map[string]*openapi3.Schema{"text/html": openapi3.NewStringSchema()}, cookie: true},
-				{status: 202, desc: "The sign-in is linked to no account: it waits in the sealed `" + oidcPendingCookie + "` cookie for a signup or a link (JSON clients; browsers get a page continuing to /login/sso).",
+				{status: 200, desc: "Signed in: the sign-in is linked to an active account.", body: api.AuthResponse{}, cookie: true},
+				{status: 202, desc: "The sign-in is linked to no account: it waits in the sealed `" + oidcPendingCookie + "` cookie for a signup or a link.",
 					body: api.SSOPending{}},
 			},
 			errs: []int{400, 401, 403, 502}},
@@ -86,7 +86,7 @@ func ssoOperations() []operation {
 			summary: "Linked sign-in providers", desc: "The providers that sign in to this account, and the providers this server offers.",
 			replies: []reply{{status: 200, body: api.IdentityList{}}}},
 		{method: http.MethodDelete, path: "/api/v1/me/identities/{identity_id}", id: "unlinkIdentity", tag: "account", sec: secOwner,
-			summary: "Unlink a sign-in provider", body: api.IdentityUnlink{},
+			summary: "Unlink a sign-in provider", body: api.IdentityUnlink{}, optionalBody: true,
 			desc: "The body is optional, except for the account's last provider: unlinking it needs the account's password (403 " +
 				"with field password otherwise), so that the account keeps a way in. An operator restricted to single sign-on cannot " +
 				"unlink the last one (409).",

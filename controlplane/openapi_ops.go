@@ -41,6 +41,8 @@ type operation struct {
 	errs []int
 	// raw operations get no automatic error responses.
 	raw bool
+	// optionalBody: the JSON body may be left out.
+	optionalBody bool
 }
 
 // reply is one documented response.
