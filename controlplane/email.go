@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -116,7 +117,7 @@ type signinMailer struct {
 
 	// picked, when set, is called as each job is taken from the queue
 	// (tests hold the queue with it).
-	picked func()
+	picked atomic.Pointer[func()]
 }
 
 func newSigninMailer(s *Server, cfg mail.Config, base string) *signinMailer {
@@ -162,8 +163,8 @@ func (m *signinMailer) run(ctx context.Context) {
 				m.s.log.LogAttrs(ctx, slog.LevelWarn, "purge expired sign-in links", slog.String(logError, err.Error()))
 			}
 		case j := <-m.jobs:
-			if m.picked != nil {
-				m.picked()
+			if f := m.picked.Load(); f != nil {
+				(*f)()
 			}
 			if err := m.handle(ctx, j); err != nil && ctx.Err() == nil {
 				// The error names a stage and an SMTP code, never an

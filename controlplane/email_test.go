@@ -303,7 +303,8 @@ func TestPasswordResetLooksUpLater(t *testing.T) {
 
 	hold := make(chan struct{})
 	taken := make(chan struct{}, 4)
-	h.srv.mail.picked = func() { taken <- struct{}{}; <-hold }
+	picked := func() { taken <- struct{}{}; <-hold }
+	h.srv.mail.picked.Store(&picked)
 	before := countRows(t, h, "owner_tokens")
 	for _, addr := range []string{"nobody@example.com", email, "nobody2@example.com"} {
 		h.Serve(request{Method: "POST", Path: "/api/v1/auth/password-reset", Body: api.PasswordResetRequest{Email: addr}}).MustStatus(t, 202)
