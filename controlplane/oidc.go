@@ -139,10 +139,14 @@ func (p *oidcProvider) discover(ctx context.Context) (*oidc.Provider, error) {
 type oidcProviders struct {
 	list   []*oidcProvider
 	byName map[string]*oidcProvider
+	// limit bounds the sign-ins a client address starts and finishes (each
+	// finish costs a request to the provider): 60 at once, then one a
+	// second. Keyed like every limit here, by a salted hash.
+	limit *limiter
 }
 
-func newOIDCProviders(cfgs []OIDCProvider) *oidcProviders {
-	ps := &oidcProviders{byName: map[string]*oidcProvider{}}
+func newOIDCProviders(cfgs []OIDCProvider, now func() time.Time) *oidcProviders {
+	ps := &oidcProviders{byName: map[string]*oidcProvider{}, limit: newLimiter(time.Second, 60, time.Hour, now)}
 	for _, c := range cfgs {
 		if len(c.Scopes) == 0 {
 			c.Scopes = []string{oidc.ScopeEmail}
@@ -323,6 +327,9 @@ func (s *Server) handleOIDCStart(c echo.Context) error {
 	if err != nil {
 		return s.oidcFail(c, err)
 	}
+	if err := checkRate(c, s.oidc.limit, clientKey(c)); err != nil {
+		return s.oidcFail(c, err)
+	}
 	next := c.QueryParam("next")
 	if len(next) > 512 {
 		return s.oidcFail(c, badRequest("next", "must be at most 512 characters"))
@@ -358,6 +365,9 @@ var providerErrorRE = regexp.MustCompile(`^[a-z_]{1,64}$`)
 func (s *Server) handleOIDCCallback(c echo.Context) error {
 	p, err := s.provider(c)
 	if err != nil {
+		return s.oidcFail(c, err)
+	}
+	if err := checkRate(c, s.oidc.limit, clientKey(c)); err != nil {
 		return s.oidcFail(c, err)
 	}
 	var f oidcFlow

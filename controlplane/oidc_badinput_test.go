@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -184,4 +185,23 @@ func ssoSnapshot(tb testing.TB, h *harness) ssoState {
 		s.Identities[o.ID] = ids
 	}
 	return s
+}
+
+// TestSSORateLimit: one client address starts (and finishes) at most 60
+// sign-ins at once, then one a second; others are not held back.
+func TestSSORateLimit(t *testing.T) {
+	h := newHarness(t, ssoAuthzOptions(t))
+	const addr = "192.0.2.200:4000"
+	for range 60 {
+		h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/test/start", RemoteAddr: addr}).MustStatus(t, http.StatusFound)
+	}
+	r := h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/test/callback?state=x&code=y", RemoteAddr: addr,
+		Header: map[string]string{"Accept": "application/json"}})
+	r.MustHaveError(t, wantErr{Status: http.StatusTooManyRequests, Code: api.CodeRateLimited})
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/test/start", RemoteAddr: "192.0.2.201:4000"}).MustStatus(t, http.StatusFound)
+	h.clock.Advance(2 * time.Second)
+	h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/test/start", RemoteAddr: addr}).MustStatus(t, http.StatusFound)
 }

@@ -55,21 +55,21 @@ func ssoOperations() []operation {
 				body: api.SSOStart{}, headers: map[string]string{"Set-Cookie": "The sealed `" + oidcFlowCookie + "` cookie."}},
 				{status: 302, desc: "To the provider's authorization endpoint; sets the sealed flow cookie.",
 					headers: map[string]string{"Location": "The provider's authorization URL.", "Set-Cookie": "The sealed `" + oidcFlowCookie + "` cookie."}}},
-			errs: []int{502}},
+			errs: []int{429, 502}},
 		{method: http.MethodGet, path: "/api/v1/auth/oidc/{provider}/callback", id: "finishSSO", tag: "auth",
 			summary: "Finish a single sign-on (the provider's redirect)",
 			desc: "The provider sends the browser here. The flow cookie is dropped (a callback works once); the state must match it, " +
 				"the code is exchanged with the PKCE verifier, and the ID token must be the provider's, for this client, unexpired, " +
 				"and carry the flow's nonce. Browsers (`Accept: text/html`) get pages instead of what is documented here: one that moves " +
 				"on (same-site, so the SameSite=Strict session cookie goes along) to `next`, their start page or /login/sso, or an error " +
-				"page with the same status.\n\n" + ssoDoc,
+				"page with the same status. Start and callback together are limited per client address (60 at once, then one a second).\n\n" + ssoDoc,
 			query: cbParams,
 			replies: []reply{
 				{status: 200, desc: "Signed in: the sign-in is linked to an active account.", body: api.AuthResponse{}, cookie: true},
 				{status: 202, desc: "The sign-in is linked to no account: it waits in the sealed `" + oidcPendingCookie + "` cookie for a signup or a link.",
 					body: api.SSOPending{}},
 			},
-			errs: []int{400, 401, 403, 502}},
+			errs: []int{400, 401, 403, 429, 502}},
 		{method: http.MethodPost, path: "/api/v1/auth/oidc/signup", id: "ssoSignup", tag: "auth",
 			summary: "Create an account for the waiting sign-in", body: api.SSOSignup{},
 			desc: "Creates an owner account linked to the sign-in waiting in this browser and signs it in. The account gets a random " +

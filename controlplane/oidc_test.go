@@ -466,6 +466,10 @@ func TestOIDCOperatorSSOOnly(t *testing.T) {
 	if !strings.Contains(string(r.Body), `href="/api/v1/auth/oidc/test/start"`) || !strings.Contains(string(r.Body), "Sign in with Test ID") {
 		t.Errorf("the sign-in page has no button for the provider:\n%s", r.Body)
 	}
+	r = b.form("/login", "/login", url.Values{"email": {adminEmail}, "password": {adminPassword}})
+	if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "sign in with single sign-on") || r.SessionCookie() != nil {
+		t.Fatalf("the operator's password sign-in on the page: %d %s", r.Status, r.Body)
+	}
 
 	p := mustPending(t, b.signIn(ssoOps, true))
 	if !p.AccountExists {

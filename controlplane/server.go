@@ -207,7 +207,7 @@ func New(opts Options) (*Server, error) {
 		mailEmail:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
 		mailOwner:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
 		tokenIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
-		oidc:       newOIDCProviders(opts.OIDCProviders),
+		oidc:       newOIDCProviders(opts.OIDCProviders, opts.Now),
 	}
 	if opts.LongPoll <= 0 {
 		opts.LongPoll = 25 * time.Second
