@@ -49,7 +49,7 @@ func Start(tb testing.TB, users []User, redirects ...string) *Provider {
 		if os.Getenv("CI") == "true" {
 			tb.Fatalf("%s not set, but CI=true: CI must run the single sign-on tests against the OpenID provider (.ci/run builds it from tools/oidcbin)", EnvProvider)
 		}
-		tb.Skipf("%s not set: build the OpenID provider with `cd tools/oidcbin && go build -o /opt/traceless-ci/bin/ .` and point the variable at it", EnvProvider)
+		tb.Skipf("%s not set: build the OpenID provider with `cd tools/oidcbin && go build -trimpath -o /opt/traceless-ci/bin/traceless-oidc-provider .` and point the variable at it", EnvProvider)
 	}
 	dir := tb.TempDir()
 	m := map[string]map[string]any{}
