@@ -17,6 +17,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -151,9 +153,17 @@ func (m *signinMailer) enqueue(j mailJob) bool {
 }
 
 // run sends queued mail until ctx ends, and purges expired links hourly.
+//
+// Jobs wait for the next round, every 0.5-1.5 s (at random), rather than
+// running as they arrive: the account lookup, the token write and the
+// delivery of a reset for an existing account then never overlap the
+// answer to the request that queued it, so even the load they cause does
+// not tell an address that has an account from one that has none.
 func (m *signinMailer) run(ctx context.Context) {
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
+	round := time.NewTimer(mailRoundDelay())
+	defer round.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -162,6 +172,24 @@ func (m *signinMailer) run(ctx context.Context) {
 			if _, err := m.s.store.PurgeExpiredOwnerTokens(ctx, m.s.now()); err != nil && ctx.Err() == nil {
 				m.s.log.LogAttrs(ctx, slog.LevelWarn, "purge expired sign-in links", slog.String(logError, err.Error()))
 			}
+		case <-round.C:
+			m.drain(ctx)
+			round.Reset(mailRoundDelay())
+		}
+	}
+}
+
+// mailRoundDelay is the time to the next round of the queue: 0.5-1.5 s.
+func mailRoundDelay() time.Duration {
+	var b [2]byte
+	rand.Read(b[:])
+	return 500*time.Millisecond + time.Duration(binary.BigEndian.Uint16(b[:]))*time.Second/65536
+}
+
+// drain handles the jobs queued so far.
+func (m *signinMailer) drain(ctx context.Context) {
+	for {
+		select {
 		case j := <-m.jobs:
 			if f := m.picked.Load(); f != nil {
 				(*f)()
@@ -171,6 +199,8 @@ func (m *signinMailer) run(ctx context.Context) {
 				// address or a token.
 				m.s.log.LogAttrs(ctx, slog.LevelWarn, "sign-in mail not sent", slog.String(logError, err.Error()))
 			}
+		default:
+			return
 		}
 	}
 }
