@@ -169,7 +169,7 @@ func needGo(t *testing.T) {
 	}
 }
 
-// TestDeps keeps dependencies pointing down (STYLE.md): node agents, the
+// TestDeps keeps dependencies pointing down (README, Layout): node agents, the
 // CLI, the Go client and the wire types never pull in the server's
 // database or HTTP framework, the wire types use only the standard
 // library, the store imports nothing of ours, and nothing imports cmd/.
