@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -336,6 +337,7 @@ func (s *Server) handleOIDCStart(c echo.Context) error {
 	}
 	prov, err := p.discover(c.Request().Context())
 	if err != nil {
+		s.ssoWarn(c, "discovery failed: "+err.Error())
 		return s.oidcFail(c, errProviderDown)
 	}
 	f := oidcFlow{Provider: p.cfg.Name, State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), Next: safeNext(next)}
@@ -353,6 +355,47 @@ func (s *Server) handleOIDCStart(c echo.Context) error {
 		return c.JSON(http.StatusOK, api.SSOStart{AuthorizationURL: u})
 	}
 	return c.Redirect(http.StatusFound, u)
+}
+
+// ssoWarn logs why a provider's answer was refused, for the operator (a
+// wrong client secret, an unreachable provider): what failed, never who
+// was signing in, nor any code, token or time of the answer.
+func (s *Server) ssoWarn(c echo.Context, what string) {
+	s.log.LogAttrs(c.Request().Context(), slog.LevelWarn, "single sign-on failed",
+		slog.String(logRoute, routeOf(c)), slog.String(logError, what))
+}
+
+// exchangeError describes a failed code exchange by the provider's OAuth
+// error code and HTTP status, not by its response body.
+func exchangeError(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		code := "no error code"
+		if providerErrorRE.MatchString(re.ErrorCode) {
+			code = re.ErrorCode
+		}
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Sprintf("%s (HTTP %d)", code, status)
+	}
+	return "the token endpoint could not be reached"
+}
+
+// idTokenError describes why an ID token was rejected without its times.
+func idTokenError(err error) string {
+	var exp *oidc.TokenExpiredError
+	if errors.As(err, &exp) {
+		return "expired"
+	}
+	msg := err.Error()
+	for _, what := range []string{"audience", "issued by a different provider", "signature", "malformed", "algorithm"} {
+		if strings.Contains(msg, what) {
+			return what
+		}
+	}
+	return "invalid"
 }
 
 // providerErrorRE is an OAuth error code the provider may send back.
@@ -393,21 +436,26 @@ func (s *Server) handleOIDCCallback(c echo.Context) error {
 	ctx := oidc.ClientContext(c.Request().Context(), oidcHTTP)
 	prov, err := p.discover(ctx)
 	if err != nil {
+		s.ssoWarn(c, "discovery failed: "+err.Error())
 		return s.oidcFail(c, errProviderDown)
 	}
 	cfg := s.oauthConfig(p, prov)
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
-		// A spent, foreign or forged code, or a wrong verifier.
+		// A spent, foreign or forged code, or a wrong verifier: or a wrong
+		// client secret, which the operator must hear of.
+		s.ssoWarn(c, "the token endpoint refused the code: "+exchangeError(err))
 		return s.oidcFail(c, errSSORejected)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
+		s.ssoWarn(c, "the token endpoint gave no ID token")
 		return s.oidcFail(c, errSSORejected)
 	}
 	// The provider's clock, not a test's: the token's times are real.
 	idt, err := prov.Verifier(&oidc.Config{ClientID: p.cfg.ClientID}).Verify(ctx, raw)
 	if err != nil {
+		s.ssoWarn(c, "the ID token was rejected: "+idTokenError(err))
 		return s.oidcFail(c, errSSORejected)
 	}
 	if !hmac.Equal([]byte(idt.Nonce), []byte(f.Nonce)) {

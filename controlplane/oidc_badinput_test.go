@@ -205,3 +205,36 @@ func TestSSORateLimit(t *testing.T) {
 	h.clock.Advance(2 * time.Second)
 	h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/test/start", RemoteAddr: addr}).MustStatus(t, http.StatusFound)
 }
+
+// TestSSOFailuresLogged: a provider the server cannot use (a wrong client
+// secret, an unreachable issuer) fails the sign-in and tells the operator
+// why in the log, without who was signing in.
+func TestSSOFailuresLogged(t *testing.T) {
+	w := newSSOWorlds(t, func(o *Options) { o.OIDCProviders[0].ClientSecret = "not the client secret" })[0]
+	off := w.h.logs.Len()
+	w.browser(t).signIn(ssoAnn, true).MustHaveError(t, wantErr{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized})
+	logs := w.h.logs.Since(off)
+	if !strings.Contains(logs, `"msg":"single sign-on failed"`) || !strings.Contains(logs, "the token endpoint refused the code: invalid_client") {
+		t.Errorf("the log does not say why:\n%s", logs)
+	}
+	for _, s := range []string{ssoAnn.ID, ssoAnn.Username, strings.ToLower(ssoAnn.Email), "code="} {
+		if strings.Contains(strings.ToLower(logs), strings.ToLower(s)) {
+			t.Errorf("the log holds %q:\n%s", s, logs)
+		}
+	}
+
+	h := newHarness(t, func(o *Options) {
+		o.PublicURL = "http://cp.example.com"
+		o.OIDCProviders = []OIDCProvider{{Name: "down", Label: "Down", Issuer: "http://127.0.0.1:1/", ClientID: "c", ClientSecret: "s"}}
+	})
+	off = h.logs.Len()
+	h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/down/start"}).MustHaveError(t, wantErr{Status: http.StatusBadGateway, Code: api.CodeProviderUnavailable})
+	if logs := h.logs.Since(off); !strings.Contains(logs, "discovery failed") {
+		t.Errorf("the log does not say why:\n%s", logs)
+	}
+	// A browser gets a page.
+	r := h.Serve(request{Method: http.MethodGet, Path: "/api/v1/auth/oidc/down/start", Header: map[string]string{"Accept": "text/html"}})
+	if r.Status != http.StatusBadGateway || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("a browser got %d %s", r.Status, r.Header.Get("Content-Type"))
+	}
+}
