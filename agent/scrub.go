@@ -50,12 +50,6 @@ import (
 // handshakes in the instant between the read and the re-add loses that
 // handshake and repeats it after WireGuard's rekey timeout.
 
-// scrub reads the device and re-creates its stale peers; see scrubRead.
-func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, error) {
-	out, err := d.scrubRead(now, after, false)
-	return out.scrubbed, out.recheck, err
-}
-
 // scrubOutcome is what one scrub read did.
 type scrubOutcome struct {
 	scrubbed int

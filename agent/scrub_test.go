@@ -322,3 +322,10 @@ func TestScrubReadRepairs(t *testing.T) {
 		t.Errorf("repaired from a read a delta overtook: %+v", out)
 	}
 }
+
+// scrub reads the device and re-creates its stale peers, without serving
+// anti-entropy; see scrubRead.
+func (d *device) scrub(now time.Time, after time.Duration) (int, time.Duration, error) {
+	out, err := d.scrubRead(now, after, false)
+	return out.scrubbed, out.recheck, err
+}
