@@ -15,9 +15,10 @@ import (
 // /var/run/wireguard/<name>.sock through which wgctrl and wg(8) configure
 // it.
 type userspaceDevice struct {
-	dev  *device.Device
-	uapi net.Listener
-	done chan struct{}
+	dev     *device.Device
+	uapi    net.Listener
+	done    chan struct{}
+	release func() // stops pacing collections (gcpace.go)
 }
 
 // discard is wireguard-go's logger: it would otherwise print peers' keys
@@ -45,7 +46,7 @@ func startUserspace(name string, mtu int) (*userspaceDevice, error) {
 		dev.Close()
 		return nil, wrapErr("listen on uapi socket", err)
 	}
-	u := &userspaceDevice{dev: dev, uapi: l, done: make(chan struct{})}
+	u := &userspaceDevice{dev: dev, uapi: l, done: make(chan struct{}), release: paceGC()}
 	go u.serve()
 	return u, nil
 }
@@ -67,6 +68,7 @@ func (u *userspaceDevice) Close() error {
 	err := u.uapi.Close()
 	u.dev.Close()
 	<-u.done
+	u.release()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}

@@ -121,7 +121,8 @@ func runRegister(ctx context.Context, args []string) error {
 	if err := b.seed(ctx, *devices); err != nil {
 		return err
 	}
-	fmt.Printf("%d clients, %v per phase, loopback HTTP/1.1 keep-alive, server and clients on the same machine\n\n", *clients, *duration)
+	fmt.Printf("%d clients, %v per phase, loopback HTTP/1.1 keep-alive, server and clients on the same machine; load %s\n", *clients, *duration, loadAvg())
+	fmt.Printf("the per-key rate limit is off (one key makes every registration); its default is 50 requests/s per key, burst 4x\n\n")
 
 	health := load(ctx, "baseline GET /healthz", *clients, *duration, func(ctx context.Context) *http.Request {
 		req, _ := http.NewRequestWithContext(ctx, "GET", b.url+"/healthz", nil)
