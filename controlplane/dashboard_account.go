@@ -178,8 +178,9 @@ func (d *dashboard) handleDeleteAccount(c echo.Context) error {
 
 // privacyBody is the privacy manifest as a page.
 type privacyBody struct {
-	Sections    []privacySection
-	NeverStored []string
+	Sections     []privacySection
+	NeverStored  []string
+	ThirdParties []api.PrivacyThirdParty
 }
 
 // privacySection groups the tables about one subject.
@@ -207,7 +208,7 @@ func (d *dashboard) handlePrivacyPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body := privacyBody{NeverStored: m.NeverStored}
+	body := privacyBody{NeverStored: m.NeverStored, ThirdParties: d.s.thirdParties()}
 	used := map[string]bool{}
 	for _, sub := range privacySubjects {
 		sec := privacySection{Heading: sub.heading, Intro: sub.intro}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -88,6 +89,16 @@ func TestSSODashboard(t *testing.T) {
 	r = b.form("/account", unlink, url.Values{"password": {testPassword}})
 	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/account?done=sso-unlinked" {
 		t.Fatalf("unlink: %d %v", r.Status, r.Header)
+	}
+	// The privacy manifest and page name the provider as a third party.
+	var pm api.PrivacyManifest
+	h.Do(request{Method: "GET", Path: "/api/v1/privacy"}).MustStatus(t, http.StatusOK).MustDecode(t, &pm)
+	if len(pm.ThirdParties) != 1 || !strings.Contains(pm.ThirdParties[0].Name, "Test ID") || !strings.Contains(pm.ThirdParties[0].Name, w.op.Issuer) ||
+		!strings.Contains(pm.ThirdParties[0].Receives, "each sign-in made through it") {
+		t.Errorf("third parties: %+v", pm.ThirdParties)
+	}
+	if page := string(b.do("GET", "/privacy", nil, false).MustStatus(t, http.StatusOK).Body); !strings.Contains(page, "Third parties") || !strings.Contains(page, "Test ID") {
+		t.Errorf("the privacy page does not name the provider")
 	}
 	acct = string(b.do("GET", "/account?done=sso-unlinked", nil, false).MustStatus(t, http.StatusOK).Body)
 	if !strings.Contains(acct, "Sign-in provider unlinked") || !strings.Contains(acct, "Link Test ID") {

@@ -34,6 +34,9 @@ func init() {
 		"label":    {describe("The provider's display label (its issuer when no longer configured).")},
 		"issuer":   {describe("The provider's issuer. With the subject, which is not shown here but is in the export, it is all that is stored.")},
 	}
+	fieldRules[reflect.TypeFor[api.PrivacyManifest]()] = map[string][]fieldRule{
+		"third_parties": {describe("Outside services this installation is configured to use that see something of its users: the single sign-on providers, each seeing the sign-ins made through it.")},
+	}
 	fieldRules[reflect.TypeFor[api.SSOSignup]()] = map[string][]fieldRule{
 		"email": {describe("The new account's email; the provider's when absent.")},
 	}

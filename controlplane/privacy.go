@@ -32,5 +32,22 @@ func (s *Server) handlePrivacy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	m.ThirdParties = s.thirdParties()
 	return c.JSON(http.StatusOK, m)
+}
+
+// thirdParties lists the configured single sign-on providers: each sees
+// the sign-ins made through it.
+func (s *Server) thirdParties() []api.PrivacyThirdParty {
+	out := []api.PrivacyThirdParty{}
+	for _, p := range s.oidc.list {
+		out = append(out, api.PrivacyThirdParty{
+			Name:    p.cfg.Label + " (" + p.cfg.Issuer + ")",
+			Purpose: "single sign-on (OpenID Connect) provider, chosen by the operator; used only by those who sign in with it",
+			Receives: "each sign-in made through it: that this person signs in to this service, and when. It sends back the " +
+				"subject it names the person by, which is stored with the account (owner_identities), and an email that is not stored " +
+				"unless the person signs up with it",
+		})
+	}
+	return out
 }

@@ -27,7 +27,7 @@ func TestPrivacyManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = m.WithTunnels(store.DefaultTunnelIPv4, store.DefaultTunnelIPv6)
-	want := api.PrivacyManifest{NeverStored: m.NeverStored}
+	want := api.PrivacyManifest{NeverStored: m.NeverStored, ThirdParties: []api.PrivacyThirdParty{}}
 	for _, tb := range m.Tables {
 		pt := api.PrivacyTable{Name: tb.Name, Subject: tb.Subject, Purpose: tb.Purpose, Retention: tb.Retention}
 		for _, c := range tb.Columns {

@@ -96,6 +96,18 @@ type PlanList struct {
 type PrivacyManifest struct {
 	Tables      []PrivacyTable `json:"tables"`
 	NeverStored []string       `json:"never_stored"`
+	// ThirdParties are the outside services this installation is
+	// configured to use that see something of its users (the single
+	// sign-on providers), and what they see.
+	ThirdParties []PrivacyThirdParty `json:"third_parties"`
+}
+
+// PrivacyThirdParty is an outside service that sees something of the
+// users, and what.
+type PrivacyThirdParty struct {
+	Name     string `json:"name"`
+	Purpose  string `json:"purpose"`
+	Receives string `json:"receives"`
 }
 
 // PrivacyTable is one table of the manifest.
