@@ -17,8 +17,8 @@ import (
 // While a userspace device is open, the process collects by heap growth
 // only: GOGC is off, which stops the forced collections, and a soft
 // memory limit set after every collection to what GOGC=100 would allow
-// (the memory that is not heap, plus twice the live heap, plus
-// gcHeadroom) starts the next one. An operator's GOGC or GOMEMLIMIT in the
+// (what the process holds, plus its live heap again, plus gcHeadroom)
+// starts the next one. An operator's GOGC or GOMEMLIMIT in the
 // environment is left alone.
 
 // gcHeadroom is the least heap growth between collections.
@@ -84,27 +84,28 @@ func armGCPacer(epoch int) {
 var gcSamples = []metrics.Sample{
 	{Name: "/memory/classes/total:bytes"},
 	{Name: "/memory/classes/heap/released:bytes"},
-	{Name: "/memory/classes/heap/objects:bytes"},
-	{Name: "/memory/classes/heap/free:bytes"},
-	{Name: "/memory/classes/heap/unused:bytes"},
 	{Name: "/gc/heap/live:bytes"},
+	{Name: "/memory/classes/heap/objects:bytes"},
 }
 
-// setGCLimit sets the memory limit to what GOGC=100 would let the process
-// reach before its next collection; call with pacer.mu held.
+// setGCLimit sets the memory limit so that the process may grow by its
+// live heap plus gcHeadroom beyond what it holds now, as GOGC=100 would let
+// the heap grow; call with pacer.mu held, right after a collection. What
+// the process holds counts memory the runtime keeps but does not use (free
+// spans not yet returned to the system): a limit below that would make the
+// runtime collect again and again.
 func setGCLimit() {
 	metrics.Read(gcSamples)
 	v := func(i int) uint64 { return gcSamples[i].Value.Uint64() }
-	total, released, objects, free, unused, live := v(0), v(1), v(2), v(3), v(4), v(5)
-	heap := objects + free + unused
-	nonHeap := uint64(0)
-	if total > released+heap {
-		nonHeap = total - released - heap
-	}
+	total, released, live := v(0), v(1), v(2)
 	if live == 0 { // no collection yet
-		live = objects
+		live = v(3)
 	}
-	limit := nonHeap + 2*live + gcHeadroom
+	held := uint64(0)
+	if total > released {
+		held = total - released
+	}
+	limit := held + live + gcHeadroom
 	if limit > math.MaxInt64 {
 		limit = math.MaxInt64
 	}
