@@ -578,6 +578,20 @@ func authzRoutes() map[string]route {
 		"POST /apps/:app_id/rotation": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
 			return form("/apps/"+w.appA+"/rotation", url.Values{"rotation_days": {"30"}})
 		}},
+		// Credentials on the app page (dashboard_keys.go).
+		"GET /apps/:app_id/keys/:key_id/replace": {class: classPage, page: true, scoped: true, ok: 200, request: func(w *authzWorld) request {
+			return request{Method: "GET", Path: "/apps/" + w.appA + "/keys/" + w.keyA + "/replace"}
+		}},
+		"POST /apps/:app_id/keys/:key_id/replace": {class: classPage, page: true, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/keys/"+w.keyA+"/replace", url.Values{"name": {"replacement"},
+				"grace_until": {w.h.clock.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04")}})
+		}},
+		"POST /apps/:app_id/tickets": {class: classPage, page: true, scoped: true, ok: 201, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/tickets", url.Values{"reference": {"user-1"}})
+		}},
+		"POST /apps/:app_id/registration-cap": {class: classPage, page: true, scoped: true, ok: 303, request: func(w *authzWorld) request {
+			return form("/apps/"+w.appA+"/registration-cap", url.Values{"registration_cap": {"100"}})
+		}},
 		// An owner's own servers: A's dedicated pool and node.
 		"GET /pools": {class: classPage, page: true, ok: 200, request: get("/pools")},
 		"POST /pools": {class: classPage, page: true, ok: 303, request: func(w *authzWorld) request {

@@ -10,9 +10,10 @@ package controlplane
 //     redirected to /login (303); operators' pages answer 403 to owners.
 //   - Every POST carries a CSRF token (dashboard_session.go) and answers
 //     with a redirect (POST-redirect-GET), except where a secret is shown
-//     once (a new API key, enrollment token or webhook secret): that page
-//     is the POST's answer, because the secret is not shown again and
-//     cannot be after a redirect. Responses are Cache-Control: no-store.
+//     once (a new API key, registration ticket, enrollment token or
+//     webhook secret): that page is the POST's answer, because the secret
+//     is not shown again and cannot be after a redirect. Responses are
+//     Cache-Control: no-store.
 //   - Whatever the API offers an owner or an operator, a page or form
 //     offers too (TestDashboardParity).
 //   - Errors are pages, not JSON: a failed form is shown again with the
@@ -73,6 +74,10 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.POST("/apps/:app_id/keys", d.h(d.handleCreateKey), post...)
 	e.GET("/apps/:app_id/keys/:key_id/revoke", d.h(d.handleRevokeKeyPage), own...)
 	e.POST("/apps/:app_id/keys/:key_id/revoke", d.h(d.handleRevokeKey), post...)
+	e.GET("/apps/:app_id/keys/:key_id/replace", d.h(d.handleReplaceKeyPage), own...)
+	e.POST("/apps/:app_id/keys/:key_id/replace", d.h(d.handleReplaceKey), post...)
+	e.POST("/apps/:app_id/tickets", d.h(d.handleCreateTicket), post...)
+	e.POST("/apps/:app_id/registration-cap", d.h(d.handleSetRegistrationCap), post...)
 	e.GET("/apps/:app_id/devices", d.h(d.handleDevices), own...)
 	e.GET("/apps/:app_id/devices/:device_id", d.h(d.handleDevice), own...)
 	e.GET("/apps/:app_id/devices/:device_id/config", d.h(d.handleDeviceConfigDownload), own...)
@@ -199,6 +204,7 @@ var flashes = map[string]string{
 	"app-created":     "App created. Create an API key for it below.",
 	"app-renamed":     "App renamed.",
 	"rotation-saved":  "Rotation policy saved. Devices read it the next time they ask (GET /api/v1/app).",
+	"cap-saved":       "Registration cap saved. It applies to registrations with publishable keys from now on.",
 	"device-deleted":  "Device deleted. It is being removed from every server.",
 	"app-deleted":     "App deleted, with its keys and devices. The devices are being removed from every server.",
 	"key-revoked":     "API key revoked. Requests with it are refused from now on.",

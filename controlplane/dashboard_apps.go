@@ -54,17 +54,24 @@ func (d *dashboard) handleCreateApp(c echo.Context) error {
 	return redirect(c, pathWithDone("/apps/"+a.ID, "app-created"))
 }
 
-// appBody is one app: its name, keys and device count. NewKey is set on
+// appBody is one app: its name, keys and device count, and the forms'
+// values as typed. NewKey (with Replaced, after a replacement) is set on
 // the page that shows a new key once.
 type appBody struct {
-	App     store.App
-	Keys    []store.APIKey
-	Rename  string
-	KeyName string
-	NewKey  *api.APIKeyCreated
-	BaseURL string
-	// Rotation is the rotation policy form's value, as typed.
+	App      store.App
+	Keys     []keyRow
+	Rename   string
+	Key      keyForm
+	Ticket   ticketForm
+	NewKey   *api.APIKeyCreated
+	Replaced *api.APIKey
+	BaseURL  string
+	// Rotation and Cap are the rotation policy's and the registration
+	// cap's values, as typed.
 	Rotation string
+	Cap      string
+	// MaxTicketTTL is the longest a ticket works, in seconds.
+	MaxTicketTTL int
 }
 
 // ownApp loads one of the signed-in owner's apps (404 for anyone else's).
@@ -81,7 +88,13 @@ func (d *dashboard) appPage(c echo.Context, status int, p *page, body appBody) e
 	if err != nil {
 		return err
 	}
-	body.App, body.Keys = a, keys
+	body.App, body.Keys, body.MaxTicketTTL = a, keyRows(keys, d.s.now()), maxTicketTTL
+	if body.Key.Kind == "" {
+		body.Key.Kind = store.KeySecret
+	}
+	if body.Cap == "" {
+		body.Cap = strconv.Itoa(a.RegistrationCap)
+	}
 	if body.Rename == "" {
 		body.Rename = a.Name
 	}
@@ -191,33 +204,6 @@ func (d *dashboard) handleDeleteApp(c echo.Context) error {
 	return redirect(c, pathWithDone("/apps", "app-deleted"))
 }
 
-// handleCreateKey creates an API key and shows it, once, as the answer to
-// the POST: only its hash is stored, so no later page can show it.
-func (d *dashboard) handleCreateKey(c echo.Context) error {
-	if d.s.unverified(currentOwner(c)) {
-		return errEmailUnverified
-	}
-	name := formValue(c, "name")
-	a, err := d.ownApp(c)
-	if err != nil {
-		return err
-	}
-	key, prefix, hash := newAPIKey(store.KeySecret)
-	k, err := d.s.store.CreateAPIKey(c.Request().Context(), currentOwner(c).ID, a.ID,
-		store.APIKey{Name: name, Prefix: prefix, Hash: hash, Scopes: scopeDevices})
-	if err != nil {
-		p := d.newPage(c, "App", "apps")
-		status, err := p.setError("key", err, "name")
-		if err != nil {
-			return err
-		}
-		return d.appPage(c, status, p, appBody{KeyName: name})
-	}
-	p := d.newPage(c, "New API key", "apps")
-	p.Body = appBody{App: a, NewKey: &api.APIKeyCreated{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Key: key}, BaseURL: publicURL(c)}
-	return d.render(c, http.StatusCreated, "key_created.html", p)
-}
-
 func (d *dashboard) handleRevokeKeyPage(c echo.Context) error {
 	a, err := d.ownApp(c)
 	if err != nil {
@@ -236,17 +222,21 @@ func (d *dashboard) handleRevokeKeyPage(c echo.Context) error {
 	if key == nil {
 		return store.ErrNotFound
 	}
+	details := []string{
+		"Requests with this key are refused from the moment you revoke it.",
+		"Devices registered with it stay registered and keep working.",
+	}
+	if key.Kind == store.KeyPublishable {
+		details = append(details, "Copies of your app that carry it can no longer register devices; to change a shipped key without that, replace it with a grace period instead.")
+	}
 	p := d.newPage(c, "Revoke "+key.Name, "apps")
 	p.Body = confirmBody{
-		Heading: "Revoke the API key “" + key.Name + "” (" + key.Prefix + "…)?",
+		Heading: "Revoke the " + key.Kind + " API key “" + key.Name + "” (" + key.Prefix + "…)?",
 		Message: "This cannot be undone.",
-		Details: []string{
-			"Requests with this key are refused from the moment you revoke it.",
-			"Devices registered with it stay registered and keep working.",
-		},
-		Action: "/apps/" + a.ID + "/keys/" + key.ID + "/revoke",
-		Button: "Revoke key",
-		Cancel: "/apps/" + a.ID,
+		Details: details,
+		Action:  "/apps/" + a.ID + "/keys/" + key.ID + "/revoke",
+		Button:  "Revoke key",
+		Cancel:  "/apps/" + a.ID,
 	}
 	return d.render(c, http.StatusOK, "confirm.html", p)
 }

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/internal/mailpit"
 )
 
@@ -24,6 +25,17 @@ func TestDashboardEmailFlows(t *testing.T) {
 		appID = a
 	}
 	b.submit("/apps/"+appID, "/apps/"+appID+"/keys", url.Values{"name": {"k"}}).mustStatus(t, 403).mustContain(t, "verify your email address first")
+	// Nor a replacement (of a key the server made) or a test ticket.
+	o, err := h.store.GetOwnerByEmail(t.Context(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := h.srv.createKey(t.Context(), o.ID, appID, api.APIKeyInput{Name: "made"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.submit("/apps/"+appID, "/apps/"+appID+"/keys/"+old.ID+"/replace", url.Values{"name": {"k"}}).mustStatus(t, 403).mustContain(t, "verify your email address first")
+	b.submit("/apps/"+appID, "/apps/"+appID+"/tickets", nil).mustStatus(t, 403).mustContain(t, "verify your email address first")
 
 	link := mp.WaitFor(t, email, "Confirm your email", mailTimeout).Link(t, verifyEmailPath)
 	b.get(link.RequestURI()).mustStatus(t, 200).mustContain(t, "Confirm my email address")

@@ -269,6 +269,9 @@ func TestDashboardCSRF(t *testing.T) {
 		{w.admin, "/admin/owners/" + w.owner.Owner.ID, url.Values{"status": {"suspended"}, "plan": {"pro"}}},
 		{w.admin, "/admin/owners/" + w.owner.Owner.ID + "/legal-hold", url.Values{"action": {"set"}, "reason": {"x"}}},
 		{w.a, "/apps/" + w.app.ID + "/rotation", url.Values{"rotation_days": {"7"}}},
+		{w.a, "/apps/" + w.app.ID + "/keys/" + keys.Keys[0].ID + "/replace", url.Values{"name": {"k2"}}},
+		{w.a, "/apps/" + w.app.ID + "/tickets", url.Values{"reference": {"user-1"}}},
+		{w.a, "/apps/" + w.app.ID + "/registration-cap", url.Values{"registration_cap": {"10"}}},
 		{w.a, "/apps/" + w.app.ID + "/devices/" + w.dev.ID + "/delete", url.Values{}},
 		{w.a, "/pools", url.Values{"name": {"Mine"}, "region": {"home"}, "country": {"NL"}, "city": {"Delft"}}},
 		{w.a, "/alerts", url.Values{"webhook_url": {"https://hooks.example.com/x"}, "events": {"node_offline"}, "history": {"on"}, "retention_days": {"3"}}},
@@ -293,8 +296,13 @@ func TestDashboardCSRF(t *testing.T) {
 		a, _ := w.h.store.GetApp(context.Background(), o.ID, w.app.ID)
 		n, _ := w.h.store.GetNode(context.Background(), w.node.NodeID)
 		al, alErr := w.h.store.GetAlertSettings(context.Background(), o.ID)
-		return fmt.Sprintf("%+v plans=%d pools=%d keys=%d owner=%s/%s/%v/%d app=%s/%d node=%v alerts=%+v/%v", st, len(w.h.MustPlans()), len(pools), len(ks),
-			o.Status, o.PlanID, o.LegalHold, o.TokenEpoch, a.Name, a.RotationDays, n.Enabled, al, alErr) + fmt.Sprint(w.h.MustPlans())
+		ex, _ := w.h.store.ExportOwner(context.Background(), o.ID)
+		var keyState []string
+		for _, k := range ks {
+			keyState = append(keyState, fmt.Sprint(k.ExpiresAt, k.ReplacedBy))
+		}
+		return fmt.Sprintf("%+v plans=%d pools=%d keys=%d%v tickets=%d owner=%s/%s/%v/%d app=%s/%d/%d node=%v alerts=%+v/%v", st, len(w.h.MustPlans()), len(pools), len(ks), keyState,
+			len(ex["registration_tickets"]), o.Status, o.PlanID, o.LegalHold, o.TokenEpoch, a.Name, a.RotationDays, a.RegistrationCap, n.Enabled, al, alErr) + fmt.Sprint(w.h.MustPlans())
 	}
 	before := stats()
 	for _, p := range posts {
@@ -517,7 +525,7 @@ func TestDashboardOwnerFlow(t *testing.T) {
 		}
 	}
 	revoke := appPath + "/keys/" + backend.ID + "/revoke"
-	w.a.get(revoke).mustStatus(t, 200).mustContain(t, "Revoke the API key “backend”")
+	w.a.get(revoke).mustStatus(t, 200).mustContain(t, "Revoke the secret API key “backend”")
 	w.a.submit(revoke, revoke, nil).mustRedirect(t, appPath+"?done=key-revoked")
 	w.h.Do(request{Method: "GET", Path: "/api/v1/devices", Token: key}).MustStatus(t, 401)
 	w.a.submit(appPath+"/delete", appPath+"/delete", nil).mustRedirect(t, "/apps?done=app-deleted")

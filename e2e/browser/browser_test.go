@@ -423,8 +423,10 @@ func (tb *tab) copyButton(target string) string {
 // TestDashboardInChromium drives the dashboard in a real browser: the
 // operator's flow (pool, enrollment token, a real agent on the fake
 // WireGuard backend enrolls, the node shows online with its posture) and
-// then the owner's (sign-up, plan, app, key, a device registered through
-// the API, config download, account deletion).
+// then the owner's (sign-up, plan, app, a secret and a publishable key,
+// the publishable one replaced with a grace period, a device registered
+// through the API with a test ticket minted on the app page, config
+// download, account deletion).
 func TestDashboardInChromium(t *testing.T) {
 	w := newWorld(t)
 	if !t.Run("operator", w.operatorFlow) {
@@ -573,24 +575,71 @@ func (w *world) ownerFlow(t *testing.T) {
 	if html := run(tb, "app page", chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, key) {
 		t.Error("the app page shows the key again")
 	}
-	tb.mustSee("backend", key[:12])
+	tb.mustSee("backend", key[:12], "Secret", "Never", "Active")
 	tb.screenshot("app")
 
-	// The app registers a device through the provisioning API.
-	pub := randomKey(t)
-	body := fmt.Sprintf(`{"public_key": %q, "external_ref": "user-42"}`, pub)
-	req, _ := http.NewRequest(http.MethodPost, w.base+"/api/v1/devices", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// A publishable key that expires, for the app binary.
+	tb.do("choose publishable", chromedp.Click(chromedp.CSS(`input[name="kind"][value="publishable"]`)))
+	tb.fill("key name", "key-name", "shipped")
+	expires := time.Now().UTC().Add(90 * 24 * time.Hour).Truncate(time.Minute)
+	tb.do("key expiry", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById("key-expires_at").value = %q`, expires.Format("2006-01-02T15:04"))))
+	tb.submit("create publishable key", `form[action$="/keys"]`, http.StatusCreated, appPath+"/keys")
+	pubKey := run(tb, "publishable key", chromedp.Text(chromedp.ID("new-key")))
+	if !regexp.MustCompile(`^tlp_[A-Za-z0-9_-]{43}$`).MatchString(pubKey) {
+		t.Fatalf("publishable key %q", pubKey)
 	}
+	tb.mustSee("Your new publishable API key “shipped”", "may ship inside your app", expires.Format("2 Jan 2006, 15:04 UTC"))
+	if res, _ := provisioning(t, w.base, http.MethodGet, "/api/v1/devices", pubKey, ""); res.StatusCode != http.StatusForbidden {
+		t.Errorf("a publishable key lists devices: %d", res.StatusCode)
+	}
+
+	// Replacing it keeps the shipped key working for the grace period the
+	// form suggests.
+	tb.open(appPath)
+	tb.mustSee("Publishable", expires.Format("2 Jan 2006, 15:04 UTC"))
+	replace := run(tb, "replace link", chromedp.Evaluate[string](
+		`[...document.querySelectorAll("tbody tr")].find(r => r.cells[0].textContent === "shipped").querySelector('a[href$="/replace"]').getAttribute("href")`))
+	tb.navigate("to replacement", http.StatusOK, replace, chromedp.Click(chromedp.CSS(`a[href="`+replace+`"]`)))
+	tb.mustSee("Replace the API key “shipped”", "Installed copies of your app carry the old key")
+	if v := run(tb, "suggested grace", chromedp.Evaluate[string](`document.getElementById("replace-grace_until").value`)); v == "" {
+		t.Error("no grace period suggested for a publishable key")
+	}
+	tb.screenshot("key-replace")
+	tb.submit("replace key", `form[action$="/replace"]`, http.StatusCreated, replace)
+	tb.mustSee("Your new publishable API key “shipped v2”", "keeps working until")
+	if next := run(tb, "replacement key", chromedp.Text(chromedp.ID("new-key"))); !strings.HasPrefix(next, "tlp_") || next == pubKey {
+		t.Errorf("replacement key %q", next)
+	}
+	if res, _ := provisioning(t, w.base, http.MethodGet, "/api/v1/app", pubKey, ""); res.StatusCode != http.StatusOK {
+		t.Errorf("the replaced key in its grace period: %d", res.StatusCode)
+	}
+	tb.open(appPath)
+	tb.mustSee("Replaced", "by “shipped v2”; works until")
+	tb.screenshot("app-keys")
+
+	// The app registers a device with a test ticket minted on the page.
+	tb.fill("ticket reference", "ticket-reference", "user-42")
+	tb.submit("mint a test ticket", `form[action$="/tickets"]`, http.StatusCreated, appPath+"/tickets")
+	ticket := run(tb, "ticket", chromedp.Text(chromedp.ID("new-ticket")))
+	if !regexp.MustCompile(`^tlt_[A-Za-z0-9_-]{43}$`).MatchString(ticket) {
+		t.Fatalf("ticket %q", ticket)
+	}
+	if s := tb.copyButton("new-ticket"); s == "" {
+		t.Error("the copy button said nothing")
+	}
+	tb.mustSee("shown only this once", "“user-42”")
+	tb.screenshot("ticket-created")
+	pub := randomKey(t)
+	res, body := provisioning(t, w.base, http.MethodPost, "/api/v1/devices", ticket, fmt.Sprintf(`{"public_key": %q}`, pub))
 	var dev api.DeviceCreated
-	json.NewDecoder(res.Body).Decode(&dev)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("register a device: %d", res.StatusCode)
+	if err := json.Unmarshal(body, &dev); err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("register a device with the ticket: %d %s", res.StatusCode, body)
+	}
+	if dev.ExternalRef == nil || *dev.ExternalRef != "user-42" || !strings.HasPrefix(dev.DeviceToken, "tld_") {
+		t.Fatalf("registered with the ticket: ref %v, token %q", dev.ExternalRef, dev.DeviceToken)
+	}
+	if res, _ := provisioning(t, w.base, http.MethodPost, "/api/v1/devices", ticket, fmt.Sprintf(`{"public_key": %q}`, randomKey(t))); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a used ticket: %d", res.StatusCode)
 	}
 
 	tb.open(appPath + "/devices")
@@ -652,6 +701,27 @@ func (w *world) ownerFlow(t *testing.T) {
 		t.Errorf("the account is still stored: %v", err)
 	}
 	tb.navigate("apps after deletion", http.StatusOK, "/login?next=%2Fapps", chromedp.Navigate(w.base+"/apps"))
+}
+
+// provisioning calls the provisioning API with a credential and returns
+// the answer and its body.
+func provisioning(t *testing.T, base, method, path, credential, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+credential)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, b
 }
 
 // cspDetector proves that the collector sees a CSP violation: an inline
