@@ -138,6 +138,7 @@ type world struct {
 	clientIf  string
 	admin     string
 	ownerTok  string
+	appID     string
 	key       string
 	nodeID    string
 	nodePub   string
@@ -322,6 +323,7 @@ func (w *world) setup() {
 	w.mustCall("PUT", "/api/v1/me/plan", w.ownerTok, api.PlanChange{Plan: "pro"}, nil, 200)
 	var app api.App
 	w.mustCall("POST", "/api/v1/apps", w.ownerTok, api.AppInput{Name: "e2e"}, &app, 201)
+	w.appID = app.ID
 	var key api.APIKeyCreated
 	w.mustCall("POST", "/api/v1/apps/"+app.ID+"/keys", w.ownerTok, api.APIKeyInput{Name: "e2e"}, &key, 201)
 	w.key = key.Key
