@@ -15,10 +15,9 @@ import (
 // /var/run/wireguard/<name>.sock through which wgctrl and wg(8) configure
 // it.
 type userspaceDevice struct {
-	dev     *device.Device
-	uapi    net.Listener
-	done    chan struct{}
-	release func() // stops pacing collections (gcpace.go)
+	dev  *device.Device
+	uapi net.Listener
+	done chan struct{}
 }
 
 // discard is wireguard-go's logger: it would otherwise print peers' keys
@@ -46,7 +45,7 @@ func startUserspace(name string, mtu int) (*userspaceDevice, error) {
 		dev.Close()
 		return nil, wrapErr("listen on uapi socket", err)
 	}
-	u := &userspaceDevice{dev: dev, uapi: l, done: make(chan struct{}), release: paceGC()}
+	u := &userspaceDevice{dev: dev, uapi: l, done: make(chan struct{})}
 	go u.serve()
 	return u, nil
 }
@@ -68,7 +67,6 @@ func (u *userspaceDevice) Close() error {
 	err := u.uapi.Close()
 	u.dev.Close()
 	<-u.done
-	u.release()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
