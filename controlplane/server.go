@@ -22,7 +22,6 @@ import (
 
 	"github.com/traceless-vpn/traceless/controlplane/alerts"
 	"github.com/traceless-vpn/traceless/internal/logpolicy"
-	"github.com/traceless-vpn/traceless/internal/mail"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -268,9 +267,7 @@ func New(opts Options) (*Server, error) {
 		OnlineWindow: onlineWindow, Now: s.now, Log: s.log, Version: opts.Version}, opts.Alerts)
 	s.alertTests = newLimiter(10*time.Second, 5, time.Hour, s.now)
 	s.regCap = newRegCap()
-	smtp := opts.Alerts.SMTP
-	s.mail = newSigninMailer(s, mail.Config{Addr: smtp.Addr, From: smtp.From, Username: smtp.Username,
-		Password: smtp.Password, HelloName: smtp.HelloName}, strings.TrimSuffix(opts.PublicURL, "/"))
+	s.mail = newSigninMailer(s, opts.Alerts.SMTP, strings.TrimSuffix(opts.PublicURL, "/"))
 	bg.Add(5)
 	go func() { defer bg.Done(); s.mail.run(ctx) }()
 	go func() { defer bg.Done(); s.hub.run(ctx, 500*time.Millisecond) }()

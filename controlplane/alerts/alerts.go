@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/internal/mail"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -59,19 +60,9 @@ type Options struct {
 	AllowPrivateTargets bool
 }
 
-// SMTPConfig is the mail server alert emails go through.
-type SMTPConfig struct {
-	// Addr is the server's host:port; empty disables email.
-	Addr string
-	// From is the sender address; required with Addr.
-	From string
-	// Username and Password, when set, authenticate with PLAIN, which
-	// net/smtp performs only over TLS (STARTTLS is used whenever the
-	// server offers it) or to localhost.
-	Username, Password string
-	// HelloName is the name sent in EHLO (default "localhost").
-	HelloName string
-}
+// SMTPConfig is the mail server alert emails (and sign-in mails) go
+// through; Timeout is taken from Options.Timeout.
+type SMTPConfig = mail.Config
 
 func (o *Options) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -88,9 +79,6 @@ func (o *Options) setDefaults() {
 	def(&o.PurgeEvery, time.Hour)
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1000
-	}
-	if o.SMTP.HelloName == "" {
-		o.SMTP.HelloName = "localhost"
 	}
 }
 

@@ -3,25 +3,21 @@ package alerts
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"mime"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/smtp"
-	"net/textproto"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/internal/mail"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -375,77 +371,26 @@ func newWebhookClient(opts Options) *http.Client {
 }
 
 // sendEmail sends the event as a plain-text message through the
-// configured SMTP server, with STARTTLS when the server offers it.
+// configured SMTP server (internal/mail: STARTTLS when the server offers
+// it); a permanent (5xx) answer is not retried.
 func (a *Alerter) sendEmail(ctx context.Context, to string, it queuedEvent) (bool, error) {
 	cfg := a.opts.SMTP
-	host, _, err := net.SplitHostPort(cfg.Addr)
-	if err != nil {
-		return false, deliverError("SMTP address is not host:port")
+	cfg.Timeout = a.opts.Timeout
+	err := mail.Send(ctx, cfg, alertMessage(to, it.ev, it.body, a.deps.Now()))
+	if err == nil {
+		return false, nil
 	}
-	if cfg.From == "" {
-		return false, deliverError("SMTP sender (From) is not configured")
+	var me *mail.Error
+	if errors.As(err, &me) {
+		return me.Temporary, deliverError(me.Error())
 	}
-	d := net.Dialer{Timeout: a.opts.Timeout}
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return true, deliverError("SMTP server unreachable")
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	conn.SetDeadline(time.Now().Add(a.opts.Timeout))
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		conn.Close()
-		return smtpFailure("greeting", err)
-	}
-	defer c.Close()
-	if err := c.Hello(cfg.HelloName); err != nil {
-		return smtpFailure("EHLO", err)
-	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
-			return smtpFailure("STARTTLS", err)
-		}
-	}
-	if cfg.Username != "" {
-		if err := c.Auth(smtp.PlainAuth("", cfg.Username, cfg.Password, host)); err != nil {
-			return smtpFailure("AUTH", err)
-		}
-	}
-	if err := c.Mail(cfg.From); err != nil {
-		return smtpFailure("MAIL", err)
-	}
-	if err := c.Rcpt(to); err != nil {
-		return smtpFailure("RCPT", err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		return smtpFailure("DATA", err)
-	}
-	if _, err := w.Write(alertMail(cfg.From, to, it.ev, it.body, a.deps.Now())); err != nil {
-		return smtpFailure("DATA", err)
-	}
-	if err := w.Close(); err != nil {
-		return smtpFailure("DATA", err)
-	}
-	c.Quit()
-	return false, nil
+	return true, deliverError("SMTP delivery failed")
 }
 
-// smtpFailure describes an SMTP error by its stage and code; a permanent
-// (5xx) answer is not retried.
-func smtpFailure(stage string, err error) (bool, error) {
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		return te.Code < 500, deliverError(fmt.Sprintf("SMTP %s answered %d", stage, te.Code))
-	}
-	return true, deliverError("SMTP " + stage + " failed")
-}
-
-// alertMail is the message of an alert email: a short text and the
-// event's JSON, quoted-printable.
-func alertMail(from, to string, ev api.AlertEvent, body []byte, now time.Time) []byte {
-	oneLine := strings.NewReplacer("\r", " ", "\n", " ")
+// alertMessage is the mail of an alert: a short text and the event's
+// JSON. Its Message-ID is the event's, so a retried delivery is
+// recognisably the same message.
+func alertMessage(to string, ev api.AlertEvent, body []byte, now time.Time) mail.Message {
 	subject := "Traceless alert: " + ev.Kind
 	if ev.Node != nil {
 		subject += " — " + ev.Node.Name
@@ -467,23 +412,8 @@ func alertMail(from, to string, ev api.AlertEvent, body []byte, now time.Time) [
 		text.WriteString(pretty.String())
 		text.WriteString("\n")
 	}
-
-	var b bytes.Buffer
-	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, oneLine.Replace(v)) }
-	hdr("From", from)
-	hdr("To", to)
-	hdr("Subject", mime.QEncoding.Encode("utf-8", subject))
-	hdr("Date", now.UTC().Format(time.RFC1123Z))
-	hdr("Message-ID", "<"+ev.ID+"@traceless.alerts>")
-	hdr("MIME-Version", "1.0")
-	hdr("Content-Type", "text/plain; charset=utf-8")
-	hdr("Content-Transfer-Encoding", "quoted-printable")
-	hdr("Auto-Submitted", "auto-generated")
-	b.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(strings.ReplaceAll(text.String(), "\n", "\r\n")))
-	qp.Close()
-	return b.Bytes()
+	return mail.Message{To: to, Subject: subject, Text: text.String(), Date: now,
+		MessageID: ev.ID + "@traceless.alerts", AutoSubmitted: true}
 }
 
 // Held reports how much the alerter holds in memory about an owner: the

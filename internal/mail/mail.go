@@ -1,5 +1,6 @@
 // Package mail sends plain-text mail through the operator's SMTP server:
-// the control plane's sign-in mails (email verification, password reset).
+// the control plane's sign-in mails (email verification, password reset)
+// and its alert emails.
 // A message carries only what it needs: sender, recipient, subject, date, a
 // random Message-ID and the text. Nothing about the request that caused it
 // (no client address, no user agent) is ever put in one.
@@ -48,6 +49,13 @@ type Message struct {
 	Subject string
 	Text    string
 	Date    time.Time
+	// MessageID is the Message-ID without its angle brackets, for a
+	// message whose copies must be recognised as one (an alert event
+	// retried); empty gives a random one.
+	MessageID string
+	// AutoSubmitted marks a message no person caused (RFC 3834
+	// "auto-generated"), so that auto-responders do not answer it.
+	AutoSubmitted bool
 }
 
 // Error is a failed delivery. Temporary errors (no connection, a 4xx
@@ -139,21 +147,29 @@ func failure(stage string, err error) error {
 // the quoted-printable UTF-8 text, nothing else.
 func Format(from string, m Message) []byte {
 	oneLine := strings.NewReplacer("\r", " ", "\n", " ")
-	var id [16]byte
-	rand.Read(id[:])
-	domain := "traceless.invalid"
-	if _, d, ok := strings.Cut(from, "@"); ok && d != "" {
-		domain = oneLine.Replace(d)
+	id := m.MessageID
+	if id == "" {
+		var r [16]byte
+		rand.Read(r[:])
+		domain := "traceless.invalid"
+		if _, d, ok := strings.Cut(from, "@"); ok && d != "" {
+			domain = d
+		}
+		id = hex.EncodeToString(r[:]) + "@" + domain
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "From: %s\r\n", oneLine.Replace(from))
 	fmt.Fprintf(&b, "To: %s\r\n", oneLine.Replace(m.To))
 	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", oneLine.Replace(m.Subject)))
 	fmt.Fprintf(&b, "Date: %s\r\n", m.Date.UTC().Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", hex.EncodeToString(id[:]), domain)
+	fmt.Fprintf(&b, "Message-ID: <%s>\r\n", oneLine.Replace(id))
 	b.WriteString("MIME-Version: 1.0\r\n")
 	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
-	b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+	b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n")
+	if m.AutoSubmitted {
+		b.WriteString("Auto-Submitted: auto-generated\r\n")
+	}
+	b.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&b)
 	qp.Write([]byte(strings.ReplaceAll(m.Text, "\n", "\r\n")))
 	qp.Close()
