@@ -434,7 +434,7 @@ func authzRoutes() map[string]route {
 		}},
 		"POST /agent/v1/enroll": {class: classPublic, ok: 201, request: func(w *authzWorld) request {
 			tok := randomSecret(enrollTokenPrefix)
-			if err := w.h.store.CreateEnrollmentToken(context.Background(), w.pool.ID, hashAPIKey(tok), w.h.clock.Now().Add(time.Hour)); err != nil {
+			if err := w.h.store.CreateEnrollmentToken(context.Background(), w.pool.ID, hashAPIKey(tok), w.h.clock.Now().Add(time.Hour), w.h.clock.Now()); err != nil {
 				w.h.tb.Fatal(err)
 			}
 			var b [32]byte

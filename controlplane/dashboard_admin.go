@@ -380,9 +380,8 @@ func newEnrollBody(c echo.Context, pool store.Pool, tok string, exp time.Time) e
 // issueEnrollmentToken creates a one-use token for pool, like the API,
 // and returns the page that shows it once.
 func (d *dashboard) issueEnrollmentToken(c echo.Context, pool store.Pool) (enrollBody, error) {
-	tok := randomSecret(enrollTokenPrefix)
-	exp := d.s.now().Add(d.s.opts.EnrollmentTTL).UTC()
-	if err := d.s.store.CreateEnrollmentToken(c.Request().Context(), pool.ID, hashAPIKey(tok), exp); err != nil {
+	tok, exp, err := d.s.newEnrollmentToken(c.Request().Context(), pool.ID)
+	if err != nil {
 		return enrollBody{}, err
 	}
 	return newEnrollBody(c, pool, tok, exp), nil

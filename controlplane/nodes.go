@@ -1,7 +1,9 @@
 package controlplane
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -111,13 +113,25 @@ func (s *Server) handleAdminCreatePool(c echo.Context) error {
 // handleAdminEnrollmentToken issues a one-use token that lets one node join
 // the pool before it expires. Only its hash is stored.
 func (s *Server) handleAdminEnrollmentToken(c echo.Context) error {
-	tok := randomSecret(enrollTokenPrefix)
-	exp := s.now().Add(s.opts.EnrollmentTTL).UTC()
 	poolID := c.Param("pool_id")
-	if err := s.store.CreateEnrollmentToken(c.Request().Context(), poolID, hashAPIKey(tok), exp); err != nil {
+	tok, exp, err := s.newEnrollmentToken(c.Request().Context(), poolID)
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, api.EnrollmentToken{Token: tok, ExpiresAt: exp, PoolID: poolID})
+}
+
+// newEnrollmentToken mints a one-use token for the pool, valid for
+// EnrollmentTTL by the server's clock, and stores its hash. The API and the
+// dashboard both issue tokens through it.
+func (s *Server) newEnrollmentToken(ctx context.Context, poolID string) (string, time.Time, error) {
+	tok := randomSecret(enrollTokenPrefix)
+	now := s.now()
+	exp := now.Add(s.opts.EnrollmentTTL).UTC()
+	if err := s.store.CreateEnrollmentToken(ctx, poolID, hashAPIKey(tok), exp, now); err != nil {
+		return "", time.Time{}, err
+	}
+	return tok, exp, nil
 }
 
 func (s *Server) nodeView(n store.NodeWithPool) api.Node {

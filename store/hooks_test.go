@@ -166,7 +166,7 @@ var storeMethods = map[string]methodCall{
 	}},
 	"CreateApp": {write, func(f *hookFixture) []any { return []any{f.owner().ID, "app"} }},
 	"CreateEnrollmentToken": {write, func(f *hookFixture) []any {
-		return []any{f.shared.ID, randomHex(f.t, 32), time.Now().Add(time.Hour)}
+		return []any{f.shared.ID, randomHex(f.t, 32), time.Now().Add(time.Hour), time.Now()}
 	}},
 	"CreateOwnerWithIdentity": {write, func(f *hookFixture) []any {
 		return []any{Owner{Email: fmt.Sprintf("sso%d@example.com", f.next()), PasswordHash: "$argon2id$x", Role: RoleOwner}, "",
@@ -437,7 +437,7 @@ func (f *hookFixture) ownerPool(o Owner) Pool {
 // token returns the hash of a fresh enrollment token for pool.
 func (f *hookFixture) token(p Pool) string {
 	hash := randomHex(f.t, 32)
-	if err := f.s.CreateEnrollmentToken(f.ctx, p.ID, hash, time.Now().Add(time.Hour)); err != nil {
+	if err := f.s.CreateEnrollmentToken(f.ctx, p.ID, hash, time.Now().Add(time.Hour), time.Now()); err != nil {
 		f.t.Fatal(err)
 	}
 	return hash

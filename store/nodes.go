@@ -60,8 +60,10 @@ func (s *Store) GetPool(ctx context.Context, id string) (Pool, error) {
 	return p, translate(err)
 }
 
-// CreateEnrollmentToken stores the hash of a one-use token for the pool.
-func (s *Store) CreateEnrollmentToken(ctx context.Context, poolID, hash string, expires time.Time) error {
+// CreateEnrollmentToken stores the hash of a one-use token for the pool and
+// purges the tokens that expired before now (the caller's clock, the one the
+// expiry was computed with and that EnrollNode checks against).
+func (s *Store) CreateEnrollmentToken(ctx context.Context, poolID, hash string, expires, now time.Time) error {
 	if !hexHashRE.MatchString(hash) {
 		return invalid("hash", "must be a hex SHA-256")
 	}
@@ -74,7 +76,7 @@ func (s *Store) CreateEnrollmentToken(ctx context.Context, poolID, hash string, 
 			return ErrNotFound
 		}
 		// Purge expired tokens while here: they are useless and unneeded.
-		if err := tx.Where("expires_at < ?", time.Now().UTC()).Delete(&EnrollmentToken{}).Error; err != nil {
+		if err := tx.Where("expires_at < ?", now.UTC()).Delete(&EnrollmentToken{}).Error; err != nil {
 			return err
 		}
 		return tx.Create(&EnrollmentToken{Hash: hash, PoolID: poolID, ExpiresAt: expires.UTC()}).Error
