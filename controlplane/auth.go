@@ -45,7 +45,13 @@ func normalizeEmail(raw string) (string, error) {
 	return e, nil
 }
 
-// createAccount validates and stores a new account.
+// errOperatorExists: an operator account was created meanwhile (by
+// another replica starting with the same settings, or another setup
+// link), so the first operator is not created again.
+var errOperatorExists = errors.New("an operator account exists")
+
+// createAccount validates and stores a new account. An operator (role
+// admin) is created only while none exists; otherwise errOperatorExists.
 func (s *Server) createAccount(ctx context.Context, rawEmail, password, role string) (store.Owner, error) {
 	email, err := normalizeEmail(rawEmail)
 	if err != nil {
@@ -61,7 +67,18 @@ func (s *Server) createAccount(ctx context.Context, rawEmail, password, role str
 	// Operators are created by whoever runs the server; owners who sign up
 	// while verification is required prove their address by the mail.
 	verified := role == store.RoleAdmin || !s.verificationRequired()
-	o, err := s.store.CreateOwner(ctx, store.Owner{Email: email, PasswordHash: hash, Role: role, EmailVerified: verified}, "")
+	var o store.Owner
+	if role == store.RoleAdmin {
+		// Only the first operator is created this way (Bootstrap, the
+		// setup link); replicas starting together take turns in the store.
+		var created bool
+		o, created, err = s.store.CreateOperator(ctx, store.Owner{Email: email, PasswordHash: hash, EmailVerified: verified})
+		if err == nil && !created {
+			return store.Owner{}, errOperatorExists
+		}
+	} else {
+		o, err = s.store.CreateOwner(ctx, store.Owner{Email: email, PasswordHash: hash, Role: role, EmailVerified: verified}, "")
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return store.Owner{}, &api.Error{Status: http.StatusConflict, Code: api.CodeConflict, Message: "an account with this email already exists", Field: "email"}
 	}

@@ -153,3 +153,72 @@ func jsonRequest(tb testing.TB, method, url, token string, in any) *http.Request
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestBootstrapReplicasTogether starts three replicas on one PostgreSQL
+// database at the same moment with the same operator credentials, as
+// README recommends (TRACELESS_ADMIN_EMAIL/PASSWORD on every replica):
+// every one starts, exactly one operator exists, and it can sign in on
+// each replica.
+func TestBootstrapReplicasTogether(t *testing.T) {
+	dsn := testpg.Database(t)
+	ctx := context.Background()
+	key := make([]byte, 32)
+	rand.Read(key)
+	for round := range 3 {
+		var srvs []*Server
+		var urls []string
+		for range 3 {
+			st, err := store.Open(ctx, store.Config{Driver: store.DriverPostgres, DSN: dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			srv, err := New(Options{Store: st, SessionKey: key, Argon2: cheapArgon2, KeyRate: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			ts := httptest.NewServer(srv.Handler())
+			t.Cleanup(ts.Close)
+			srvs, urls = append(srvs, srv), append(urls, ts.URL)
+		}
+		errs := make(chan error, len(srvs))
+		for i, srv := range srvs {
+			go func() {
+				_, err := srv.Bootstrap(ctx, adminEmail, adminPassword, urls[i])
+				errs <- err
+			}()
+		}
+		for range srvs {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: Bootstrap: %v", round, err)
+			}
+		}
+		if n, err := srvs[0].store.CountAdmins(ctx); err != nil || n != 1 {
+			t.Fatalf("round %d: %d operators, %v; want 1", round, n, err)
+		}
+		for _, u := range urls {
+			res, err := http.DefaultClient.Do(jsonRequest(t, "POST", u+"/api/v1/auth/login", "", api.Credentials{Email: adminEmail, Password: adminPassword}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("round %d: operator login on %s: %d", round, u, res.StatusCode)
+			}
+		}
+		// The next round starts from an empty database again.
+		if err := srvs[0].store.DeleteOwner(ctx, mustOwnerID(t, srvs[0], adminEmail)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustOwnerID(t *testing.T, s *Server, email string) string {
+	t.Helper()
+	o, err := s.store.GetOwnerByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.ID
+}

@@ -85,19 +85,26 @@ func (s *Server) limitNodePolls(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // listenWatch tells of a replica's PostgreSQL LISTEN failing: one log line
-// when it starts failing and one when it works again, however many
-// attempts fail in between, and a counter of the failed attempts. While it
-// fails, the replica still learns of other replicas' changes from the
-// revision it polls, only later.
+// when it starts failing (a connection that broke, or the first attempt
+// that failed) and one when it works again, with how long it was away,
+// however many attempts fail in between; a counter of the failed attempts
+// and one of the reconnections. While it fails, the replica still learns
+// of other replicas' changes from the revision it polls, only later.
 type listenWatch struct {
-	log      *slog.Logger
-	down     atomic.Bool
-	failures atomic.Int64
+	log        *slog.Logger
+	down       atomic.Bool
+	downSince  atomic.Int64 // unix nanoseconds
+	ever       atomic.Bool  // connected at least once
+	up         atomic.Bool
+	failures   atomic.Int64
+	reconnects atomic.Int64
 }
 
 func (w *listenWatch) failed(err error) {
 	w.failures.Add(1)
+	w.up.Store(false)
 	if w.down.CompareAndSwap(false, true) {
+		w.downSince.Store(time.Now().UnixNano())
 		w.log.LogAttrs(context.Background(), slog.LevelError,
 			"sync listen failed; retrying, changes from other replicas arrive by polling until it works",
 			slog.String(logError, err.Error()))
@@ -105,8 +112,14 @@ func (w *listenWatch) failed(err error) {
 }
 
 func (w *listenWatch) connected() {
+	w.up.Store(true)
+	if w.ever.Swap(true) {
+		w.reconnects.Add(1)
+	}
 	if w.down.CompareAndSwap(true, false) {
-		w.log.LogAttrs(context.Background(), slog.LevelInfo, "sync listen works again")
+		away := time.Since(time.Unix(0, w.downSince.Load()))
+		w.log.LogAttrs(context.Background(), slog.LevelInfo, "sync listen works again",
+			slog.Int64(logDuration, away.Milliseconds()))
 	}
 }
 
@@ -122,10 +135,14 @@ var (
 		"Keys forgotten because a rate limiter held its maximum, all limiters together.", nil, nil)
 	descListenFailures = prometheus.NewDesc("traceless_sync_listen_failures_total",
 		"Failed attempts to LISTEN for other replicas' changes on PostgreSQL.", nil, nil)
+	descListenReconnects = prometheus.NewDesc("traceless_sync_listen_reconnects_total",
+		"Times the LISTEN for other replicas' changes connected again after its connection broke or could not be made.", nil, nil)
+	descListenUp = prometheus.NewDesc("traceless_sync_listen_up",
+		"1 while this replica LISTENs for other replicas' changes on PostgreSQL, else 0 (always 0 on SQLite).", nil, nil)
 )
 
 func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPollsRefused, descRateKeys, descRateEvicted, descListenFailures} {
+	for _, d := range []*prometheus.Desc{descPollsRefused, descRateKeys, descRateEvicted, descListenFailures, descListenReconnects, descListenUp} {
 		ch <- d
 	}
 }
@@ -145,6 +162,12 @@ func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRateKeys, prometheus.GaugeValue, float64(keys))
 	ch <- prometheus.MustNewConstMetric(descRateEvicted, prometheus.CounterValue, float64(evicted))
 	ch <- prometheus.MustNewConstMetric(descListenFailures, prometheus.CounterValue, float64(s.listenWatch.failures.Load()))
+	ch <- prometheus.MustNewConstMetric(descListenReconnects, prometheus.CounterValue, float64(s.listenWatch.reconnects.Load()))
+	up := 0.0
+	if s.listenWatch.up.Load() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descListenUp, prometheus.GaugeValue, up)
 }
 
 // limiters are the server's rate limiters that are turned on.

@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/internal/testpg"
+	"github.com/traceless-vpn/traceless/store"
 )
 
 // TestNodeLongPollCap: one node may hold NodeLongPolls long polls open;
@@ -153,6 +157,13 @@ func TestListenWatchLogsOnce(t *testing.T) {
 	if w.failures.Load() != 6 {
 		t.Errorf("failures = %d, want 6", w.failures.Load())
 	}
+	if w.reconnects.Load() != 1 { // every connection after the first
+		t.Errorf("reconnects = %d, want 1", w.reconnects.Load())
+	}
+	w.connected()
+	if w.reconnects.Load() != 2 {
+		t.Errorf("reconnects = %d, want 2", w.reconnects.Load())
+	}
 	h.srv.listenWatch.failed(errors.New("x"))
 	h.srv.listenWatch.failed(errors.New("x"))
 	metrics := string(h.Do(request{Method: "GET", Path: "/metrics"}).Body)
@@ -184,4 +195,75 @@ func (p *nodePolls) openFor(node string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.open[node]
+}
+
+// TestListenReconnectSeen: on PostgreSQL, when the replica's LISTEN
+// connection is terminated, the replica logs that it failed and that it
+// works again (with how long it was away, and no other attribute than the
+// error), and /metrics shows the reconnection.
+func TestListenReconnectSeen(t *testing.T) {
+	dsn := testpg.Database(t)
+	st, err := store.Open(context.Background(), store.Config{Driver: store.DriverPostgres, DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := newHarness(t, func(o *Options) { o.Store = st })
+	metric := func(name string) string {
+		for _, l := range strings.Split(string(h.Do(request{Method: "GET", Path: "/metrics"}).Body), "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	waitMetric := func(name, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for metric(name) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s = %q; want %s", name, metric(name), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitMetric("traceless_sync_listen_up", "1")
+	if got := metric("traceless_sync_listen_reconnects_total"); got != "0" {
+		t.Fatalf("reconnects before any break = %q", got)
+	}
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d LISTEN backends, %v; want 1", killed, err)
+	}
+	waitMetric("traceless_sync_listen_reconnects_total", "1")
+	waitMetric("traceless_sync_listen_up", "1")
+	var msgs []string
+	for _, l := range MustParseLogLines(t, h.logs.String()) {
+		msg, _ := l["msg"].(string)
+		if !strings.HasPrefix(msg, "sync listen") {
+			continue
+		}
+		msgs = append(msgs, msg)
+		for k := range l {
+			switch k {
+			case "time", "level", "msg", logError, logDuration:
+			default:
+				t.Errorf("%q logs attribute %q", msg, k)
+			}
+		}
+		if msg == "sync listen works again" {
+			if _, ok := l[logDuration].(float64); !ok {
+				t.Errorf("%q without %s: %v", msg, logDuration, l)
+			}
+		}
+	}
+	if len(msgs) != 2 || !strings.HasPrefix(msgs[0], "sync listen failed") || msgs[1] != "sync listen works again" {
+		t.Errorf("log lines %q; want failed, works again", msgs)
+	}
 }

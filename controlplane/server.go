@@ -456,6 +456,9 @@ func (s *Server) Bootstrap(ctx context.Context, adminEmail, adminPassword, baseU
 	}
 	if adminEmail != "" || adminPassword != "" {
 		o, err := s.createAccount(ctx, adminEmail, adminPassword, store.RoleAdmin)
+		if errors.Is(err, errOperatorExists) {
+			return "", nil // another replica, starting at the same time, created it
+		}
 		if err != nil {
 			return "", fmt.Errorf("create operator account: %w", err)
 		}

@@ -60,6 +60,10 @@ func (s *Server) spendSetup(c echo.Context, tok, email, password string) (store.
 		return store.Owner{}, errSetupSpent
 	}
 	o, err := s.createAccount(c.Request().Context(), email, password, store.RoleAdmin)
+	if errors.Is(err, errOperatorExists) {
+		st.hash = nil
+		return store.Owner{}, errSetupSpent
+	}
 	if err != nil {
 		return store.Owner{}, err
 	}

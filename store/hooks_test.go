@@ -186,6 +186,9 @@ var storeMethods = map[string]methodCall{
 	"CreateOwner": {write, func(f *hookFixture) []any {
 		return []any{Owner{Email: "new@example.com", PasswordHash: "$argon2id$test", Role: RoleOwner}, f.plan.Slug}
 	}},
+	"CreateOperator": {write, func(f *hookFixture) []any {
+		return []any{Owner{Email: "operator@example.com", PasswordHash: "$argon2id$test"}}
+	}},
 	"CreateSharedPool": {write, func(f *hookFixture) []any {
 		return []any{Pool{Name: "Paris", Region: "eu", Country: "FR", City: "Paris"}, []string{f.plan.Slug}}
 	}},

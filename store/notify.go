@@ -40,42 +40,59 @@ func (s *Store) Notify(ctx context.Context, payload string) error {
 // caller must treat that as a gap. failed is called with the error of each
 // attempt that fails or connection that breaks, before the retry. It
 // returns at once on SQLite.
+//
+// Retries wait ListenRetryMin, doubling up to ListenRetryMax; a connection
+// that worked starts the wait over at ListenRetryMin, so a LISTEN that
+// breaks now and then (a PostgreSQL restart, a terminated backend) comes
+// back within ListenRetryMin of the database answering again, not after
+// the longest wait of an outage long past.
 func (s *Store) Listen(ctx context.Context, connected func(), failed func(error), fn func(payload string)) {
 	if !s.Shared() {
 		return
 	}
-	backoff := 100 * time.Millisecond
+	backoff := ListenRetryMin
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, connected, fn)
+		worked, err := s.listenOnce(ctx, connected, fn)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			failed(err) // the caller learns of the gap through connected
 		}
+		if worked {
+			backoff = ListenRetryMin
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, ListenRetryMax)
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, connected func(), fn func(string)) error {
+// The waits between LISTEN attempts.
+const (
+	ListenRetryMin = 100 * time.Millisecond
+	ListenRetryMax = 2 * time.Second
+)
+
+// listenOnce listens on one connection until it breaks, and reports
+// whether it got as far as listening.
+func (s *Store) listenOnce(ctx context.Context, connected func(), fn func(string)) (bool, error) {
 	conn, err := pgx.Connect(ctx, s.dsn)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+syncChannel); err != nil {
-		return err
+		return false, err
 	}
 	connected()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		fn(n.Payload)
 	}

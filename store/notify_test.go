@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -103,4 +104,56 @@ func TestListenReportsFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the listener to come back", func() bool { return connects.Load() == 2 })
+}
+
+// TestListenBackoffResets: a LISTEN connection that is broken again and
+// again (each time after it came back) reconnects within a few hundred
+// milliseconds every time. The wait between attempts starts over after a
+// connection that worked; carried over, it would double with each break
+// and the fifth would take 1.6 s.
+func TestListenBackoffResets(t *testing.T) {
+	cfg := postgresConfig(t)
+	s := MustOpen(t, cfg)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	conns := make(chan time.Time, 16)
+	var failures atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Listen(ctx, func() { conns <- time.Now() }, func(error) { failures.Add(1) }, func(string) {})
+	}()
+	defer func() { stop(); <-done }()
+	waitConn := func(what string) time.Time {
+		t.Helper()
+		select {
+		case at := <-conns:
+			return at
+		case <-time.After(10 * time.Second):
+			t.Fatalf("LISTEN did not connect (%s)", what)
+			return time.Time{}
+		}
+	}
+	waitConn("first")
+	const breaks = 7
+	for i := range breaks {
+		var killed int64
+		start := time.Now()
+		for killed == 0 {
+			if err := s.w.Raw(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE datname = current_database() AND query = 'LISTEN ` + syncChannel + `' AND pid <> pg_backend_pid()`).Scan(&killed).Error; err != nil {
+				t.Fatal(err)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("break %d: no LISTEN backend to terminate", i)
+			}
+		}
+		at := waitConn(fmt.Sprintf("after break %d", i))
+		if took := at.Sub(start); took > time.Second {
+			t.Fatalf("break %d: LISTEN came back after %v; want under 1s (%v between attempts)", i, took.Round(time.Millisecond), ListenRetryMin)
+		}
+	}
+	if got := failures.Load(); got < breaks {
+		t.Errorf("failed was called %d times for %d breaks", got, breaks)
+	}
 }

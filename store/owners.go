@@ -39,6 +39,44 @@ func (s *Store) CreateOwner(ctx context.Context, o Owner, planSlug string) (Owne
 	return o, nil
 }
 
+// operatorLockKey names the PostgreSQL advisory lock that serialises
+// CreateOperator.
+const operatorLockKey = migrationLockKey + 2
+
+// CreateOperator creates the first operator account unless an operator
+// already exists, and reports whether it did. Replicas starting together
+// with the same operator credentials take turns (SQLite's writer lock, a
+// PostgreSQL advisory lock): exactly one creates the account, the others
+// find it and return false without an error.
+func (s *Store) CreateOperator(ctx context.Context, o Owner) (Owner, bool, error) {
+	o.Role = RoleAdmin
+	prepareOwner(&o)
+	created := false
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		if tx.Dialector.Name() == DriverPostgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", operatorLockKey).Error; err != nil {
+				return err
+			}
+		}
+		var n int64
+		if err := tx.Model(&Owner{}).Where("role = ?", RoleAdmin).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if err := createOwner(tx, &o, ""); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	if err != nil || !created {
+		return Owner{}, false, err
+	}
+	return o, true, nil
+}
+
 // prepareOwner sets a new account's ID, default status and registration
 // time.
 func prepareOwner(o *Owner) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,3 +366,54 @@ func TestTranslateConstraints(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCreateOperatorOnce starts three replicas' stores on one database
+// and lets each create the first operator at the same moment, as replicas
+// started together with the same TRACELESS_ADMIN_EMAIL do: exactly one
+// creates it, the others find it and report so without an error.
+func TestCreateOperatorOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b testBackend) {
+		ctx := context.Background()
+		cfg := b.Config(t)
+		first := MustOpen(t, cfg)
+		MustSeedPlans(t, first)
+		stores := []*Store{first, MustOpen(t, cfg), MustOpen(t, cfg)}
+		for round := range 4 {
+			if round > 0 { // start again from no operator
+				if err := first.w.Exec("DELETE FROM owners").Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			created := make([]bool, len(stores))
+			errs := make([]error, len(stores))
+			for i, s := range stores {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, created[i], errs[i] = s.CreateOperator(ctx, Owner{Email: "op@example.com", PasswordHash: "$argon2id$test"})
+				}()
+			}
+			wg.Wait()
+			n := 0
+			for i := range stores {
+				if errs[i] != nil {
+					t.Fatalf("round %d: replica %d: %v", round, i, errs[i])
+				}
+				if created[i] {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("round %d: %d replicas created the operator; want 1", round, n)
+			}
+			if got, err := first.CountAdmins(ctx); err != nil || got != 1 {
+				t.Fatalf("round %d: CountAdmins = %d, %v; want 1", round, got, err)
+			}
+		}
+		// An operator exists: nothing more is created, whatever the email.
+		if _, created, err := first.CreateOperator(ctx, Owner{Email: "other@example.com", PasswordHash: "$argon2id$test"}); err != nil || created {
+			t.Fatalf("CreateOperator with an operator present = %v, %v; want false, nil", created, err)
+		}
+	})
+}
