@@ -31,7 +31,14 @@ var trafficReaders = map[string]string{
 	"wg/view.go": "the redaction: stale compares a peer's traffic with the scrub threshold and with zero",
 	"wg/fake.go": "the fake device keeps the traffic tests give it, as a device does",
 	"wg/uapi.go": "the userspace reader hands each peer's traffic lines to the redaction's staleness check as it parses them",
+	"wg/inproc.go": "the in-process reader hands each peer's traffic state to the redaction's staleness check in the device's " +
+		"own process and answers keys, allowed IPs and a stale bit",
 }
+
+// wireguardGoTraffic are the names of wireguard-go's unexported peer
+// fields (and UAPI keys) that hold a client's traffic; code that reaches
+// them by name (reflection, a UAPI line) counts as reading them.
+var wireguardGoTraffic = map[string]bool{`"lastHandshakeNano"`: true, `"rxBytes"`: true, `"txBytes"`: true, `"endpoint"`: true}
 
 // agentSources are the directories the field-name check covers, relative
 // to agent/: the agent and its WireGuard backends. The command is covered
@@ -40,13 +47,18 @@ var trafficReaders = map[string]string{
 var agentSources = []string{".", "wg"}
 
 // trafficUses lists, for one Go source, the uses of traffic fields: as a
-// selector (x.Endpoint) or a composite-literal key (T{Endpoint: …}). The
+// selector (x.Endpoint), a composite-literal key (T{Endpoint: …}) or a
+// string naming a wireguard-go traffic field (wireguardGoTraffic). The
 // one exception is the Endpoint key of api.EnrollRequest, which is the
 // node's own public address, not a client's.
 func trafficUses(fset *token.FileSet, f *ast.File) []string {
 	var uses []string
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
+		case *ast.BasicLit:
+			if wireguardGoTraffic[n.Value] {
+				uses = append(uses, fset.Position(n.Pos()).String()+": "+n.Value)
+			}
 		case *ast.SelectorExpr:
 			if trafficFields[n.Sel.Name] {
 				uses = append(uses, fset.Position(n.Pos()).String()+": ."+n.Sel.Name)

@@ -73,7 +73,11 @@ func (d *device) scrubRead(now time.Time, after time.Duration, repair bool) (scr
 	d.mu.Lock()
 	gen := d.gen
 	d.mu.Unlock()
-	cur, recheck, err := d.wg.DeviceStale(d.name, now, after)
+	read := d.wg.StalePeers
+	if repair {
+		read = d.wg.DeviceStale
+	}
+	cur, recheck, err := read(d.name, now, after)
 	out := scrubOutcome{recheck: recheck}
 	if err != nil {
 		return out, err

@@ -1,8 +1,11 @@
 package wg
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"net"
+	"strings"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -57,8 +60,25 @@ func (u *userspaceDevice) serve() {
 		if err != nil {
 			return
 		}
-		go u.dev.IpcHandle(c)
+		go u.handle(c)
 	}
+}
+
+// handle serves one UAPI connection: the in-process read (inproc.go) when
+// it asks for it, wireguard-go's own UAPI otherwise.
+func (u *userspaceDevice) handle(c net.Conn) {
+	r := bufio.NewReader(c)
+	op, err := r.ReadString('\n')
+	if err != nil {
+		c.Close()
+		return
+	}
+	if op == readOp {
+		serveInproc(u.dev, c, r)
+		c.Close()
+		return
+	}
+	u.dev.IpcHandle(&prefixedConn{Conn: c, r: io.MultiReader(strings.NewReader(op), r)})
 }
 
 // Close removes the UAPI socket and the device, which deletes the TUN

@@ -184,9 +184,10 @@ func TestUserspaceScrubOneCall(t *testing.T) {
 	}
 }
 
-// TestUserspaceReader: the lean UAPI reader of a userspace device reads
-// what wgctrl reads (keys, port, allowed IPs in the device's order), and
-// marks a peer with an endpoint but no handshake stale.
+// TestUserspaceReader: the reader of a userspace device (the in-process
+// read its process answers) reads what wgctrl reads (keys, port, allowed
+// IPs in the device's order), marks a peer with an endpoint but no
+// handshake stale, and StalePeers returns that peer alone.
 func TestUserspaceReader(t *testing.T) {
 	needRoot(t)
 	name := devName("r")
@@ -247,6 +248,14 @@ func TestUserspaceReader(t *testing.T) {
 		if p.Stale != (p.PublicKey == peers[7].PublicKey) {
 			t.Errorf("peer %d: stale %v", n, p.Stale)
 		}
+	}
+	sd, srecheck, err := i.Client.StalePeers(name, time.Now(), 180*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sd.Peers) != 1 || sd.Peers[0].PublicKey != peers[7].PublicKey || !sd.Peers[0].Stale || srecheck != recheck ||
+		len(sd.Peers[0].AllowedIPs) != 3 || sd.PublicKey != raw.PublicKey {
+		t.Errorf("StalePeers: %d peers, recheck %v; want peer 7 alone, its 3 allowed IPs", len(sd.Peers), srecheck)
 	}
 	if _, err := i.Client.Device(name + "x"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("reading a device that is not there: %v, want ErrNotExist", err)

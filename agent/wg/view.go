@@ -1,7 +1,9 @@
 package wg
 
 import (
+	"errors"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
@@ -15,10 +17,12 @@ import (
 // idle past the scrub threshold?", is answered here by staleness, which
 // also says how long the scrubber may wait before asking again (one
 // duration for the whole device, naming no peer).
-// TestPrivacySource in agent checks that this file, the userspace reader
+// TestPrivacySource in agent checks that this file, the userspace readers
 // (uapi.go, which hands each peer's traffic lines to staleness as it
-// parses them) and the Fake, which stores traffic for tests, are the only
-// code that reads those fields.
+// parses them, and inproc.go, which decides staleness in the device's own
+// process and answers keys, allowed IPs and a stale bit) and the Fake,
+// which stores traffic for tests, are the only code that reads those
+// fields.
 
 // Device is a WireGuard device as the agent sees it.
 type Device struct {
@@ -43,9 +47,12 @@ type Peer struct {
 // classified (*Error).
 type Control struct {
 	c Client
-	// uapi reads the device through its UAPI socket with the lean
-	// reader of uapi.go instead of through c: a userspace device's.
-	uapi bool
+	// uapi reads the device through its UAPI socket instead of through
+	// c: a userspace device's. It asks the device's process for the
+	// in-process read (inproc.go) and, if that process does not answer
+	// it (noInproc), uses the lean reader of uapi.go.
+	uapi     bool
+	noInproc atomic.Bool
 }
 
 // NewControl returns a Control over c; Open and NewFakeInterface return
@@ -60,7 +67,7 @@ func newUserspaceControl(c Client) *Control { return &Control{c: Classified(c), 
 // error satisfying errors.Is(err, os.ErrNotExist) when there is no such
 // device.
 func (c *Control) Device(name string) (*Device, error) {
-	d, _, err := c.read(name, time.Time{}, -1)
+	d, _, err := c.read(name, time.Time{}, -1, false)
 	return d, err
 }
 
@@ -73,13 +80,42 @@ func (c *Control) Device(name string) (*Device, error) {
 // contact after the read turns stale no sooner). recheck is one figure
 // for the whole device and names no peer.
 func (c *Control) DeviceStale(name string, now time.Time, after time.Duration) (d *Device, recheck time.Duration, err error) {
-	return c.read(name, now, after)
+	return c.read(name, now, after, false)
 }
 
-// read reads the device, marking stale peers when after >= 0.
-func (c *Control) read(name string, now time.Time, after time.Duration) (*Device, time.Duration, error) {
+// StalePeers is DeviceStale with only the stale peers in the device's
+// Peers. A userspace device's process sends those alone, so a read that
+// finds nothing to scrub moves no peer list; other backends are read
+// whole and filtered.
+func (c *Control) StalePeers(name string, now time.Time, after time.Duration) (d *Device, recheck time.Duration, err error) {
+	d, recheck, err = c.read(name, now, after, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	n := 0
+	for _, p := range d.Peers {
+		if p.Stale {
+			d.Peers[n] = p
+			n++
+		}
+	}
+	d.Peers = d.Peers[:n:n]
+	return d, recheck, nil
+}
+
+// read reads the device, marking stale peers when after >= 0; with
+// staleOnly, the Peers may hold the stale ones only.
+func (c *Control) read(name string, now time.Time, after time.Duration, staleOnly bool) (*Device, time.Duration, error) {
 	s := staleScan{now: now, after: after, recheck: after}
 	if c.uapi {
+		if !c.noInproc.Load() {
+			d, err := readInproc(name, &s, staleOnly)
+			if !errors.Is(err, errNoInproc) {
+				return d, s.recheck, wrapErr("device", err)
+			}
+			c.noInproc.Store(true)
+			s = staleScan{now: now, after: after, recheck: after}
+		}
 		d, err := readUAPI(name, &s)
 		return d, s.recheck, wrapErr("device", err)
 	}
