@@ -66,8 +66,8 @@ type scrubBench struct {
 	a  *Agent
 }
 
-func newScrubBench(b *testing.B, suffix string, after, tick time.Duration) *scrubBench {
-	bd := newBenchDevice(b, suffix)
+func newScrubBench(b *testing.B, suffix string, after, tick time.Duration, held bool) *scrubBench {
+	bd := openBenchDevice(b, suffix, held)
 	d := newDevice(bd.iface.Client, bd.name())
 	d.limit = bd.iface.PeerLimit
 	set := newSetBuilder(benchPeers)
@@ -130,29 +130,49 @@ func (s *scrubBench) runOld(ctx context.Context, window time.Duration) {
 
 // BenchmarkIdle60k: the agent's CPU with 60,000 peers and no client
 // traffic, over the window, scrubbing and anti-entropy at production
-// settings, against the old scrubber over the same window.
+// settings, against the old scrubber over the same window. Two
+// placements of the device: held (a holder process, the agent's
+// default; CPU of the agent's process and the holder's) and in-process
+// (the device in the agent's process).
 func BenchmarkIdle60k(b *testing.B) {
+	for _, held := range []bool{true, false} {
+		name := map[bool]string{true: "held", false: "in-process"}[held]
+		b.Run(name, func(b *testing.B) { benchIdle(b, held) })
+	}
+}
+
+func benchIdle(b *testing.B, held bool) {
 	window := benchWindow(b)
-	s := newScrubBench(b, "i", 180*time.Second, 5*time.Second)
+	s := newScrubBench(b, "i", 180*time.Second, 5*time.Second, held)
+	cpu := func() time.Duration { return cpuTime() + procCPU(b, s.bd.holder) }
 	for b.Loop() {
 		b.Logf("load before: %s", loadAvg())
 		runtime.GC() // the setup's garbage is not the window's
-		// What one collection of this process costs: it scans the
-		// in-process wireguard-go device's per-peer state too.
-		c0 := cpuTime()
-		for range 3 {
-			runtime.GC()
+		if !held {
+			// What one collection of this process costs: it scans the
+			// in-process wireguard-go device's per-peer state too.
+			c0 := cpuTime()
+			for range 3 {
+				runtime.GC()
+			}
+			b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/3, "gc-cycle-cpu-ms")
+		} else {
+			// Let the holder's collector catch up with the setup.
+			time.Sleep(3 * time.Second)
 		}
-		b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/3, "gc-cycle-cpu-ms")
-		c0, n0 := cpuTime(), numGC()
+		r0 := metricValue(s.a.metrics.scrubReads)
+		c0, n0, h0 := cpu(), numGC(), procCPU(b, s.bd.holder)
 		s.runNew(context.Background(), window)
-		newCPU, newGCs := cpuTime()-c0, numGC()-n0
-		reads := metricValue(s.a.metrics.scrubReads)
+		newCPU, newGCs, newHolder := cpu()-c0, numGC()-n0, procCPU(b, s.bd.holder)-h0
+		reads := metricValue(s.a.metrics.scrubReads) - r0
 		runtime.GC()
-		c0, n0 = cpuTime(), numGC()
+		c0, n0, h0 = cpu(), numGC(), procCPU(b, s.bd.holder)
 		s.runOld(context.Background(), window)
-		oldCPU, oldGCs := cpuTime()-c0, numGC()-n0
-		b.Logf("collections in the window: new %d, old %d", newGCs, oldGCs)
+		oldCPU, oldGCs, oldHolder := cpu()-c0, numGC()-n0, procCPU(b, s.bd.holder)-h0
+		b.Logf("collections of this process in the window: new %d, old %d", newGCs, oldGCs)
+		if held {
+			b.Logf("holder's CPU in the window: new %v, old %v", newHolder, oldHolder)
+		}
 		b.Logf("load after: %s", loadAvg())
 		b.ReportMetric(100*newCPU.Seconds()/window.Seconds(), "idle-cpu-%")
 		b.ReportMetric(100*oldCPU.Seconds()/window.Seconds(), "old-idle-cpu-%")
@@ -170,8 +190,15 @@ func BenchmarkIdle60k(b *testing.B) {
 // set to the tick to force it), and with the old scrubber (every tick,
 // under the device lock).
 func BenchmarkDeltaWhileScrubbing60k(b *testing.B) {
+	for _, held := range []bool{true, false} {
+		name := map[bool]string{true: "held", false: "in-process"}[held]
+		b.Run(name, func(b *testing.B) { benchDeltaWhileScrubbing(b, held) })
+	}
+}
+
+func benchDeltaWhileScrubbing(b *testing.B, held bool) {
 	window := benchWindow(b)
-	s := newScrubBench(b, "w", 180*time.Second, 5*time.Second)
+	s := newScrubBench(b, "w", 180*time.Second, 5*time.Second, held)
 	extra := testPeer(benchPeers + 1)
 	rev := int64(1)
 	// Deltas arrive on a schedule fixed in advance (open loop): a delta

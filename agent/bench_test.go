@@ -2,13 +2,18 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -32,16 +37,63 @@ type benchDevice struct {
 	raw   *wgctrl.Client
 	key   wgtypes.Key
 	port  int
+	// holder is the holder process's id; 0 when the device is in this
+	// process.
+	holder int
+}
+
+// socketPeer returns the process serving a unix socket, or 0.
+func socketPeer(path string) int {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if cred == nil {
+		return 0
+	}
+	return int(cred.Pid)
+}
+
+// procCPU is the CPU time (user + system) of process pid so far, from
+// /proc (10 ms resolution); 0 for pid 0.
+func procCPU(b *testing.B, pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command's closing parenthesis: state is the
+	// first (field 3), utime and stime are fields 14 and 15.
+	f := strings.Fields(string(s[bytes.LastIndexByte(s, ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 func newBenchDevice(b *testing.B, suffix string) *benchDevice {
+	return openBenchDevice(b, suffix, false)
+}
+
+// openBenchDevice opens the device in this process, or with held in a
+// holder process (the agent's default; the test binary serves as the
+// holder, see TestMain), whose id is then bd.holder.
+func openBenchDevice(b *testing.B, suffix string, held bool) *benchDevice {
 	b.Helper()
 	needRoot(b)
 	ns := newNetns(b)
 	name := devName(suffix)
 	bd := &benchDevice{}
 	if err := ns.do(func() (err error) {
-		bd.iface, err = wg.Open(wg.Config{Name: name, Backend: wg.BackendUserspace})
+		bd.iface, err = wg.Open(wg.Config{Name: name, Backend: wg.BackendUserspace, Holder: held})
 		if err != nil {
 			return err
 		}
@@ -49,7 +101,18 @@ func newBenchDevice(b *testing.B, suffix string) *benchDevice {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { bd.iface.Close() })
+	b.Cleanup(func() {
+		if held {
+			// The holder ends with its link.
+			ns.do(func() error { return bd.iface.Links.Delete(name) })
+		}
+		bd.iface.Close()
+	})
+	if held {
+		if bd.holder = socketPeer("/var/run/wireguard/" + name + ".sock"); bd.holder == 0 {
+			b.Fatal("no holder process answers")
+		}
+	}
 	var err error
 	if bd.raw, err = wgctrl.New(); err != nil {
 		b.Fatal(err)

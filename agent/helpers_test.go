@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,18 @@ import (
 	"github.com/traceless-vpn/traceless/agent/wg"
 	"github.com/traceless-vpn/traceless/controlplane/api"
 )
+
+// TestMain lets this test binary serve as the userspace device holder,
+// as cmd/traceless-agent does (the benchmarks run the device held).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == wg.HolderCommand {
+		if err := wg.RunHolder(os.Args[2:]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // testKey is a deterministic public key for peer i.
 func testKey(i int) wgtypes.Key {

@@ -29,7 +29,8 @@ const HolderCommand = "__userspace-device"
 // a userspace node keeps its tunnels across agent restarts like a kernel
 // node does. The holder ends when its device goes away (ip link del).
 //
-// The holder never logs (wireguard-go's logger is discarded: it would
+// The holder collects garbage by heap growth only (collect.go), so an
+// idle device costs no CPU for collections. The holder never logs (wireguard-go's logger is discarded: it would
 // print peers' keys and endpoints), is not dumpable and has no core size.
 
 // RunHolder runs the device holder until the device is closed. A program
@@ -48,6 +49,9 @@ func RunHolder(args []string) error {
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
 		return fmt.Errorf("set core size 0: %w", err)
 	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go collectByGrowth(time.Second, stop)
 	u, err := startUserspace(args[0], mtu)
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -249,5 +251,40 @@ func TestInprocFallback(t *testing.T) {
 	}
 	if n := ops.Load(); n != 3 {
 		t.Errorf("%d connections for two reads, want 3 (one refused in-process read, two gets)", n)
+	}
+}
+
+// TestCollectByGrowth: with the runtime's pacing off, the collector
+// collects once the heap allocated since the last collection reaches the
+// live heap, and not while nothing is allocated.
+func TestCollectByGrowth(t *testing.T) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { collectByGrowth(10*time.Millisecond, stop); close(done) }()
+	defer func() { close(stop); <-done }()
+	time.Sleep(50 * time.Millisecond)
+	if pct := debug.SetGCPercent(-1); pct != -1 {
+		t.Errorf("GC percent %d while the collector runs: the runtime still paces (and forces) collections", pct)
+	}
+	gcs := func() uint32 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumGC
+	}
+	n0 := gcs()
+	time.Sleep(300 * time.Millisecond)
+	if n := gcs(); n != n0 {
+		t.Errorf("%d collections with nothing allocated", n-n0)
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	var keep [][]byte
+	for range (m.HeapAlloc + minGrowth) / (64 << 10) * 2 {
+		keep = append(keep[:0], make([]byte, 64<<10))
+	}
+	_ = keep
+	for deadline := time.Now().Add(5 * time.Second); gcs() == n0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no collection after the heap grew by twice the live heap")
+		}
 	}
 }
