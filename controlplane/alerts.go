@@ -42,14 +42,14 @@ func (s *Server) alertSettings(ctx context.Context, ownerID string) (store.Alert
 	return a, err == nil, err
 }
 
-func (s *Server) alertSettingsView(a store.AlertSettings, newSecret string) api.AlertSettings {
+func (s *Server) alertSettingsView(ctx context.Context, a store.AlertSettings, newSecret string) api.AlertSettings {
 	events := []string{}
 	if a.Events != "" {
 		events = strings.Split(a.Events, ",")
 	}
 	return api.AlertSettings{WebhookURL: a.WebhookURL, WebhookSecret: newSecret, Email: a.Email,
 		EmailAvailable: s.alerts.EmailEnabled(), Events: events, History: a.KeepHistory, RetentionDays: a.RetentionDays,
-		Delivery: s.alerts.DeliveryView(a)}
+		Delivery: s.alerts.DeliveryView(ctx, a)}
 }
 
 func (s *Server) handleGetAlertSettings(c echo.Context) error {
@@ -57,7 +57,7 @@ func (s *Server) handleGetAlertSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.alertSettingsView(a, ""))
+	return c.JSON(http.StatusOK, s.alertSettingsView(c.Request().Context(), a, ""))
 }
 
 // webhookSecretPrefix starts every webhook secret.
@@ -76,7 +76,7 @@ func (s *Server) handlePutAlertSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.alertSettingsView(a, newSecret))
+	return c.JSON(http.StatusOK, s.alertSettingsView(c.Request().Context(), a, newSecret))
 }
 
 // updateAlertSettings applies in to the owner's settings (the API's and
@@ -190,7 +190,9 @@ func (s *Server) sendAlertTest(c echo.Context) ([]string, error) {
 	if stored {
 		ev := api.AlertEvent{ID: uuid.NewString(), Kind: api.AlertTest, OccurredAt: s.now().UTC(),
 			Detail: "A test event: the alert settings work."}
-		queued = s.alerts.Enqueue(a, []api.AlertEvent{ev})
+		if queued, err = s.alerts.Enqueue(c.Request().Context(), a, []api.AlertEvent{ev}); err != nil {
+			return nil, err
+		}
 	}
 	return queued, nil
 }

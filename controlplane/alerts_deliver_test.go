@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -143,7 +144,9 @@ func TestAlertQueueBound(t *testing.T) {
 	for _, id := range []string{"e1", "e2", "e3", "e4", "e5"} {
 		evs = append(evs, api.AlertEvent{ID: id, Kind: api.AlertTest})
 	}
-	w.h.srv.alerts.Enqueue(set, evs)
+	if _, err := w.h.srv.alerts.Enqueue(context.Background(), set, evs); err != nil {
+		t.Fatal(err)
+	}
 	got := r.waitN(3)
 	var ids []string
 	for _, d := range got {
@@ -539,4 +542,51 @@ func TestAlertDeliveryDocumented(t *testing.T) {
 	if diff := cmp.Diff([]string{alerts.ChannelWebhook, alerts.ChannelEmail}, del.Properties["channel"].Enum); diff != "" {
 		t.Errorf("AlertDelivery.channel enum (-want +got):\n%s", diff)
 	}
+}
+
+// TestAlertOutboxSurvivesRestart: events queued while the receiver is down
+// are in the database, not in the server's memory: after the server stops
+// and another starts on the same database, every one arrives, in order,
+// each with its ID as the Idempotency-Key header; then the outbox is
+// empty.
+func TestAlertOutboxSurvivesRestart(t *testing.T) {
+	w := newAlertWorld(t)
+	r := newHookReceiver(t)
+	w.hook(t, w.owner.Token, r)
+	r.fail(1000, http.StatusServiceUnavailable)
+	ctx := context.Background()
+	set, err := w.h.store.GetAlertSettings(ctx, w.owner.Owner.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	var evs []api.AlertEvent
+	for i := range 5 {
+		id := fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i)
+		want = append(want, id)
+		evs = append(evs, api.AlertEvent{ID: id, Kind: api.AlertTest})
+	}
+	if _, err := w.h.srv.alerts.Enqueue(ctx, set, evs); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "failed attempts", func() bool { return len(r.attemptTimes()) >= 2 })
+	w.h.srv.Close()
+	r.fail(0, 0)
+
+	srv := MustNew(t, w.h.opts) // a new process on the same database
+	got := r.waitN(len(want))
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, d.Event.ID)
+		if d.Key != d.Event.ID {
+			t.Errorf("Idempotency-Key %q for event %s", d.Key, d.Event.ID)
+		}
+	}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("delivered after the restart (-want +got):\n%s", diff)
+	}
+	waitFor(t, "the outbox to empty", func() bool {
+		qs, err := srv.store.AlertQueues(ctx, "")
+		return err == nil && len(qs) == 0
+	})
 }

@@ -13,11 +13,15 @@ import (
 // alertWebhookDoc describes the deliveries, which are not routes of this
 // API but requests it makes.
 const alertWebhookDoc = "Each event is POSTed to `webhook_url` as an `AlertEvent` JSON body with the headers " +
-	"`X-Traceless-Event: <kind>` and `X-Traceless-Signature: t=<unix seconds>,v1=<hex>`, where the hex is " +
+	"`X-Traceless-Event: <kind>`, `Idempotency-Key: <event id>` and `X-Traceless-Signature: t=<unix seconds>,v1=<hex>`, where the hex is " +
 	"HMAC-SHA256, keyed with the webhook secret, of `<unix seconds>.<body>`. Check it in constant time, reject " +
 	"old timestamps (replays) and skip event IDs already seen. Answer 2xx; network errors, 5xx, 408 and 429 are " +
 	"retried with exponential backoff for up to a day, in order, holding back later events, so nothing is lost " +
-	"while the receiver is down for a while. Events carry node and pool facts only; aggregate numbers " +
+	"while the receiver is down for a while. Events wait in the database until delivered, so a control-plane replica that " +
+	"dies loses none; delivery is at least once: an event whose delivery was not recorded (the replica died after the " +
+	"receiver answered, the answer was lost) is sent again. The event's `id`, repeated in `Idempotency-Key`, is its " +
+	"idempotency key: a receiver that skips IDs it has seen gets each event once, and an owner's events in the order they " +
+	"were queued. Events carry node and pool facts only; aggregate numbers " +
 	"(peer count, revisions) only for the owner's own nodes."
 
 // alertDeliveryDoc describes the delivery outcome in the settings.

@@ -37,6 +37,7 @@ type hookReceiver struct {
 type hookDelivery struct {
 	Event     api.AlertEvent
 	Kind, Sig string
+	Key       string // the Idempotency-Key header
 	Body      []byte
 }
 
@@ -56,7 +57,8 @@ func newHookReceiver(tb testing.TB) *hookReceiver {
 		if err := json.Unmarshal(body, &ev); err != nil {
 			tb.Errorf("webhook body is not an AlertEvent: %v\n%s", err, body)
 		}
-		r.got = append(r.got, hookDelivery{Event: ev, Kind: req.Header.Get(api.AlertEventHeader), Sig: req.Header.Get(api.AlertSignatureHeader), Body: body})
+		r.got = append(r.got, hookDelivery{Event: ev, Kind: req.Header.Get(api.AlertEventHeader), Sig: req.Header.Get(api.AlertSignatureHeader),
+			Key: req.Header.Get(api.AlertIdempotencyHeader), Body: body})
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	tb.Cleanup(r.srv.Close)

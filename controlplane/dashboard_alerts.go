@@ -62,7 +62,7 @@ func (d *dashboard) alertsPage(c echo.Context, status int, p *page, f *alertForm
 	if err != nil {
 		return err
 	}
-	view := d.s.alertSettingsView(a, newSecret)
+	view := d.s.alertSettingsView(c.Request().Context(), a, newSecret)
 	if f == nil {
 		ff := alertFormOf(view)
 		f = &ff

@@ -74,6 +74,9 @@ var timeAllowed = map[string]string{
 		"(at most 10 minutes after minting); the ticket is deleted when used or expired",
 	"owner_tokens.expires_at": "when an unused email verification or password reset link stops working; " +
 		"the row is deleted when the link is used, replaced or expired",
+	"alert_outbox.queued_at": "when a node or pool alert was queued for an owner's channel; the row is deleted when delivered " +
+		"or given up (a server's event, not an end user's activity)",
+	"alert_outbox.retry_at": "when the next delivery attempt of a queued alert is due",
 }
 
 // endUserTables hold data about end users' devices; they may have no time

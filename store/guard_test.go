@@ -54,7 +54,7 @@ func TestReadSchemaTypes(t *testing.T) {
 				t.Errorf("%s.%s has no type", c.Table, c.Name)
 			}
 		}
-		want := []string{"alert_history", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owner_identities", "owner_tokens", "owners", "plan_pools", "plans", "pools",
+		want := []string{"alert_history", "alert_outbox", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owner_identities", "owner_tokens", "owners", "plan_pools", "plans", "pools",
 			"recovery_codes", "registration_tickets", "schema_migrations", "sync_state", "totp_credentials"}
 		if diff := cmp.Diff(want, tables); diff != "" {
 			t.Errorf("tables (-want +got):\n%s", diff)

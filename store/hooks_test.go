@@ -71,6 +71,11 @@ var storeMethods = map[string]methodCall{
 		a := f.app(o)
 		return []any{o.ID, a.ID, f.apiKey(o, a).ID}
 	}},
+	"AlertQueues": {read, func(f *hookFixture) []any {
+		o := f.owner()
+		f.outbox(o)
+		return []any{o.ID}
+	}},
 	"CheckSchema":    {read, none},
 	"CountAdmins":    {read, none},
 	"CountPoolPeers": {read, func(f *hookFixture) []any { return []any{f.shared.ID} }},
@@ -185,6 +190,25 @@ var storeMethods = map[string]methodCall{
 	}},
 	"CreateOwner": {write, func(f *hookFixture) []any {
 		return []any{Owner{Email: "new@example.com", PasswordHash: "$argon2id$test", Role: RoleOwner}, f.plan.Slug}
+	}},
+	"QueueAlerts": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		return []any{[]AlertDelivery{{OwnerID: o.ID, Channel: "webhook", EventID: "e1", Kind: "test", Body: "{}"}}, 10}
+	}},
+	"ClaimAlertDelivery": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		f.outbox(o)
+		return []any{o.ID, "webhook", "replica-a"}
+	}},
+	"FinishAlertDelivery": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		d := f.claimed(o, "replica-a")
+		return []any{d.ID, "replica-a"}
+	}},
+	"DeferAlertDelivery": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		d := f.claimed(o, "replica-a")
+		return []any{d.ID, "replica-a", 1, time.Now().Add(time.Minute)}
 	}},
 	"CreateOperator": {write, func(f *hookFixture) []any {
 		return []any{Owner{Email: "operator@example.com", PasswordHash: "$argon2id$test"}}
@@ -459,6 +483,24 @@ func (f *hookFixture) keepHistory(o Owner) {
 	a := webhookSettings(o.ID)
 	a.KeepHistory = true
 	mustPutAlertSettings(f.t, f.s, a)
+}
+
+// outbox queues one alert delivery for the owner's webhook.
+func (f *hookFixture) outbox(o Owner) {
+	if _, err := f.s.QueueAlerts(f.ctx, []AlertDelivery{{OwnerID: o.ID, Channel: "webhook", EventID: fmt.Sprintf("e%d", f.next()), Kind: "test", Body: "{}"}}, 10); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// claimed queues one alert delivery for the owner's webhook and claims it
+// for claimer.
+func (f *hookFixture) claimed(o Owner, claimer string) AlertDelivery {
+	f.outbox(o)
+	d, err := f.s.ClaimAlertDelivery(f.ctx, o.ID, "webhook", claimer)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
 }
 
 // history stores one history entry of the owner that occurred at at.

@@ -2,9 +2,10 @@
 // Alert"): it judges, in memory, the health of every node from the status
 // reports agents send anyway (watch.go), and delivers the resulting events
 // to the owners whose devices a node or pool carries, through a signed
-// webhook or email (deliver.go). Only the owner's settings are stored, and
-// — if the owner opts in — a history of status changes that a job deletes
-// after the owner's retention period. Events name nodes and pools and
+// webhook or email (deliver.go). What is stored: the owner's settings, the
+// events waiting to be delivered (the outbox, until delivered or given
+// up), and — if the owner opts in — a history of status changes that a
+// job deletes after the owner's retention period. Events name nodes and pools and
 // carry their aggregate status; nothing about an end user exists to put in
 // them.
 //
@@ -20,6 +21,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/internal/mail"
@@ -46,6 +49,10 @@ type Options struct {
 	// QueueSize bounds the events waiting per owner and channel (default
 	// 1000); beyond it the oldest are dropped.
 	QueueSize int
+	// PumpEvery is how often the leading replica looks in the outbox for
+	// events queued by another replica (default 1s); its own wake it at
+	// once.
+	PumpEvery time.Duration
 	// PurgeEvery is how often expired monitoring history is deleted
 	// (default 1h).
 	PurgeEvery time.Duration
@@ -77,6 +84,7 @@ func (o *Options) setDefaults() {
 	def(&o.RetryFor, 24*time.Hour)
 	def(&o.Timeout, 10*time.Second)
 	def(&o.PurgeEvery, time.Hour)
+	def(&o.PumpEvery, time.Second)
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1000
 	}
@@ -91,6 +99,11 @@ type Store interface {
 	GetAlertSettings(ctx context.Context, ownerID string) (store.AlertSettings, error)
 	AddAlertHistory(ctx context.Context, ownerID string, entries []store.AlertHistory) (int, error)
 	PurgeAlertHistory(ctx context.Context, now time.Time) (int64, error)
+	QueueAlerts(ctx context.Context, ds []store.AlertDelivery, keep int) (int, error)
+	AlertQueues(ctx context.Context, ownerID string) ([]store.AlertQueue, error)
+	ClaimAlertDelivery(ctx context.Context, ownerID, channel, claimer string) (store.AlertDelivery, error)
+	FinishAlertDelivery(ctx context.Context, id int64, claimer string) (bool, error)
+	DeferAlertDelivery(ctx context.Context, id int64, claimer string, attempts int, retryAt time.Time) (bool, error)
 	Lead(ctx context.Context, role string) *store.Leadership
 }
 
@@ -141,11 +154,15 @@ type Alerter struct {
 	watchMu sync.Mutex
 	watch   watcher
 
-	mu     sync.Mutex
-	closed bool
-	queues map[queueKey]*deliveryQueue
-	states map[queueKey]*api.AlertDelivery // each channel's last outcome
-	wg     sync.WaitGroup                  // delivery workers
+	claimer string        // this process, as it claims outbox rows
+	poke    chan struct{} // wakes the pump
+
+	mu      sync.Mutex
+	closed  bool
+	lead    *store.Leadership
+	workers map[queueKey]bool               // queues with a delivery worker
+	states  map[queueKey]*api.AlertDelivery // each channel's last outcome
+	wg      sync.WaitGroup                  // delivery workers
 }
 
 // New returns an Alerter; Run starts its work. Delivery stops when ctx
@@ -153,27 +170,32 @@ type Alerter struct {
 func New(ctx context.Context, deps Deps, opts Options) *Alerter {
 	opts.setDefaults()
 	return &Alerter{
-		deps:   deps,
-		opts:   opts,
-		ctx:    ctx,
-		client: newWebhookClient(opts),
-		watch:  newWatcher(opts.SyncLag, opts.Every, deps.OnlineWindow),
-		queues: map[queueKey]*deliveryQueue{},
-		states: map[queueKey]*api.AlertDelivery{},
+		deps:    deps,
+		opts:    opts,
+		ctx:     ctx,
+		client:  newWebhookClient(opts),
+		watch:   newWatcher(opts.SyncLag, opts.Every, deps.OnlineWindow),
+		claimer: uuid.NewString(),
+		poke:    make(chan struct{}, 1),
+		workers: map[queueKey]bool{},
+		states:  map[queueKey]*api.AlertDelivery{},
 	}
 }
 
 // Options returns the options in effect, defaults filled in.
 func (a *Alerter) Options() Options { return a.opts }
 
-// Run evaluates node health while this replica leads, and purges expired
-// history, until ctx ends; then it waits for the delivery workers.
+// Run evaluates node health and delivers the outbox while this replica
+// leads, and purges expired history, until ctx ends; then it waits for
+// the delivery workers.
 func (a *Alerter) Run(ctx context.Context) {
 	check := time.NewTicker(a.opts.Every)
 	purge := time.NewTicker(a.opts.PurgeEvery)
+	pump := time.NewTicker(a.opts.PumpEvery)
 	defer func() {
 		check.Stop()
 		purge.Stop()
+		pump.Stop()
 		a.mu.Lock()
 		a.closed = true
 		a.mu.Unlock()
@@ -181,11 +203,19 @@ func (a *Alerter) Run(ctx context.Context) {
 		a.client.CloseIdleConnections()
 	}()
 	lead := a.deps.Store.Lead(ctx, "alerts")
+	a.mu.Lock()
+	a.lead = lead
+	a.mu.Unlock()
 	a.Purge(ctx)
+	a.pump(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-pump.C:
+			a.pump(ctx)
+		case <-a.poke:
+			a.pump(ctx)
 		case <-check.C:
 			if !lead.Leading() {
 				continue // another replica watches; its events are not repeated here

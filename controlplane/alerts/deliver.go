@@ -21,15 +21,23 @@ import (
 	"github.com/traceless-vpn/traceless/store"
 )
 
-// Delivery. Each owner has one queue per channel (webhook, email), in
-// memory only. A worker delivers a queue's events one at a time, in order;
-// an event that fails with a network error, a 5xx, 408 or 429 (or a
-// transient SMTP error) is retried with exponential backoff and jitter,
+// Delivery. Each owner has one queue per channel (webhook, email), kept in
+// the database's alert outbox (store.AlertDelivery) so that a replica that
+// dies loses nothing. The replica that leads alerts runs one worker per
+// queue: it claims the queue's oldest row, delivers it, and deletes it
+// once it is delivered or given up, so events go out one at a time, in
+// order. An event that fails with a network error, a 5xx, 408 or 429 (or
+// a transient SMTP error) is retried with exponential backoff and jitter,
 // holding back the events behind it, until it is delivered or RetryFor has
-// passed. So a receiver that is down for a while gets every event, in
-// order, when it comes back. The queue is bounded (the oldest events go
-// first) and is lost when the control plane stops; nothing about
-// deliveries is written anywhere.
+// passed since it was queued; the attempts and the time of the next one
+// are stored with it, so a replica that takes over the lead goes on where
+// the dead one stopped. The queue is bounded (the oldest events go first).
+//
+// Delivery is at least once: a replica that dies after the receiver took
+// an event but before the row is deleted leaves it to be sent again. Each
+// event carries its ID as an idempotency key (the body's "id" and the
+// Idempotency-Key header), so a receiver can skip the repeat; what it
+// keeps is still in order.
 //
 // Each attempt reads the owner's settings afresh, so a changed URL,
 // secret or address applies to queued events, and a removed channel or
@@ -43,17 +51,9 @@ const (
 
 type queueKey struct{ owner, channel string }
 
-type deliveryQueue struct {
-	key   queueKey
-	items []queuedEvent
-	seq   uint64
-}
-
 type queuedEvent struct {
-	seq    uint64
-	ev     api.AlertEvent
-	body   []byte    // the JSON of ev
-	queued time.Time // for RetryFor (the real clock: retries wait in real time)
+	ev   api.AlertEvent
+	body []byte // the JSON of ev, as queued
 }
 
 // channels lists the channels set names that this server can serve.
@@ -68,95 +68,176 @@ func (a *Alerter) channels(set store.AlertSettings) []string {
 	return chans
 }
 
-// Enqueue queues evs for every channel set names and reports the channels.
-func (a *Alerter) Enqueue(set store.AlertSettings, evs []api.AlertEvent) []string {
+// Enqueue stores evs in the outbox for every channel set names, wakes the
+// delivery, and reports the channels.
+func (a *Alerter) Enqueue(ctx context.Context, set store.AlertSettings, evs []api.AlertEvent) ([]string, error) {
 	chans := a.channels(set)
-	bodies := make([][]byte, len(evs))
-	for i, ev := range evs {
-		bodies[i], _ = json.Marshal(ev)
+	var rows []store.AlertDelivery
+	for _, ev := range evs {
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return nil, err
+		}
+		for _, ch := range chans {
+			rows = append(rows, store.AlertDelivery{OwnerID: set.OwnerID, Channel: ch, EventID: ev.ID, Kind: ev.Kind, Body: string(body)})
+		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed || a.ctx.Err() != nil {
-		return []string{}
+	if len(rows) == 0 {
+		return chans, nil
 	}
-	dropped := 0
-	for _, ch := range chans {
-		k := queueKey{owner: set.OwnerID, channel: ch}
-		q := a.queues[k]
-		if q == nil {
-			q = &deliveryQueue{key: k}
-			a.queues[k] = q
-			a.wg.Add(1)
-			go a.deliverQueue(q)
-		}
-		for i, ev := range evs {
-			q.seq++
-			q.items = append(q.items, queuedEvent{seq: q.seq, ev: ev, body: bodies[i], queued: time.Now()})
-		}
-		if over := len(q.items) - a.opts.QueueSize; over > 0 {
-			q.items = q.items[over:]
-			dropped += over
-		}
+	dropped, err := a.deps.Store.QueueAlerts(ctx, rows, a.opts.QueueSize)
+	if err != nil {
+		return nil, err
 	}
 	if dropped > 0 {
 		a.deps.Log.LogAttrs(a.ctx, slog.LevelWarn, "alert queue full; oldest events dropped", slog.Int(LogDropped, dropped))
 	}
-	return chans
+	a.wake()
+	return chans, nil
 }
 
-// deliverQueue is a queue's worker; it ends when the queue is empty or
-// the server closes.
-func (a *Alerter) deliverQueue(q *deliveryQueue) {
+// wake asks the pump to look for queues without a worker now.
+func (a *Alerter) wake() {
+	select {
+	case a.poke <- struct{}{}:
+	default:
+	}
+}
+
+// pump starts a worker for every queue in the outbox that has none, while
+// this replica leads.
+func (a *Alerter) pump(ctx context.Context) {
+	if !a.leading() {
+		return
+	}
+	qs, err := a.deps.Store.AlertQueues(ctx, "")
+	if err != nil {
+		if ctx.Err() == nil {
+			a.deps.Log.LogAttrs(ctx, slog.LevelWarn, "read alert outbox", slog.String(LogError, err.Error()))
+		}
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	for _, q := range qs {
+		k := queueKey{owner: q.OwnerID, channel: q.Channel}
+		if a.workers[k] {
+			continue
+		}
+		a.workers[k] = true
+		a.wg.Add(1)
+		go a.deliverQueue(k)
+	}
+}
+
+// leading reports whether this replica leads alerts (before Run, no).
+func (a *Alerter) leading() bool {
+	a.mu.Lock()
+	l := a.lead
+	a.mu.Unlock()
+	return l != nil && l.Leading()
+}
+
+// outboxRetry is how long a worker waits when the outbox cannot be read or
+// written (the database restarting) before it tries again.
+const outboxRetry = 250 * time.Millisecond
+
+// deliverQueue is a queue's worker; it ends when the queue is empty, the
+// replica no longer leads, another replica took the queue's head, or the
+// server closes.
+func (a *Alerter) deliverQueue(k queueKey) {
 	defer a.wg.Done()
-	ctx := a.ctx
-	var head uint64
-	attempt := 0
-	for {
+	defer func() {
 		a.mu.Lock()
-		if len(q.items) == 0 {
-			delete(a.queues, q.key)
-			a.mu.Unlock()
+		delete(a.workers, k)
+		a.mu.Unlock()
+	}()
+	ctx := a.ctx
+	for ctx.Err() == nil && a.leading() {
+		d, err := a.deps.Store.ClaimAlertDelivery(ctx, k.owner, k.channel, a.claimer)
+		if errors.Is(err, store.ErrNotFound) {
 			return
 		}
-		it := q.items[0]
-		a.mu.Unlock()
-		if it.seq != head {
-			head, attempt = it.seq, 0
+		if err != nil {
+			if !sleep(ctx, outboxRetry) {
+				return
+			}
+			continue
 		}
-		retry, err := a.deliver(ctx, q.key, it)
+		if wait := time.Until(d.RetryAt); wait > 0 {
+			if !sleep(ctx, min(wait, a.opts.Every)) {
+				return
+			}
+			continue // the lead may have moved meanwhile
+		}
+		var it queuedEvent
+		it.body = []byte(d.Body)
+		if err := json.Unmarshal(it.body, &it.ev); err != nil {
+			it.ev = api.AlertEvent{ID: d.EventID, Kind: d.Kind}
+		}
+		retry, err := a.deliver(ctx, k, it)
 		if ctx.Err() != nil {
 			return
 		}
-		attempt++
-		if err == nil || !retry {
+		attempt := d.Attempts + 1
+		wait := a.backoff(attempt - 1)
+		switch {
+		case err == nil || !retry:
 			switch {
 			case errors.Is(err, errNoChannel):
-				a.ResetDelivery(q.key.owner, q.key.channel)
+				a.ResetDelivery(k.owner, k.channel)
 			case err != nil:
-				a.logUndelivered(q.key.channel, it.ev.Kind, "alert not delivered", err)
-				a.noteDelivery(q.key, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
+				a.logUndelivered(k.channel, it.ev.Kind, "alert not delivered", err)
+				a.noteDelivery(k, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
 			default:
-				a.noteDelivery(q.key, it.ev.Kind, api.DeliveryDelivered, nil, attempt)
+				a.noteDelivery(k, it.ev.Kind, api.DeliveryDelivered, nil, attempt)
 			}
-			a.pop(q, it.seq)
+		case time.Since(d.QueuedAt)+wait > a.opts.RetryFor:
+			a.logUndelivered(k.channel, it.ev.Kind, "alert dropped after retrying", err)
+			a.noteDelivery(k, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
+		default:
+			a.noteDelivery(k, it.ev.Kind, api.DeliveryRetrying, err, attempt)
+			if !a.settle(ctx, func() (bool, error) {
+				return a.deps.Store.DeferAlertDelivery(ctx, d.ID, a.claimer, attempt, time.Now().Add(wait))
+			}) {
+				return
+			}
 			continue
 		}
-		wait := a.backoff(attempt - 1)
-		if time.Since(it.queued)+wait > a.opts.RetryFor {
-			a.logUndelivered(q.key.channel, it.ev.Kind, "alert dropped after retrying", err)
-			a.noteDelivery(q.key, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
-			a.pop(q, it.seq)
-			continue
-		}
-		a.noteDelivery(q.key, it.ev.Kind, api.DeliveryRetrying, err, attempt)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !a.settle(ctx, func() (bool, error) { return a.deps.Store.FinishAlertDelivery(ctx, d.ID, a.claimer) }) {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// settle records an attempt's outcome in the outbox, trying again while
+// the database does not answer (so that a delivered event is not sent
+// again needlessly); false when the claim was lost, the lead moved or the
+// server closes.
+func (a *Alerter) settle(ctx context.Context, record func() (bool, error)) bool {
+	for {
+		ok, err := record()
+		if err == nil {
+			return ok
+		}
+		if !sleep(ctx, outboxRetry) || !a.leading() {
+			return false
+		}
+	}
+}
+
+// sleep waits d unless ctx ends first, and reports whether it waited.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -204,8 +285,15 @@ func (a *Alerter) Forget(owner string) {
 }
 
 // DeliveryView is the delivery outcome of each channel set configures, as
-// this server saw it since it started.
-func (a *Alerter) DeliveryView(set store.AlertSettings) []api.AlertDelivery {
+// this server saw it since it started, with the events waiting in the
+// outbox.
+func (a *Alerter) DeliveryView(ctx context.Context, set store.AlertSettings) []api.AlertDelivery {
+	pending := map[string]int{}
+	if qs, err := a.deps.Store.AlertQueues(ctx, set.OwnerID); err == nil {
+		for _, q := range qs {
+			pending[q.Channel] = q.Pending
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := []api.AlertDelivery{}
@@ -215,9 +303,7 @@ func (a *Alerter) DeliveryView(set store.AlertSettings) []api.AlertDelivery {
 		if st := a.states[k]; st != nil {
 			d = *st
 		}
-		if q := a.queues[k]; q != nil {
-			d.Pending = len(q.items)
-		}
+		d.Pending = pending[ch]
 		out = append(out, d)
 	}
 	return out
@@ -226,16 +312,6 @@ func (a *Alerter) DeliveryView(set store.AlertSettings) []api.AlertDelivery {
 func (a *Alerter) logUndelivered(channel, kind, msg string, err error) {
 	a.deps.Log.LogAttrs(a.ctx, slog.LevelWarn, msg,
 		slog.String(LogChannel, channel), slog.String(LogKind, kind), slog.String(LogError, err.Error()))
-}
-
-// pop removes the event seq from the head of q, unless the queue already
-// dropped it for space.
-func (a *Alerter) pop(q *deliveryQueue, seq uint64) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(q.items) > 0 && q.items[0].seq == seq {
-		q.items = q.items[1:]
-	}
 }
 
 // backoff is the wait before retry n (from 0): RetryBase·2ⁿ capped at
@@ -289,6 +365,7 @@ func (a *Alerter) postWebhook(ctx context.Context, set store.AlertSettings, it q
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Traceless-Alerts/"+a.deps.Version)
 	req.Header.Set(api.AlertEventHeader, it.ev.Kind)
+	req.Header.Set(api.AlertIdempotencyHeader, it.ev.ID)
 	req.Header.Set(api.AlertSignatureHeader, api.SignAlert(set.WebhookSecret, a.deps.Now(), it.body))
 	resp, err := a.client.Do(req)
 	switch {
@@ -417,12 +494,12 @@ func alertMessage(to string, ev api.AlertEvent, body []byte, now time.Time) mail
 }
 
 // Held reports how much the alerter holds in memory about an owner: the
-// delivery queues and the channel outcomes. After the owner's account is
+// delivery workers and the channel outcomes. After the owner's account is
 // deleted and its queues drained, both are 0.
 func (a *Alerter) Held(owner string) (queues, outcomes int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k := range a.queues {
+	for k := range a.workers {
 		if k.owner == owner {
 			queues++
 		}

@@ -322,7 +322,9 @@ func (a *Alerter) dispatch(ctx context.Context, evs []api.AlertEvent) error {
 			}
 		}
 		if len(send) > 0 {
-			a.Enqueue(sub.Settings, send)
+			if _, err := a.Enqueue(ctx, sub.Settings, send); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if len(hist) > 0 {
 			if _, err := a.deps.Store.AddAlertHistory(ctx, sub.Settings.OwnerID, hist); err != nil {

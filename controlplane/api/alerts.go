@@ -40,6 +40,10 @@ const (
 	AlertSignatureHeader = "X-Traceless-Signature"
 	// AlertEventHeader carries the event's kind.
 	AlertEventHeader = "X-Traceless-Event"
+	// AlertIdempotencyHeader carries the event's ID (the body's "id"): a
+	// delivery may be repeated (a retry whose answer was lost, a replica
+	// that died before recording it), and a receiver skips a repeat by it.
+	AlertIdempotencyHeader = "Idempotency-Key"
 )
 
 // AlertEvent is the JSON body of a webhook delivery (and the data of an
