@@ -16,8 +16,22 @@ import (
 // to drop the devices, and checkpoints SQLite so that no copy of the
 // deleted rows stays in the WAL. A legal hold refuses with 409 legal_hold
 // and the reason.
+//
+// With Stripe, the account's subscription and customer go first
+// (closeBilling), unless an operator's hold or Stripe's facts hold the
+// deletion.
 func (s *Server) deleteOwner(ctx context.Context, ownerID string) error {
-	err := s.store.DeleteOwner(ctx, ownerID)
+	o, err := s.store.GetOwner(ctx, ownerID)
+	if err != nil {
+		return err
+	}
+	if o.LegalHold != nil {
+		return apiError(http.StatusConflict, api.CodeLegalHold, "the account is under legal hold and cannot be deleted now: %s", *o.LegalHold)
+	}
+	if err := s.closeBilling(ctx, ownerID); err != nil {
+		return err
+	}
+	err = s.store.DeleteOwner(ctx, ownerID)
 	var held *store.LegalHoldError
 	if errors.As(err, &held) {
 		return apiError(http.StatusConflict, api.CodeLegalHold, "the account is under legal hold and cannot be deleted now: %s", held.Reason)

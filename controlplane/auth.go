@@ -214,7 +214,7 @@ func (s *Server) handleChangePlan(c echo.Context) error {
 	if in.Plan == "" {
 		return badRequest("plan", "is required")
 	}
-	o, err := s.store.SetOwnerPlan(c.Request().Context(), currentOwner(c).ID, in.Plan, false)
+	o, err := s.changeOwnPlan(c.Request().Context(), currentOwner(c), in.Plan)
 	if err != nil {
 		return err
 	}

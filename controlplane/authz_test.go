@@ -691,6 +691,9 @@ func authzRoutes() map[string]route {
 	for k, r := range ssoAuthzRoutes() {
 		rows[k] = r
 	}
+	for k, r := range billingAuthzRoutes() {
+		rows[k] = r
+	}
 	return rows
 }
 

@@ -101,6 +101,8 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.POST("/alerts/history/delete", d.h(d.handleDeleteAlertHistoryForm), post...)
 	e.GET("/plan", d.h(d.handlePlan), own...)
 	e.POST("/plan", d.h(d.handleChoosePlan), post...)
+	e.POST("/plan/checkout", d.h(d.handleCheckoutForm), post...)
+	e.POST("/plan/portal", d.h(d.handlePortalForm), post...)
 	e.GET("/account", d.h(d.handleAccount), own...)
 	e.GET("/policy", d.h(d.handlePolicyPage), own...)
 	e.POST("/policy", d.h(d.handleAcceptPolicy), post...)
@@ -132,6 +134,8 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.GET("/admin/owners/:owner_id", d.h(d.handleAdminOwner), adm...)
 	e.POST("/admin/owners/:owner_id", d.h(d.handleAdminUpdateOwner), admPost...)
 	e.POST("/admin/owners/:owner_id/legal-hold", d.h(d.handleAdminLegalHold), admPost...)
+	e.POST("/admin/owners/:owner_id/comp", d.h(d.handleAdminCompForm), admPost...)
+	e.POST("/admin/owners/:owner_id/comp/end", d.h(d.handleAdminEndCompForm), admPost...)
 	e.GET("/admin/owners/:owner_id/delete", d.h(d.handleAdminDeleteOwnerPage), adm...)
 	e.POST("/admin/owners/:owner_id/delete", d.h(d.handleAdminDeleteOwner), admPost...)
 }
@@ -230,6 +234,8 @@ var flashes = map[string]string{
 		"Tick the pool on a plan's page (Plans) to include it.",
 	"owner-saved":   "Account saved.",
 	"hold-set":      "Legal hold set: this account cannot be deleted until the hold is released.",
+	"comp-set":      "Plan given without charge.",
+	"comp-ended":    "The plan is no longer given without charge.",
 	"hold-released": "Legal hold released.",
 	// Own servers, alerts and the operators' removals.
 	"own-pool-created":  "Pool created. Add your servers to it with an enrollment token.",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -18,6 +19,8 @@ type planChoice struct {
 	Current bool
 	// Fits reports whether the owner's usage is within the plan's limits.
 	Fits bool
+	// Buy: with Stripe, the plan is bought through checkout.
+	Buy bool
 }
 
 // planBody is the plan page: the catalogue and the owner's usage.
@@ -26,6 +29,10 @@ type planBody struct {
 	Current store.PlanWithPools
 	Apps    int
 	Devices int64
+	// Billing is the owner's billing state; Checkout is "done" or
+	// "cancelled" on the return from Stripe Checkout.
+	Billing  api.Billing
+	Checkout string
 }
 
 func (d *dashboard) planPage(c echo.Context, status int, p *page) error {
@@ -43,12 +50,20 @@ func (d *dashboard) planPage(c echo.Context, status int, p *page) error {
 	if err != nil {
 		return err
 	}
-	body := planBody{Current: cur, Apps: len(apps), Devices: devices}
+	bill, err := d.s.billingView(ctx, o)
+	if err != nil {
+		return err
+	}
+	body := planBody{Current: cur, Apps: len(apps), Devices: devices, Billing: bill}
+	switch c.QueryParam("checkout") {
+	case "done", "cancelled":
+		body.Checkout = c.QueryParam("checkout")
+	}
 	seen := false
 	for _, pl := range plans {
 		seen = seen || pl.ID == cur.ID
 		body.Plans = append(body.Plans, planChoice{PlanWithPools: pl, Current: pl.ID == cur.ID,
-			Fits: len(apps) <= pl.MaxApps && devices <= int64(pl.MaxDevices)})
+			Fits: len(apps) <= pl.MaxApps && devices <= int64(pl.MaxDevices), Buy: slices.Contains(bill.PaidPlans, pl.Slug)})
 	}
 	if !seen { // a retired plan the owner keeps
 		body.Plans = append([]planChoice{{PlanWithPools: cur, Current: true, Fits: true}}, body.Plans...)
@@ -64,15 +79,14 @@ func (d *dashboard) handlePlan(c echo.Context) error {
 // handleChoosePlan moves the owner to another plan, like PUT /api/v1/me/plan.
 func (d *dashboard) handleChoosePlan(c echo.Context) error {
 	slug := formValue(c, "plan")
-	o := currentOwner(c)
 	var err error = badRequest("plan", "Choose a plan.")
 	if slug != "" {
-		o, err = d.s.store.SetOwnerPlan(c.Request().Context(), o.ID, slug, false)
+		_, err = d.s.changeOwnPlan(c.Request().Context(), currentOwner(c), slug)
 		if err == nil {
 			return redirect(c, pathWithDone("/plan", "plan-changed"))
 		}
 	}
-	if errors.Is(err, store.ErrPlanLimit) {
+	if errors.Is(err, store.ErrPlanLimit) && !errors.Is(err, store.ErrPaymentRequired) {
 		err = apiError(http.StatusForbidden, api.CodePlanLimit,
 			"You use more apps or devices than that plan allows. Delete some first, or choose a larger plan.")
 	}

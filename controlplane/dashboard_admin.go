@@ -532,6 +532,10 @@ func (d *dashboard) handleAdminNodes(c echo.Context) error {
 type ownerRow struct {
 	store.Owner
 	PlanName string
+	// Billing is the subscription's status, "comped" or "" (none).
+	Billing string
+	// PaymentRequired: held to the free plan's limits.
+	PaymentRequired bool
 }
 
 // adminOwnersBody is a page of accounts.
@@ -577,8 +581,23 @@ func (d *dashboard) handleAdminOwners(c echo.Context) error {
 		owners = owners[:limit]
 		body.Next = owners[limit-1].ID
 	}
+	ids := make([]string, len(owners))
+	for i, o := range owners {
+		ids[i] = o.ID
+	}
+	bills, err := d.s.store.ListBilling(ctx, ids)
+	if err != nil {
+		return err
+	}
 	for _, o := range owners {
-		body.Owners = append(body.Owners, ownerRow{Owner: o, PlanName: names[o.PlanID]})
+		row := ownerRow{Owner: o, PlanName: names[o.PlanID]}
+		if b, ok := bills[o.ID]; ok {
+			row.Billing, row.PaymentRequired = b.SubscriptionStatus, b.LimitPlanID != nil
+			if b.CompReason != nil {
+				row.Billing = "comped"
+			}
+		}
+		body.Owners = append(body.Owners, row)
 	}
 	p := d.newPage(c, "Owners", "admin-owners")
 	p.Body = body
@@ -594,6 +613,10 @@ type adminOwnerBody struct {
 	Devices int64
 	Self    bool
 	Reason  string
+	// Billing is the account's billing state; CompPlan and CompReason
+	// refill the comp form after an error.
+	Billing              api.Billing
+	CompPlan, CompReason string
 }
 
 func (d *dashboard) adminOwnerPage(c echo.Context, status int, p *page, reason string) error {
@@ -610,9 +633,14 @@ func (d *dashboard) adminOwnerPage(c echo.Context, status int, p *page, reason s
 	if err != nil {
 		return err
 	}
+	bill, err := d.s.billingView(ctx, o)
+	if err != nil {
+		return err
+	}
 	p.Title = o.Email
 	p.Body = adminOwnerBody{Owner: o, Plan: names[o.PlanID], Plans: plans, Apps: len(apps), Devices: devices,
-		Self: o.ID == currentOwner(c).ID, Reason: reason}
+		Self: o.ID == currentOwner(c).ID, Reason: reason, Billing: bill,
+		CompPlan: formValue(c, "comp_plan"), CompReason: formValue(c, "comp_reason")}
 	return d.render(c, status, "admin_owner.html", p)
 }
 

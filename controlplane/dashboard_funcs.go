@@ -9,11 +9,17 @@ import (
 
 // templateFuncs are the helpers the page templates use.
 var templateFuncs = template.FuncMap{
-	"field":  fieldOf,
-	"num":    formatInt,
-	"price":  formatPrice,
-	"cents":  formatCents,
-	"date":   formatDate,
+	"field": fieldOf,
+	"num":   formatInt,
+	"price": formatPrice,
+	"cents": formatCents,
+	"date":  formatDate,
+	"datep": func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return formatDate(*t)
+	},
 	"plural": plural,
 	"deref":  func(s *string) string { return derefString(s) },
 }

@@ -26,6 +26,10 @@ var dashboardParity = map[string][]string{
 	"exportMe":     {"GET /account/export"},
 	"acceptPolicy": {"GET /policy", "POST /policy"},
 	"changePlan":   {"GET /plan", "POST /plan"},
+	// Billing.
+	"getBilling":        {"GET /plan"},
+	"startCheckout":     {"POST /plan/checkout"},
+	"openBillingPortal": {"POST /plan/portal"},
 	// Sign-in security.
 	"changePassword":     {"GET /account/security", "POST /account/password"},
 	"resendVerification": {"POST /account/verify-email"},
@@ -72,6 +76,9 @@ var dashboardParity = map[string][]string{
 	"adminListOwners":            {"GET /admin/owners", "GET /admin/owners/:owner_id"},
 	"adminUpdateOwner":           {"POST /admin/owners/:owner_id", "POST /admin/owners/:owner_id/legal-hold"},
 	"adminDeleteOwner":           {"GET /admin/owners/:owner_id/delete", "POST /admin/owners/:owner_id/delete"},
+	"adminGetBilling":            {"GET /admin/owners/:owner_id"},
+	"adminCompPlan":              {"POST /admin/owners/:owner_id/comp"},
+	"adminEndComp":               {"POST /admin/owners/:owner_id/comp/end"},
 	"adminListPools":             {"GET /admin/pools"},
 	"adminCreatePool":            {"POST /admin/pools"},
 	"adminDeletePool":            {"GET /admin/pools/:pool_id/delete", "POST /admin/pools/:pool_id/delete"},

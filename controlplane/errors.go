@@ -39,6 +39,8 @@ var sentinels = []struct {
 }{
 	{store.ErrNotFound, http.StatusNotFound, api.CodeNotFound, "not found"},
 	{store.ErrConflict, http.StatusConflict, api.CodeConflict, "conflicts with an existing resource"},
+	{store.ErrPaymentRequired, http.StatusPaymentRequired, api.CodePaymentRequired,
+		"payment is overdue: the account is held to the free plan's limits until it is paid"},
 	{store.ErrPlanLimit, http.StatusForbidden, api.CodePlanLimit, "the plan's limit is reached"},
 	{store.ErrLegalHold, http.StatusConflict, api.CodeLegalHold, "the account is under legal hold"},
 }

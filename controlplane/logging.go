@@ -29,13 +29,17 @@ const (
 	logError    = "error"
 	logPanic    = "panic"
 	logStack    = "stack"
+	// logEvent is the type of a payment provider's webhook event
+	// ("invoice.payment_failed"); logCount a number of accounts.
+	logEvent = "event"
+	logCount = "count"
 )
 
 // logAllowlist is the control plane's log allowlist: every log* key constant
 // here, and the keys of package alerts (alerts.LogKeys), which logs through
 // the same logger.
 var logAllowlist = append([]string{
-	logMethod, logRoute, logStatus, logDuration, logError, logPanic, logStack,
+	logMethod, logRoute, logStatus, logDuration, logError, logPanic, logStack, logEvent, logCount,
 }, alerts.LogKeys...)
 
 // routeOf is the matched route pattern ("/api/v1/devices/:device_id"), or

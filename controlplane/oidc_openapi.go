@@ -35,7 +35,7 @@ func init() {
 		"issuer":   {describe("The provider's issuer. With the subject, which is not shown here but is in the export, it is all that is stored.")},
 	}
 	fieldRules[reflect.TypeFor[api.PrivacyManifest]()] = map[string][]fieldRule{
-		"third_parties": {describe("Outside services this installation is configured to use that see something of its users: the single sign-on providers, each seeing the sign-ins made through it.")},
+		"third_parties": {describe("Outside services this installation is configured to share owner data with, and exactly what each receives: the payment provider (Stripe, with billing stripe), the mail relay (with smtp_addr) and the single sign-on providers, each seeing the sign-ins made through it.")},
 	}
 	fieldRules[reflect.TypeFor[api.SSOSignup]()] = map[string][]fieldRule{
 		"email": {describe("The new account's email; the provider's when absent.")},

@@ -409,6 +409,8 @@ func (op operation) build(g *schemaGen) (*openapi3.Operation, error) {
 			return nil, err
 		}
 		o.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(!op.optionalBody).WithJSONSchemaRef(ref)}
+	case op.rawJSON != nil:
+		o.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchema(op.rawJSON)}
 	case op.form != nil:
 		o.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
 			WithContent(openapi3.NewContentWithSchema(op.form, []string{"application/x-www-form-urlencoded", "multipart/form-data"}))}

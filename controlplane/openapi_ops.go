@@ -43,6 +43,9 @@ type operation struct {
 	raw bool
 	// optionalBody: the JSON body may be left out.
 	optionalBody bool
+	// rawJSON is a JSON request body that is not one of ours (a payment
+	// provider's event), described by its schema.
+	rawJSON *openapi3.Schema
 }
 
 // reply is one documented response.
@@ -85,6 +88,10 @@ var pathParamDesc = map[string]string{
 	"node_id":   "The node's ID.",
 }
 
+// paymentRequiredDoc is said of every operation a plan limit refuses.
+const paymentRequiredDoc = " 402 payment_required instead when the owner's payment is overdue past its grace period: " +
+	"the account is held to the free plan's limits (what is registered keeps working)."
+
 // operations is the table of every route of the API. TestOpenAPIRoutes
 // fails when a registered route is missing here, or the other way round.
 func operations() []operation {
@@ -93,6 +100,7 @@ func operations() []operation {
 	ops = append(ops, provisioningOperations()...)
 	ops = append(ops, alertOperations()...)
 	ops = append(ops, ssoOperations()...)
+	ops = append(ops, billingOperations()...)
 	return append(ops, adminOperations()...)
 }
 
@@ -231,12 +239,14 @@ func ownerOperations() []operation {
 			replies: []reply{{status: 202, body: api.MailQueued{}}}, errs: []int{409, 429}},
 		{method: http.MethodPut, path: "/api/v1/me/plan", id: "changePlan", tag: "account", sec: secOwner,
 			summary: "Change plan", body: api.PlanChange{},
-			desc:    "403 plan_limit when the owner uses more than the new plan allows.",
-			replies: []reply{{status: 200, body: api.Owner{}}}},
+			desc: "403 plan_limit when the owner uses more than the new plan allows. 403 forbidden when the operator assigns plans " +
+				"(`plan_self_service: false`). With Stripe, a paid plan is bought through checkout (402 payment_required here) and a " +
+				"subscription is cancelled in the customer portal (409 conflict here while subscribed or comped).",
+			replies: []reply{{status: 200, body: api.Owner{}}}, errs: []int{402, 409}},
 
 		{method: http.MethodPost, path: "/api/v1/apps", id: "createApp", tag: "apps", sec: secOwner,
-			summary: "Create an app", body: api.AppInput{}, desc: "403 plan_limit beyond the plan's apps.",
-			replies: []reply{{status: 201, body: api.App{}}}},
+			summary: "Create an app", body: api.AppInput{}, desc: "403 plan_limit beyond the plan's apps." + paymentRequiredDoc,
+			replies: []reply{{status: 201, body: api.App{}}}, errs: []int{402}},
 		{method: http.MethodGet, path: "/api/v1/apps", id: "listApps", tag: "apps", sec: secOwner,
 			summary: "List apps", desc: "The owner's apps, each with its device count.",
 			replies: []reply{{status: 200, body: api.AppList{}}}},
@@ -279,13 +289,13 @@ func provisioningOperations() []operation {
 		{method: http.MethodPost, path: "/api/v1/pools", id: "createOwnPool", tag: "pools", sec: secOwner,
 			summary: "Create a dedicated pool for the owner's own nodes", body: api.PoolInput{},
 			desc: "403 plan_limit when the plan allows no own nodes. The owner's apps' devices are carried by the pool's nodes; no other owner's are. " +
-				"A dedicated pool is in no plan: `plans` is for operators and answers 400 here.",
-			replies: []reply{{status: 201, body: api.Pool{}}}, errs: []int{409}},
+				"A dedicated pool is in no plan: `plans` is for operators and answers 400 here." + paymentRequiredDoc,
+			replies: []reply{{status: 201, body: api.Pool{}}}, errs: []int{402, 409}},
 		{method: http.MethodDelete, path: "/api/v1/pools/{pool_id}", id: "deleteOwnPool", tag: "pools", sec: secOwner,
 			summary: "Delete a dedicated pool and its nodes", replies: []reply{{status: 204}}},
 		{method: http.MethodPost, path: "/api/v1/pools/{pool_id}/enrollment-tokens", id: "createOwnEnrollmentToken", tag: "pools", sec: secOwner,
 			summary: "Create a one-use enrollment token for a dedicated pool",
-			desc:    "Enrollment answers 403 plan_limit once the owner runs as many nodes as the plan allows.",
+			desc:    "Enrollment answers 403 plan_limit once the owner runs as many nodes as the plan allows." + paymentRequiredDoc,
 			replies: []reply{{status: 201, body: api.EnrollmentToken{}}}},
 		{method: http.MethodGet, path: "/api/v1/nodes", id: "listOwnNodes", tag: "pools", sec: secOwner,
 			summary: "List the owner's own nodes with their aggregate status", replies: []reply{{status: 200, body: api.NodeList{}}}},
@@ -314,8 +324,8 @@ func provisioningOperations() []operation {
 				"(`tld_…`, shown only here) lets the device read, configure, rotate and delete itself and list its servers. " +
 				"With a ticket: 401 for a used or expired one, 403 (field `external_ref`) for a reference other than the one the " +
 				"ticket is bound to. With a publishable key: 429 rate_limited (with Retry-After) once the app's hourly " +
-				"`registration_cap` is reached. 403 email_unverified while the app owner's email awaits verification.",
-			replies: []reply{{status: 201, body: api.DeviceCreated{}}}, errs: []int{409}},
+				"`registration_cap` is reached. 403 email_unverified while the app owner's email awaits verification." + paymentRequiredDoc,
+			replies: []reply{{status: 201, body: api.DeviceCreated{}}}, errs: []int{402, 409}},
 		{method: http.MethodGet, path: "/api/v1/devices", id: "listDevices", tag: "devices", sec: secApp, creds: permSecret,
 			summary: "List devices", query: []*openapi3.Parameter{limitParam, cursorParam},
 			replies: []reply{{status: 200, body: api.DeviceList{}}}},
@@ -396,8 +406,8 @@ func adminOperations() []operation {
 			replies: []reply{{status: 204}}},
 		{method: http.MethodPost, path: "/agent/v1/enroll", id: "agentEnroll", tag: "agent", sec: secNone,
 			summary: "Enroll a node with a one-use token", body: api.EnrollRequest{},
-			desc:    "Returns the node credential, shown only here.",
-			replies: []reply{{status: 201, body: api.EnrollResponse{}}}, errs: []int{401, 409, 429}},
+			desc:    "Returns the node credential, shown only here." + paymentRequiredDoc,
+			replies: []reply{{status: 201, body: api.EnrollResponse{}}}, errs: []int{401, 402, 403, 409, 429}},
 		{method: http.MethodPost, path: "/agent/v1/token", id: "agentToken", tag: "agent", sec: secNodeCred,
 			summary: "Trade the node credential for a short-lived node token",
 			replies: []reply{{status: 200, body: api.NodeToken{}}}},

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/billing"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -36,10 +37,28 @@ func (s *Server) handlePrivacy(c echo.Context) error {
 	return c.JSON(http.StatusOK, m)
 }
 
-// thirdParties lists the configured single sign-on providers: each sees
-// the sign-ins made through it.
+// thirdParties lists each outside party this installation, as
+// configured, shares owner data with, and exactly what it receives: the
+// payment provider, the mail relay and the single sign-on providers. A
+// party appears here as soon as it is configured.
 func (s *Server) thirdParties() []api.PrivacyThirdParty {
 	out := []api.PrivacyThirdParty{}
+	if s.billing.stripe != nil {
+		out = append(out, api.PrivacyThirdParty{
+			Name: "Stripe (stripe.com)",
+			Purpose: "payment provider for paid plans, chosen by the operator; used only for owners who buy a plan. " +
+				"Stripe keeps card data, billing addresses and invoices itself, as tax law requires, under its own privacy policy",
+			Receives: billing.Receives,
+		})
+	}
+	if cfg := s.opts.Alerts.SMTP; cfg.Enabled() {
+		out = append(out, api.PrivacyThirdParty{
+			Name:    "the mail server " + cfg.Addr,
+			Purpose: "relays the mail this server sends, chosen by the operator",
+			Receives: "each mail: the owner's email address and the mail's text — sign-in links (email verification, password reset) " +
+				"and, for owners who choose email alerts, node and pool status alerts. No end user's data",
+		})
+	}
 	for _, p := range s.oidc.list {
 		out = append(out, api.PrivacyThirdParty{
 			Name:    p.cfg.Label + " (" + p.cfg.Issuer + ")",

@@ -107,6 +107,9 @@ type Options struct {
 	// RequireOperator2FA makes a second factor mandatory for operators:
 	// until they enable one, they may only enrol (and sign out).
 	RequireOperator2FA bool
+	// Billing configures paid plans: no provider (operators assign plans)
+	// or Stripe (billing.go).
+	Billing BillingOptions
 }
 
 // DefaultClientDNS is Quad9's filtering-free, no-logging resolver, written
@@ -138,15 +141,16 @@ type Server struct {
 	polls                                 *nodePolls
 	listenWatch                           listenWatch
 
-	hub    *hub
-	unhook func()             // removes committed from the store's commit hooks
-	deltas singleflight.Group // identical node delta queries in flight
-	status nodeStatuses
-	alerts *alerts.Alerter
-	hashes poolHashes
-	regCap *regCap // publishable-key registrations per app and hour
-	stop   context.CancelFunc
-	done   chan struct{}
+	hub     *hub
+	unhook  func()             // removes committed from the store's commit hooks
+	deltas  singleflight.Group // identical node delta queries in flight
+	status  nodeStatuses
+	alerts  *alerts.Alerter
+	hashes  poolHashes
+	regCap  *regCap // publishable-key registrations per app and hour
+	billing *billingState
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // New builds a Server; it does not listen.
@@ -191,6 +195,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	bill, err := newBillingState(opts.Billing)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:       opts,
 		store:      opts.Store,
@@ -207,6 +215,7 @@ func New(opts Options) (*Server, error) {
 		mailOwner:  newLimiter(time.Minute, 3, time.Hour, opts.Now),
 		tokenIP:    newLimiter(6*time.Second, 10, time.Hour, opts.Now),
 		oidc:       newOIDCProviders(opts.OIDCProviders, opts.Now),
+		billing:    bill,
 	}
 	if opts.LongPoll <= 0 {
 		opts.LongPoll = 25 * time.Second
@@ -274,6 +283,10 @@ func New(opts Options) (*Server, error) {
 	go func() { defer bg.Done(); s.listen(ctx) }()
 	go func() { defer bg.Done(); s.alerts.Run(ctx) }()
 	go func() { defer bg.Done(); s.sweepCredentials(ctx, credentialSweepEvery) }()
+	if s.billing.stripe != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.sweepGrace(ctx, graceSweepEvery) }()
+	}
 	go func() { bg.Wait(); close(s.done) }()
 	s.metrics = newMetrics(opts.Store)
 	s.metrics.reg.MustRegister(&resourceCollector{s: s})
@@ -405,6 +418,7 @@ func (s *Server) routes(e *echo.Echo) {
 	admin.GET("/owners", s.handleAdminListOwners)
 	admin.PUT("/owners/:owner_id", s.handleAdminUpdateOwner)
 	admin.DELETE("/owners/:owner_id", s.handleAdminDeleteOwner)
+	s.billingRoutes(v1, me, admin)
 }
 
 // Close stops the server's background work. It does not close the store.

@@ -28,6 +28,7 @@ var wireAllowed = map[string]string{
 	"EnrollRequest.endpoint":         "the node's own public address, which clients dial",
 	"Node.endpoint":                  "the node's own public address, which clients dial",
 	"Server.endpoint":                "the node's own public address, which clients dial",
+	"BillingRedirect.url":            "a Stripe page (Checkout or the customer portal) the owner is sent to; nobody's visit is recorded",
 	"TOTPEnrolment.otpauth_url":      "the otpauth:// URL of the owner's own new TOTP secret, for an authenticator app; nobody visited it",
 }
 

@@ -75,6 +75,7 @@ var exportScopes = []struct{ table, where string }{
 	{"totp_credentials", "owner_id = ?"},
 	{"recovery_codes", "owner_id = ?"},
 	{"owner_identities", "owner_id = ?"},
+	{"owner_billing", "owner_id = ?"},
 }
 
 // ExportOwner returns every stored row about the owner, table by table,

@@ -54,13 +54,13 @@ func (s *Store) CreateApp(ctx context.Context, ownerID, name string) (App, error
 		return App{}, err
 	}
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		q := `SELECT plans.max_apps FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`
+		q := `SELECT plans.max_apps AS max, owner_billing.limit_plan_id IS NOT NULL AS held FROM owners ` + limitsPlanJoin + ` WHERE owners.id = ?`
 		if tx.Dialector.Name() == DriverPostgres {
 			// Serialise the owner's CreateApp calls, or parallel ones
 			// all pass the count below (SQLite's writer already does).
 			q += ` FOR NO KEY UPDATE OF owners`
 		}
-		var limit []int
+		var limit []planLimit
 		if err := tx.Raw(q, ownerID).Scan(&limit).Error; err != nil {
 			return err
 		}
@@ -71,8 +71,8 @@ func (s *Store) CreateApp(ctx context.Context, ownerID, name string) (App, error
 		if err := tx.Model(&App{}).Where("owner_id = ?", ownerID).Count(&n).Error; err != nil {
 			return err
 		}
-		if n >= int64(limit[0]) {
-			return ErrPlanLimit
+		if n >= limit[0].Max {
+			return limit[0].err()
 		}
 		return tx.Create(&a).Error
 	})

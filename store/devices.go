@@ -318,7 +318,7 @@ func (s *Store) admitDevice(h *hotTx, d *Device, newDevice bool) error {
 	case !a.maxDevices.Valid:
 		return ErrNotFound
 	case newDevice && a.used >= a.maxDevices.Int64:
-		return ErrPlanLimit
+		return planLimit{Max: a.maxDevices.Int64, Held: a.held}.err()
 	case a.keyTaken:
 		return fmt.Errorf("%w: public key already registered", ErrConflict)
 	}

@@ -60,6 +60,10 @@ var forbidden = []struct {
 		allow: map[string]string{"alert_settings.webhook_url": "the owner's own alert receiver, not an address anyone visited"}},
 	{re: regexp.MustCompile(`(^|_)(geo|geoip|location|latitude|longitude|lat|lon|lng)($|_)`), what: "a location"},
 	{re: regexp.MustCompile(`deleted`), what: "a soft delete"},
+	// Payment data stays with the payment provider, which keeps it for tax
+	// law; the control plane keeps its references only (owner_billing).
+	{re: regexp.MustCompile(`card|(^|_)(pan|cvc|cvv|iban|bic|swift|last_?4|vat|tax_?id|phone)($|_)|invoice|receipt|charge|payment_?method|` +
+		`(billing|postal|street|mailing|shipping)_?addr|(^|_)(street|postcode|postal_?code|zip)($|_)`), what: "payment data kept by the payment provider"},
 }
 
 // timeAllowed lists the only time columns that may exist.
@@ -77,6 +81,10 @@ var timeAllowed = map[string]string{
 	"alert_outbox.queued_at": "when a node or pool alert was queued for an owner's channel; the row is deleted when delivered " +
 		"or given up (a server's event, not an end user's activity)",
 	"alert_outbox.retry_at": "when the next delivery attempt of a queued alert is due",
+	"owner_billing.current_period_end": "an owner's paid period: when their subscription renews or, cancelled, returns them to the free plan " +
+		"(an account-level billing fact shown to the owner, not end-user activity)",
+	"owner_billing.grace_until": "the end of the grace period a failed payment of the owner's subscription opened " +
+		"(an account-level billing deadline, not end-user activity)",
 }
 
 // endUserTables hold data about end users' devices; they may have no time

@@ -54,7 +54,7 @@ func TestReadSchemaTypes(t *testing.T) {
 				t.Errorf("%s.%s has no type", c.Table, c.Name)
 			}
 		}
-		want := []string{"alert_history", "alert_outbox", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owner_identities", "owner_tokens", "owners", "plan_pools", "plans", "pools",
+		want := []string{"alert_history", "alert_outbox", "alert_settings", "api_keys", "apps", "devices", "enrollment_tokens", "nodes", "owner_billing", "owner_identities", "owner_tokens", "owners", "plan_pools", "plans", "pools",
 			"recovery_codes", "registration_tickets", "schema_migrations", "sync_state", "totp_credentials"}
 		if diff := cmp.Diff(want, tables); diff != "" {
 			t.Errorf("tables (-want +got):\n%s", diff)
@@ -141,6 +141,33 @@ func TestSchemaGuardCatches(t *testing.T) {
 			want: []Violation{
 				{"devices", "note", notExplained},
 				{"devices", "note", "time column on an end-user table"},
+			},
+		},
+		{
+			name: "card data beside the billing references",
+			ddl:  []string{"ALTER TABLE owner_billing ADD COLUMN card_last4 VARCHAR(4)"},
+			want: []Violation{
+				{"owner_billing", "card_last4", notExplained},
+				{"owner_billing", "card_last4", "looks like payment data kept by the payment provider"},
+			},
+		},
+		{
+			name: "billing address and invoices",
+			ddl: []string{"ALTER TABLE owner_billing ADD COLUMN billing_address VARCHAR(300)",
+				"ALTER TABLE owner_billing ADD COLUMN last_invoice_id VARCHAR(64)"},
+			want: []Violation{
+				{"owner_billing", "billing_address", notExplained},
+				{"owner_billing", "billing_address", "looks like payment data kept by the payment provider"},
+				{"owner_billing", "last_invoice_id", notExplained},
+				{"owner_billing", "last_invoice_id", "looks like payment data kept by the payment provider"},
+			},
+		},
+		{
+			name: "payment history time",
+			ddl:  []string{"ALTER TABLE owner_billing ADD COLUMN paid_at {{ts}}"},
+			want: []Violation{
+				{"owner_billing", "paid_at", notExplained},
+				{"owner_billing", "paid_at", "time column not on the allow list"},
 			},
 		},
 		{
@@ -299,7 +326,30 @@ func TestGuardPatterns(t *testing.T) {
 		{"pools", "created_on", "VARCHAR", []string{"time column not on the allow list"}},
 		{"pools", "started_ts", "BIGINT", []string{"time column not on the allow list"}},
 		{"owners", "updated_at", "TIMESTAMPTZ", []string{"time column not on the allow list"}},
+		// Payment data stays with the payment provider.
+		{"owner_billing", "card_number", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "cardholder", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "last4", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "iban", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "vat_number", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "tax_id", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owners", "billing_address", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owners", "postal_code", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owners", "street", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owners", "phone", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "invoice_pdf", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "receipt_url", "VARCHAR", []string{"looks like browsing data", "looks like payment data kept by the payment provider"}},
+		{"owner_billing", "charge_id", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "payment_method", "VARCHAR", []string{"looks like payment data kept by the payment provider"}},
+		{"owner_billing", "last_payment_at", "DATETIME", []string{"time column not on the allow list"}},
+		{"owner_billing", "renewed_at", "DATETIME", []string{"time column not on the allow list"}},
 		// Fine.
+		{"owner_billing", "customer_id", "VARCHAR", nil},
+		{"owner_billing", "subscription_id", "VARCHAR", nil},
+		{"owner_billing", "subscription_status", "VARCHAR", nil},
+		{"owner_billing", "current_period_end", "DATETIME", nil},
+		{"owner_billing", "grace_until", "TIMESTAMPTZ", nil},
+		{"owner_billing", "comp_reason", "VARCHAR", nil},
 		{"owners", "created_at", "TIMESTAMPTZ", nil},
 		{"owners", "created_at", "DATETIME", nil},
 		{"devices", "ipv4", "VARCHAR", nil},

@@ -328,6 +328,31 @@ var storeMethods = map[string]methodCall{
 		f.device(f.app(o))
 		return []any{o.ID, OwnerUpdate{Status: ptr(StatusSuspended)}}
 	}},
+	// Billing (billing.go).
+	"GetBilling":  {read, func(f *hookFixture) []any { return []any{f.owner().ID} }},
+	"ListBilling": {read, func(f *hookFixture) []any { return []any{[]string{f.owner().ID}} }},
+	"OwnerIDByCustomer": {read, func(f *hookFixture) []any {
+		o, id := f.owner(), fmt.Sprintf("cus_%d", f.next())
+		f.billing(o, func(b *OwnerBilling) { b.CustomerID = &id })
+		return []any{id}
+	}},
+	"UpdateBilling": {write, func(f *hookFixture) []any {
+		o := f.owner()
+		f.device(f.app(o))
+		p, err := f.s.CreatePlan(f.ctx, PlanWithPools{Plan: Plan{Slug: fmt.Sprintf("paid-%d", f.next()), Name: "Paid", MaxApps: 5, MaxDevices: 5, Currency: "EUR"}})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return []any{o.ID, func(b *OwnerBilling, _ Owner) (*PlanMove, error) {
+			b.SubscriptionStatus = "active"
+			return &PlanMove{Slug: p.Slug}, nil
+		}}
+	}},
+	"EndGracePeriods": {write, func(f *hookFixture) []any {
+		past := time.Now().Add(-time.Hour)
+		f.billing(f.owner(), func(b *OwnerBilling) { b.GraceUntil = &past })
+		return []any{time.Now(), f.plan.Slug}
+	}},
 	// Sign-in credentials (signin.go).
 	"GetTOTP":     {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
 	"TOTPEnabled": {read, func(f *hookFixture) []any { return []any{f.totp(f.owner(), true).ID} }},
@@ -425,6 +450,14 @@ func newHookFixture(t *testing.T) *hookFixture {
 }
 
 func (f *hookFixture) next() int { f.seq++; return f.seq }
+
+// billing edits the owner's billing row.
+func (f *hookFixture) billing(o Owner, edit func(*OwnerBilling)) {
+	f.t.Helper()
+	if _, err := f.s.UpdateBilling(f.ctx, o.ID, func(b *OwnerBilling, _ Owner) (*PlanMove, error) { edit(b); return nil, nil }); err != nil {
+		f.t.Fatal(err)
+	}
+}
 
 func (f *hookFixture) owner() Owner {
 	return MustCreateOwner(f.t, f.s, fmt.Sprintf("o%d@example.com", f.next()), f.plan.Slug)

@@ -41,7 +41,8 @@ const (
 var hotSQL = [hotCount]string{
 	hotBump: `UPDATE sync_state SET revision = revision + 1 WHERE id = 1 RETURNING revision`,
 	hotAdmit: `SELECT
-		(SELECT plans.max_devices FROM apps JOIN owners ON owners.id = apps.owner_id JOIN plans ON plans.id = owners.plan_id WHERE apps.id = ?),
+		(SELECT plans.max_devices FROM apps JOIN owners ON owners.id = apps.owner_id ` + limitsPlanJoin + ` WHERE apps.id = ?),
+		EXISTS (SELECT 1 FROM apps JOIN owner_billing ON owner_billing.owner_id = apps.owner_id WHERE apps.id = ? AND owner_billing.limit_plan_id IS NOT NULL),
 		(SELECT COALESCE(SUM(a2.device_count), 0) FROM apps a2 WHERE a2.owner_id = (SELECT owner_id FROM apps WHERE id = ?)),
 		EXISTS (SELECT 1 FROM devices WHERE public_key = ?),
 		EXISTS (SELECT 1 FROM devices WHERE ipv4 = ?),
@@ -143,15 +144,17 @@ func (t *hotTx) bumpRevision() (int64, error) {
 }
 
 type admission struct {
-	maxDevices                 sql.NullInt64
+	maxDevices sql.NullInt64
+	// held: the limit is the free plan's, the owner's payment overdue.
+	held                       bool
 	used                       int64
 	keyTaken, v4Taken, v6Taken bool
 }
 
 func (t *hotTx) admit(appID, pub, v4, v6 string) (admission, error) {
 	var a admission
-	err := t.stmt(hotAdmit).QueryRowContext(t.ctx, appID, appID, pub, v4, v6).
-		Scan(&a.maxDevices, &a.used, &a.keyTaken, &a.v4Taken, &a.v6Taken)
+	err := t.stmt(hotAdmit).QueryRowContext(t.ctx, appID, appID, appID, pub, v4, v6).
+		Scan(&a.maxDevices, &a.held, &a.used, &a.keyTaken, &a.v4Taken, &a.v6Taken)
 	return a, err
 }
 

@@ -129,6 +129,23 @@ func migrations() []*gormigrate.Migration {
 			)`,
 			`CREATE INDEX idx_alert_outbox_queue ON alert_outbox (owner_id, channel, id)`,
 		})},
+		{ID: "0012_owner_billing", Migrate: execAll([]string{
+			// Paid plans: the payment provider's customer and subscription
+			// references and the state the plan follows. No card data,
+			// invoices or addresses. The row goes with the account.
+			`CREATE TABLE owner_billing (
+				owner_id VARCHAR(36) NOT NULL PRIMARY KEY REFERENCES owners (id) ON DELETE CASCADE,
+				customer_id VARCHAR(255),
+				subscription_id VARCHAR(255),
+				subscription_status VARCHAR(32) NOT NULL DEFAULT '',
+				current_period_end {{ts}},
+				cancel_at_period_end BOOLEAN NOT NULL DEFAULT FALSE,
+				grace_until {{ts}},
+				limit_plan_id VARCHAR(36) REFERENCES plans (id) ON DELETE SET NULL,
+				comp_reason VARCHAR(500)
+			)`,
+			`CREATE UNIQUE INDEX idx_owner_billing_customer_id ON owner_billing (customer_id)`,
+		})},
 	}
 }
 

@@ -241,5 +241,5 @@ type documented interface{ privacyDoc() tableDoc }
 // Models lists every persisted model, in manifest order.
 func Models() []any {
 	return []any{&Plan{}, &PlanPool{}, &Owner{}, &App{}, &APIKey{}, &Pool{}, &EnrollmentToken{}, &Node{}, &RegistrationTicket{}, &Device{}, &SyncState{},
-		&AlertSettings{}, &AlertHistory{}, &OwnerToken{}, &TOTPCredential{}, &RecoveryCode{}, &OwnerIdentity{}, &AlertDelivery{}}
+		&AlertSettings{}, &AlertHistory{}, &OwnerToken{}, &TOTPCredential{}, &RecoveryCode{}, &OwnerIdentity{}, &AlertDelivery{}, &OwnerBilling{}}
 }

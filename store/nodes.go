@@ -240,10 +240,12 @@ func checkOwnNodeLimit(tx *gorm.DB, poolID string) error {
 	var q struct {
 		OwnerID     *string
 		MaxOwnNodes int64
+		Held        bool
 		Nodes       int64
 	}
 	err := tx.Raw(`SELECT pools.owner_id AS owner_id,
-			COALESCE((SELECT plans.max_own_nodes FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = pools.owner_id), 0) AS max_own_nodes,
+			COALESCE((SELECT plans.max_own_nodes FROM owners `+limitsPlanJoin+` WHERE owners.id = pools.owner_id), 0) AS max_own_nodes,
+			EXISTS (SELECT 1 FROM owner_billing WHERE owner_billing.owner_id = pools.owner_id AND owner_billing.limit_plan_id IS NOT NULL) AS held,
 			(SELECT COUNT(*) FROM nodes JOIN pools p2 ON p2.id = nodes.pool_id WHERE p2.owner_id = pools.owner_id) AS nodes
 		FROM pools WHERE pools.id = ?`, poolID).Scan(&q).Error
 	switch {
@@ -252,7 +254,7 @@ func checkOwnNodeLimit(tx *gorm.DB, poolID string) error {
 	case q.OwnerID == nil:
 		return nil // a shared pool: the operator's own infrastructure
 	case q.Nodes >= q.MaxOwnNodes:
-		return ErrPlanLimit
+		return planLimit{Max: q.MaxOwnNodes, Held: q.Held}.err()
 	}
 	return nil
 }
@@ -266,16 +268,16 @@ func (s *Store) CreateOwnerPool(ctx context.Context, ownerID string, p Pool) (Po
 		return Pool{}, err
 	}
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		var max []int64
-		if err := tx.Raw(`SELECT plans.max_own_nodes FROM owners JOIN plans ON plans.id = owners.plan_id WHERE owners.id = ?`, ownerID).
+		var max []planLimit
+		if err := tx.Raw(`SELECT plans.max_own_nodes AS max, owner_billing.limit_plan_id IS NOT NULL AS held FROM owners `+limitsPlanJoin+` WHERE owners.id = ?`, ownerID).
 			Scan(&max).Error; err != nil {
 			return err
 		}
 		if len(max) == 0 {
 			return ErrNotFound
 		}
-		if max[0] == 0 {
-			return ErrPlanLimit
+		if max[0].Max == 0 {
+			return max[0].err()
 		}
 		return tx.Create(&p).Error
 	})

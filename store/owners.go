@@ -159,6 +159,14 @@ func (s *Store) SetOwnerPlan(ctx context.Context, ownerID, planSlug string, allo
 // returns the updated owner, and a Change asking the nodes of pools the
 // owner gained or lost to resync.
 func setOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired bool) (Owner, Change, error) {
+	return moveOwnerPlan(tx, ownerID, planSlug, allowRetired, true)
+}
+
+// moveOwnerPlan is setOwnerPlan; with checkUsage false it moves the owner
+// even when they use more than the new plan allows (billing returning an
+// owner to the free plan: what is registered stays registered, and new
+// registrations are held to the new limits).
+func moveOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired, checkUsage bool) (Owner, Change, error) {
 	// On PostgreSQL, take the locks CreateApp (owner row) and device
 	// writers (revision row) take, so the usage counted below cannot grow
 	// before the new plan is committed.
@@ -190,7 +198,7 @@ func setOwnerPlan(tx *gorm.DB, ownerID, planSlug string, allowRetired bool) (Own
 	if err := tx.Model(&Device{}).Joins("JOIN apps ON apps.id = devices.app_id").Where("apps.owner_id = ?", ownerID).Count(&devices).Error; err != nil {
 		return Owner{}, Change{}, err
 	}
-	if apps > int64(p.MaxApps) || devices > int64(p.MaxDevices) {
+	if checkUsage && (apps > int64(p.MaxApps) || devices > int64(p.MaxDevices)) {
 		return Owner{}, Change{}, ErrPlanLimit
 	}
 	before, err := planPools(tx, o.PlanID)

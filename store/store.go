@@ -32,6 +32,10 @@ var (
 	ErrConflict  = errors.New("conflict")
 	ErrPlanLimit = errors.New("plan limit reached")
 	ErrLegalHold = errors.New("legal hold")
+	// ErrPaymentRequired is a plan limit reached by an owner whose payment
+	// is overdue past the grace period: they are held to the free plan's
+	// limits until they pay. errors.Is(err, ErrPlanLimit) holds for it too.
+	ErrPaymentRequired = fmt.Errorf("payment required: held to the free plan's limits: %w", ErrPlanLimit)
 )
 
 // ValidationError reports a field that fails a model's Validate.

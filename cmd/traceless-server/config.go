@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane"
+	"github.com/traceless-vpn/traceless/controlplane/billing"
 	"github.com/traceless-vpn/traceless/internal/config"
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -86,6 +87,18 @@ type Config struct {
 	// AlertAllowPrivateTargets lets alert webhooks go to loopback and
 	// private addresses, over http:// too: for trying alerts on a laptop.
 	AlertAllowPrivateTargets bool
+	// Billing is the payment provider: none (operators assign plans) or
+	// stripe. PlanSelfService lets owners change their own plan without
+	// a provider. The Stripe* settings configure Stripe; BillingGrace and
+	// BillingFreePlan the rules for unpaid subscriptions.
+	Billing             string
+	PlanSelfService     bool
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	StripePrices        []string
+	StripeAPIURL        string
+	BillingGrace        Duration
+	BillingFreePlan     string
 }
 
 // OIDCProviderConfig is one entry of oidc_providers, as written in the
@@ -176,6 +189,22 @@ func (c *Config) table() *config.Table {
 			Usage: "how long a node may trail the current sync revision before owners are told (5s–24h)"},
 		{Key: "alert_allow_private_targets", Value: config.Bool(&c.AlertAllowPrivateTargets), Default: "false",
 			Usage: "let alert webhooks go to loopback and private addresses, over http:// too, to try alerts on a laptop; off, a webhook needs https:// and a public address (link-local is refused either way)"},
+		{Key: "billing", Value: config.String(&c.Billing), Default: "none", Arg: "PROVIDER",
+			Usage: "payment provider for paid plans: none (operators assign plans) or stripe (owners buy paid plans through Stripe Checkout)"},
+		{Key: "plan_self_service", Value: config.Bool(&c.PlanSelfService), Default: "true",
+			Usage: "with billing none, owners may change their own plan; false: only operators assign plans"},
+		{Key: "stripe_secret_key", Value: config.String(&c.StripeSecretKey), Arg: "KEY",
+			Usage: "Stripe secret API key, sk_… (required with billing stripe; prefer the environment)"},
+		{Key: "stripe_webhook_secret", Value: config.String(&c.StripeWebhookSecret), Arg: "SECRET",
+			Usage: "signing secret of the Stripe webhook endpoint <public_url>/api/v1/billing/stripe/webhook, whsec_… (required with billing stripe)"},
+		{Key: "stripe_prices", Value: config.List(&c.StripePrices), Unset: "none", Arg: "PLAN=PRICE,…",
+			Usage: "Stripe price of each paid plan owners may buy, as plan slug = Stripe price ID (price_…)"},
+		{Key: "stripe_api_url", Value: config.String(&c.StripeAPIURL), Unset: "Stripe's API", Arg: "URL",
+			Usage: "Stripe API base URL (for tests against stripe-mock)"},
+		{Key: "billing_grace", Value: config.Dur(&c.BillingGrace), Default: "168h", Arg: "DURATION",
+			Usage: "how long after a failed payment the paid plan's limits still hold, before new registrations are held to the free plan's (1h–2160h)"},
+		{Key: "billing_free_plan", Value: config.String(&c.BillingFreePlan), Default: "free", Arg: "PLAN",
+			Usage: "slug of the plan cancelled and unpaid subscriptions return owners to"},
 	}}
 }
 
@@ -227,6 +256,8 @@ type Options struct {
 	AlertSyncLag    time.Duration
 	// AlertPrivateTargets admits loopback and private webhook targets.
 	AlertPrivateTargets bool
+	// Billing configures paid plans.
+	Billing controlplane.BillingOptions
 }
 
 // Validate checks every setting and names the first bad one.
@@ -363,7 +394,67 @@ func (c *Config) Options() (*Options, error) {
 	if d := o.AlertSyncLag; d < 5*time.Second || d > 24*time.Hour {
 		return nil, fmt.Errorf("alert_sync_lag: %s is outside 5s..24h", d)
 	}
+	if err := o.billing(c); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// billing checks the billing settings.
+func (o *Options) billing(c *Config) error {
+	o.Billing = controlplane.BillingOptions{OperatorPlansOnly: !c.PlanSelfService,
+		Grace: time.Duration(c.BillingGrace), FreePlan: c.BillingFreePlan}
+	if d := o.Billing.Grace; d < time.Hour || d > 90*24*time.Hour {
+		return fmt.Errorf("billing_grace: %s is outside 1h..2160h", d)
+	}
+	if c.BillingFreePlan == "" {
+		return errors.New("billing_free_plan: is required")
+	}
+	switch c.Billing {
+	case "none":
+		if c.StripeSecretKey != "" || c.StripeWebhookSecret != "" || len(c.StripePrices) > 0 {
+			return errors.New("billing: stripe_* settings are given but billing is none; set billing: stripe")
+		}
+		return nil
+	case "stripe":
+	default:
+		return fmt.Errorf("billing: %q is not none or stripe", c.Billing)
+	}
+	if !c.PlanSelfService {
+		return errors.New("plan_self_service: false is for billing none; with stripe owners buy plans through checkout")
+	}
+	switch {
+	case !strings.HasPrefix(c.StripeSecretKey, "sk_") && !strings.HasPrefix(c.StripeSecretKey, "rk_"):
+		return errors.New("stripe_secret_key: a Stripe secret key (sk_… or rk_…) is required with billing stripe")
+	case !strings.HasPrefix(c.StripeWebhookSecret, "whsec_"):
+		return errors.New("stripe_webhook_secret: the webhook signing secret (whsec_…) is required with billing stripe")
+	case len(c.StripePrices) == 0:
+		return errors.New("stripe_prices: name the Stripe price of at least one plan (pro=price_…)")
+	}
+	prices := map[string]string{}
+	for _, p := range c.StripePrices {
+		slug, price, ok := strings.Cut(p, "=")
+		slug, price = strings.TrimSpace(slug), strings.TrimSpace(price)
+		if !ok || slug == "" || !strings.HasPrefix(price, "price_") {
+			return fmt.Errorf("stripe_prices: %q is not plan=price_…", p)
+		}
+		if _, dup := prices[slug]; dup {
+			return fmt.Errorf("stripe_prices: plan %q is given twice", slug)
+		}
+		prices[slug] = price
+	}
+	if c.StripeAPIURL != "" {
+		u, err := url.Parse(c.StripeAPIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("stripe_api_url: %q is not an http(s) URL", c.StripeAPIURL)
+		}
+	}
+	if o.PublicURL == "" {
+		return errors.New("public_url: is required with billing stripe: Checkout returns the owner there and the webhook is registered under it")
+	}
+	o.Billing.Stripe = &billing.Config{SecretKey: c.StripeSecretKey, WebhookSecret: c.StripeWebhookSecret,
+		Prices: prices, APIURL: c.StripeAPIURL}
+	return nil
 }
 
 // baseURL is how the server is reached, for printed links.

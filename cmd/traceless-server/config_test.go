@@ -34,32 +34,39 @@ func fullConfig(tb testing.TB) (Config, string, string) {
 		}
 	}
 	return Config{
-		Listen:             "0.0.0.0:9443",
-		MetricsListen:      "127.0.0.1:9585",
-		MaxConnections:     500,
-		NodeLongPolls:      2,
-		DB:                 "postgres://traceless@db.internal/traceless",
-		TLSCert:            cert,
-		TLSKey:             key,
-		PublicURL:          "https://vpn.example.com",
-		SessionKeyFile:     "/var/lib/traceless/session.key",
-		SecretKeyFile:      "/var/lib/traceless/secret.key",
-		RequireOperator2FA: true,
-		SessionTTL:         Duration(90 * time.Minute),
-		SecureCookies:      true,
-		TrustedProxies:     []string{"10.0.0.0/8", "fd00::/8"},
-		LogLevel:           "warn",
-		AdminEmail:         "ops@example.com",
-		AdminPassword:      "blue giraffe tangerine 42",
-		TunnelIPv4:         "10.64.0.0/10",
-		TunnelIPv6:         "fd74:6c73:7670:1::/64",
-		TunnelMTU:          1380,
-		ClientDNS:          []string{"10.64.0.1"},
-		KeyRate:            20,
-		PolicyNotice:       Duration(14 * 24 * time.Hour),
-		SMTPAddr:           "mail.example.com:587",
-		SMTPFrom:           "alerts@example.com",
-		AlertSyncLag:       Duration(2 * time.Minute),
+		Listen:              "0.0.0.0:9443",
+		MetricsListen:       "127.0.0.1:9585",
+		MaxConnections:      500,
+		NodeLongPolls:       2,
+		DB:                  "postgres://traceless@db.internal/traceless",
+		TLSCert:             cert,
+		TLSKey:              key,
+		PublicURL:           "https://vpn.example.com",
+		SessionKeyFile:      "/var/lib/traceless/session.key",
+		SecretKeyFile:       "/var/lib/traceless/secret.key",
+		RequireOperator2FA:  true,
+		SessionTTL:          Duration(90 * time.Minute),
+		SecureCookies:       true,
+		TrustedProxies:      []string{"10.0.0.0/8", "fd00::/8"},
+		LogLevel:            "warn",
+		AdminEmail:          "ops@example.com",
+		AdminPassword:       "blue giraffe tangerine 42",
+		TunnelIPv4:          "10.64.0.0/10",
+		TunnelIPv6:          "fd74:6c73:7670:1::/64",
+		TunnelMTU:           1380,
+		ClientDNS:           []string{"10.64.0.1"},
+		KeyRate:             20,
+		PolicyNotice:        Duration(14 * 24 * time.Hour),
+		SMTPAddr:            "mail.example.com:587",
+		SMTPFrom:            "alerts@example.com",
+		AlertSyncLag:        Duration(2 * time.Minute),
+		Billing:             "stripe",
+		PlanSelfService:     true,
+		StripeSecretKey:     "sk_test_file",
+		StripeWebhookSecret: "whsec_file",
+		StripePrices:        []string{"pro=price_pro", "business=price_biz"},
+		BillingGrace:        Duration(72 * time.Hour),
+		BillingFreePlan:     "free",
 	}, cert, key
 }
 
@@ -91,6 +98,11 @@ smtp_addr: mail.example.com:587
 smtp_from: alerts@example.com
 email_verification: false
 alert_sync_lag: 2m
+billing: stripe
+stripe_secret_key: sk_test_file
+stripe_webhook_secret: whsec_file
+stripe_prices: [pro=price_pro, business=price_biz]
+billing_grace: 72h
 `
 	tomlDoc := `
 listen = "0.0.0.0:9443"
@@ -118,6 +130,11 @@ smtp_addr = "mail.example.com:587"
 smtp_from = "alerts@example.com"
 email_verification = false
 alert_sync_lag = "2m"
+billing = "stripe"
+stripe_secret_key = "sk_test_file"
+stripe_webhook_secret = "whsec_file"
+stripe_prices = ["pro=price_pro", "business=price_biz"]
+billing_grace = "72h"
 `
 	for _, tc := range []struct{ format, doc string }{{"yaml", yamlDoc}, {"toml", tomlDoc}} {
 		t.Run(tc.format, func(t *testing.T) {
@@ -217,6 +234,19 @@ func TestValidateNamesField(t *testing.T) {
 		{"alert sync lag", func(c *Config) { c.AlertSyncLag = Duration(time.Second) }, "alert_sync_lag"},
 		{"admin email alone", func(c *Config) { c.AdminEmail = "ops@example.com" }, "admin_email/admin_password"},
 		{"admin password alone", func(c *Config) { c.AdminPassword = "secret secret" }, "admin_email/admin_password"},
+		{"billing provider", func(c *Config) { c.Billing = "paypal" }, "billing"},
+		{"stripe settings without stripe", func(c *Config) { c.StripePrices = []string{"pro=price_1"} }, "billing"},
+		{"billing grace", func(c *Config) { c.BillingGrace = Duration(time.Minute) }, "billing_grace"},
+		{"billing free plan", func(c *Config) { c.BillingFreePlan = "" }, "billing_free_plan"},
+		{"stripe without key", func(c *Config) { stripeConfig(c); c.StripeSecretKey = "" }, "stripe_secret_key"},
+		{"stripe publishable key", func(c *Config) { stripeConfig(c); c.StripeSecretKey = "pk_test_1" }, "stripe_secret_key"},
+		{"stripe without webhook secret", func(c *Config) { stripeConfig(c); c.StripeWebhookSecret = "" }, "stripe_webhook_secret"},
+		{"stripe without prices", func(c *Config) { stripeConfig(c); c.StripePrices = nil }, "stripe_prices"},
+		{"stripe price syntax", func(c *Config) { stripeConfig(c); c.StripePrices = []string{"pro:price_1"} }, "stripe_prices"},
+		{"stripe price twice", func(c *Config) { stripeConfig(c); c.StripePrices = []string{"pro=price_1", "pro=price_2"} }, "stripe_prices"},
+		{"stripe api url", func(c *Config) { stripeConfig(c); c.StripeAPIURL = "ftp://x" }, "stripe_api_url"},
+		{"stripe without public url", func(c *Config) { stripeConfig(c); c.PublicURL = "" }, "public_url"},
+		{"stripe without self-service", func(c *Config) { stripeConfig(c); c.PlanSelfService = false }, "plan_self_service"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -384,4 +414,10 @@ func TestLoadSecretKeys(t *testing.T) {
 	if err != nil || o.SecretKeyFile != "/srv/tl/secret.key" {
 		t.Errorf("default secret_key_file = %q, %v; want beside the session key", o.SecretKeyFile, err)
 	}
+}
+
+// stripeConfig turns on a valid Stripe billing configuration.
+func stripeConfig(c *Config) {
+	c.Billing, c.StripeSecretKey, c.StripeWebhookSecret = "stripe", "sk_test_1", "whsec_1"
+	c.StripePrices, c.PublicURL = []string{"pro=price_1"}, "https://vpn.example.com"
 }

@@ -196,6 +196,7 @@ func (m *Main) Run(ctx context.Context) error {
 		OperatorSSOOnly:       o.OperatorSSOOnly,
 		SecretKeys:            secretKeys,
 		RequireOperator2FA:    o.RequireOperator2FA,
+		Billing:               o.Billing,
 	})
 	if err != nil {
 		return err

@@ -1,5 +1,6 @@
 // Progressive enhancement for the Traceless dashboard. Every page works
-// without this file; it only adds copy buttons to secrets shown once.
+// without this file; it only adds copy buttons to secrets shown once, and
+// follows at once a link marked data-follow (the way on to a Stripe page).
 (function () {
   "use strict";
 
@@ -49,6 +50,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var follow = document.querySelector("a[data-follow]");
+    if (follow) {
+      window.location.assign(follow.href);
+    }
     var buttons = document.querySelectorAll("button[data-copy]");
     for (var i = 0; i < buttons.length; i++) {
       buttons[i].hidden = false;

@@ -1,0 +1,520 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/billing"
+	"github.com/traceless-vpn/traceless/store"
+)
+
+// BillingOptions configure paid plans.
+type BillingOptions struct {
+	// Stripe turns billing through Stripe on; nil is provider "none":
+	// operators assign plans and owners change their own plan freely
+	// (unless OperatorPlansOnly).
+	Stripe *billing.Config
+	// OperatorPlansOnly stops owners changing their own plan; only with
+	// provider none.
+	OperatorPlansOnly bool
+	// Grace is how long after a failed payment the paid plan's limits
+	// still hold (7 days when zero).
+	Grace time.Duration
+	// FreePlan is the slug of the plan a cancelled or unpaid subscription
+	// returns the owner to ("free" when empty).
+	FreePlan string
+}
+
+// billingState is the server's billing: the Stripe client (nil with
+// provider none) and its rules.
+type billingState struct {
+	stripe *billing.Stripe
+	rules  billing.Rules
+	// mu serialises, on this replica, reading a subscription from Stripe
+	// and writing it, so two events of one moment cannot store the older
+	// reading last. (Across replicas the next event corrects it.)
+	mu sync.Mutex
+}
+
+// graceSweepEvery is how often grace periods are checked for their end.
+const graceSweepEvery = time.Minute
+
+// maxWebhookBytes bounds a webhook's body (Stripe's events are far
+// smaller).
+const maxWebhookBytes = 512 << 10
+
+func newBillingState(o BillingOptions) (*billingState, error) {
+	b := &billingState{rules: billing.Rules{FreePlan: o.FreePlan, Grace: o.Grace}}
+	if b.rules.FreePlan == "" {
+		b.rules.FreePlan = "free"
+	}
+	if b.rules.Grace <= 0 {
+		b.rules.Grace = 7 * 24 * time.Hour
+	}
+	if o.Stripe != nil {
+		if o.OperatorPlansOnly {
+			return nil, errors.New("controlplane: OperatorPlansOnly is for billing without a provider; with Stripe owners buy plans through checkout")
+		}
+		var err error
+		if b.stripe, err = billing.NewStripe(*o.Stripe); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (s *Server) billingRoutes(v1 *echo.Group, me *echo.Group, admin *echo.Group) {
+	me.GET("/billing", s.handleGetBilling)
+	me.POST("/billing/checkout", s.handleCheckout)
+	me.POST("/billing/portal", s.handlePortal)
+	v1.POST("/billing/stripe/webhook", s.handleStripeWebhook)
+	admin.GET("/owners/:owner_id/billing", s.handleAdminGetBilling)
+	admin.PUT("/owners/:owner_id/billing/comp", s.handleAdminComp)
+	admin.DELETE("/owners/:owner_id/billing/comp", s.handleAdminEndComp)
+}
+
+// errBillingUnavailable is what a caller sees when Stripe cannot be
+// reached or refuses a request.
+var errBillingUnavailable = apiError(http.StatusBadGateway, api.CodeBillingUnavailable, "the payment provider cannot be reached; try again later")
+
+var errNoBilling = apiError(http.StatusNotFound, api.CodeNotFound, "this server has no payment provider: the operator assigns plans")
+
+// billingFailed logs a failed Stripe request (the route and the error,
+// which names Stripe's error code, never the owner) and returns what the
+// caller sees.
+func (s *Server) billingFailed(c echo.Context, err error) error {
+	s.log.LogAttrs(c.Request().Context(), slog.LevelWarn, "billing request failed",
+		slog.String(logRoute, routeOf(c)), slog.String(logError, err.Error()))
+	return errBillingUnavailable
+}
+
+// billingView is an owner's plan and billing state.
+func (s *Server) billingView(ctx context.Context, o store.Owner) (api.Billing, error) {
+	b, err := s.store.GetBilling(ctx, o.ID)
+	if err != nil {
+		return api.Billing{}, err
+	}
+	p, err := s.store.GetPlan(ctx, o.PlanID)
+	if err != nil {
+		return api.Billing{}, err
+	}
+	v := api.Billing{
+		Provider: api.BillingNone, SelfService: !s.opts.Billing.OperatorPlansOnly, Plan: p.Slug, PaidPlans: []string{},
+		Status: b.SubscriptionStatus, CustomerID: b.CustomerID, SubscriptionID: b.SubscriptionID,
+		CurrentPeriodEnd: b.CurrentPeriodEnd, CancelAtPeriodEnd: b.CancelAtPeriodEnd, GraceUntil: b.GraceUntil,
+		PaymentRequired: b.LimitPlanID != nil, CompReason: b.CompReason,
+	}
+	if st := s.billing.stripe; st != nil {
+		v.Provider, v.SelfService = api.BillingStripe, true
+		v.Portal = b.CustomerID != nil
+		if b.CompReason == nil && !billing.Live(b.SubscriptionStatus) {
+			v.PaidPlans = st.PlanSlugs()
+		}
+	}
+	return v, nil
+}
+
+func (s *Server) handleGetBilling(c echo.Context) error {
+	v, err := s.billingView(c.Request().Context(), currentOwner(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// changeOwnPlan is an owner's own plan change (PUT /api/v1/me/plan and
+// the dashboard's plan page). With Stripe, a paid plan is bought through
+// checkout and a subscription is ended in the customer portal.
+func (s *Server) changeOwnPlan(ctx context.Context, o store.Owner, slug string) (store.Owner, error) {
+	if s.opts.Billing.OperatorPlansOnly {
+		return store.Owner{}, apiError(http.StatusForbidden, api.CodeForbidden, "plans are assigned by the operator on this server")
+	}
+	if s.billing.stripe != nil {
+		p, err := s.store.GetPlanBySlug(ctx, slug)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Owner{}, badRequest("plan", "no such plan")
+		}
+		if err != nil {
+			return store.Owner{}, err
+		}
+		b, err := s.store.GetBilling(ctx, o.ID)
+		if err != nil {
+			return store.Owner{}, err
+		}
+		switch {
+		case b.CompReason != nil:
+			return store.Owner{}, apiError(http.StatusConflict, api.CodeConflict, "the operator gives you your plan; ask them to change it")
+		case p.PriceCents > 0 && p.ID != o.PlanID:
+			return store.Owner{}, apiError(http.StatusPaymentRequired, api.CodePaymentRequired,
+				"%s is a paid plan: buy it through checkout (POST /api/v1/me/billing/checkout)", p.Name)
+		case billing.Live(b.SubscriptionStatus):
+			return store.Owner{}, apiError(http.StatusConflict, api.CodeConflict,
+				"you have a subscription: cancel it in the customer portal, and your plan returns to the free plan at the end of the paid period")
+		}
+	}
+	return s.store.SetOwnerPlan(ctx, o.ID, slug, false)
+}
+
+// checkout opens a Stripe Checkout session for a paid plan and returns
+// its URL. The owner's Stripe customer is created the first time, with
+// their email only.
+func (s *Server) checkout(c echo.Context, slug string) (string, error) {
+	st := s.billing.stripe
+	if st == nil {
+		return "", errNoBilling
+	}
+	ctx, o := c.Request().Context(), currentOwner(c)
+	if slug == "" {
+		return "", badRequest("plan", "is required")
+	}
+	p, err := s.store.GetPlanBySlug(ctx, slug)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && p.Retired):
+		return "", badRequest("plan", "no such plan")
+	case err != nil:
+		return "", err
+	case p.PriceCents == 0:
+		return "", badRequest("plan", "is free: choose it with PUT /api/v1/me/plan")
+	case !st.HasPrice(slug):
+		return "", badRequest("plan", "cannot be bought on this server (it has no Stripe price)")
+	}
+	b, err := s.store.GetBilling(ctx, o.ID)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case b.CompReason != nil:
+		return "", apiError(http.StatusConflict, api.CodeConflict, "the operator gives you your plan; ask them to change it")
+	case billing.Live(b.SubscriptionStatus):
+		return "", apiError(http.StatusConflict, api.CodeConflict, "you have a subscription: change or cancel it in the customer portal")
+	}
+	customer, err := s.ensureCustomer(c, o, b)
+	if err != nil {
+		return "", err
+	}
+	base := s.publicBase()
+	url, err := st.Checkout(ctx, customer, slug, base+"/plan?checkout=done", base+"/plan?checkout=cancelled")
+	if err != nil {
+		return "", s.billingFailed(c, err)
+	}
+	return url, nil
+}
+
+// ensureCustomer returns the owner's Stripe customer, creating it the
+// first time.
+func (s *Server) ensureCustomer(c echo.Context, o store.Owner, b store.OwnerBilling) (string, error) {
+	if b.CustomerID != nil {
+		return *b.CustomerID, nil
+	}
+	ctx := c.Request().Context()
+	id, err := s.billing.stripe.CreateCustomer(ctx, o.Email)
+	if err != nil {
+		return "", s.billingFailed(c, err)
+	}
+	var kept string
+	if _, err := s.store.UpdateBilling(ctx, o.ID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+		if b.CustomerID == nil { // another request may have made one meanwhile: keep the first
+			b.CustomerID = &id
+		}
+		kept = *b.CustomerID
+		return nil, nil
+	}); err != nil {
+		return "", err
+	}
+	if kept != id {
+		_ = s.billing.stripe.Close(ctx, id, "")
+	}
+	return kept, nil
+}
+
+// publicBase is how people reach this server, for Stripe's return links.
+func (s *Server) publicBase() string {
+	if s.opts.PublicURL != "" {
+		return s.opts.PublicURL
+	}
+	s.mail.baseMu.RLock()
+	defer s.mail.baseMu.RUnlock()
+	return s.mail.base
+}
+
+func (s *Server) handleCheckout(c echo.Context) error {
+	var in api.CheckoutInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	url, err := s.checkout(c, in.Plan)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, api.BillingRedirect{URL: url})
+}
+
+// portal opens a Stripe customer-portal session and returns its URL.
+func (s *Server) portal(c echo.Context) (string, error) {
+	st := s.billing.stripe
+	if st == nil {
+		return "", errNoBilling
+	}
+	ctx := c.Request().Context()
+	b, err := s.store.GetBilling(ctx, currentOwner(c).ID)
+	if err != nil {
+		return "", err
+	}
+	if b.CustomerID == nil {
+		return "", apiError(http.StatusConflict, api.CodeConflict, "you have no billing account yet: buy a plan first")
+	}
+	url, err := st.Portal(ctx, *b.CustomerID, s.publicBase()+"/plan")
+	if err != nil {
+		return "", s.billingFailed(c, err)
+	}
+	return url, nil
+}
+
+func (s *Server) handlePortal(c echo.Context) error {
+	url, err := s.portal(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, api.BillingRedirect{URL: url})
+}
+
+// errNotApplied rolls back a billing update that does not apply.
+var errNotApplied = errors.New("billing event does not apply")
+
+// handleStripeWebhook applies a Stripe event. The signature is verified
+// first (400 invalid_request otherwise, and nothing is read from the
+// body). The subscription the event names is then read from Stripe and
+// its current state applied (billing.Next), so a replayed, duplicated or
+// late event applies the current state again and changes nothing. Events
+// about customers this server does not know, and kinds it does not act
+// on, are acknowledged with handled false; a Stripe read that fails
+// answers 502 so that Stripe retries.
+func (s *Server) handleStripeWebhook(c echo.Context) error {
+	st := s.billing.stripe
+	if st == nil {
+		return errNoBilling
+	}
+	req := c.Request()
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, maxWebhookBytes))
+	if err != nil {
+		return apiError(http.StatusRequestEntityTooLarge, api.CodeInvalidRequest, "body larger than %d bytes", maxWebhookBytes)
+	}
+	ev, handled, err := st.ParseEvent(body, req.Header.Get("Stripe-Signature"))
+	if errors.Is(err, billing.ErrSignature) {
+		return apiError(http.StatusBadRequest, api.CodeInvalidRequest, "the Stripe-Signature does not verify")
+	}
+	if err != nil {
+		return badRequest("", "not a Stripe event")
+	}
+	if !handled || ev.CustomerID == "" {
+		return c.JSON(http.StatusOK, api.WebhookAck{})
+	}
+	ctx := req.Context()
+	ownerID, err := s.store.OwnerIDByCustomer(ctx, ev.CustomerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return c.JSON(http.StatusOK, api.WebhookAck{})
+	}
+	if err != nil {
+		return err
+	}
+	s.billing.mu.Lock()
+	defer s.billing.mu.Unlock()
+	var update func(b *store.OwnerBilling, o store.Owner) (*store.PlanMove, error)
+	switch {
+	case ev.Type == "customer.deleted":
+		update = func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+			return billing.CustomerGone(b, s.billing.rules), nil
+		}
+	case ev.SubscriptionID == "":
+		return c.JSON(http.StatusOK, api.WebhookAck{})
+	default:
+		sub, err := st.GetSubscription(ctx, ev.SubscriptionID)
+		if err != nil {
+			return s.billingFailed(c, err)
+		}
+		if sub.CustomerID != "" && sub.CustomerID != ev.CustomerID {
+			return c.JSON(http.StatusOK, api.WebhookAck{})
+		}
+		now := s.now()
+		update = func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+			move, applies := billing.Next(b, sub, now, s.billing.rules)
+			if !applies {
+				return nil, errNotApplied
+			}
+			return move, nil
+		}
+	}
+	_, err = s.store.UpdateBilling(ctx, ownerID, update)
+	switch {
+	case errors.Is(err, errNotApplied):
+		return c.JSON(http.StatusOK, api.WebhookAck{})
+	case errors.Is(err, store.ErrNotFound):
+		return c.JSON(http.StatusOK, api.WebhookAck{}) // the account was deleted meanwhile
+	case err != nil:
+		return err
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "billing event applied", slog.String(logEvent, ev.Type))
+	return c.JSON(http.StatusOK, api.WebhookAck{Handled: true})
+}
+
+// sweepGrace holds owners whose grace period ended unpaid to the free
+// plan's limits, every interval until ctx ends.
+func (s *Server) sweepGrace(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := s.store.EndGracePeriods(ctx, s.now(), s.billing.rules.FreePlan); err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "ending grace periods failed", slog.String(logError, err.Error()))
+		} else if n > 0 {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "grace periods ended unpaid: accounts held to the free plan's limits", slog.Int64(logCount, n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// closeBilling is an account deletion's part at Stripe: while Stripe
+// reports an outstanding balance, an unpaid invoice or an open dispute,
+// the deletion is held (409 legal_hold with the reason), and it goes
+// ahead by itself once that is resolved, since Stripe is asked again at
+// every attempt. Otherwise the subscription is cancelled and the customer
+// deleted at Stripe before the account goes here.
+func (s *Server) closeBilling(ctx context.Context, ownerID string) error {
+	st := s.billing.stripe
+	if st == nil {
+		return nil
+	}
+	b, err := s.store.GetBilling(ctx, ownerID)
+	if err != nil || b.CustomerID == nil {
+		return err
+	}
+	reason, err := st.Hold(ctx, *b.CustomerID)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, err.Error()))
+		return errBillingUnavailable
+	}
+	if reason != "" {
+		return apiError(http.StatusConflict, api.CodeLegalHold,
+			"the account cannot be deleted while Stripe reports %s; it can be deleted once that is settled", reason)
+	}
+	sub := ""
+	if b.SubscriptionID != nil {
+		sub = *b.SubscriptionID
+	}
+	if err := st.Close(ctx, *b.CustomerID, sub); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, err.Error()))
+		return errBillingUnavailable
+	}
+	return nil
+}
+
+func (s *Server) handleAdminGetBilling(c echo.Context) error {
+	ctx := c.Request().Context()
+	o, err := s.store.GetOwner(ctx, c.Param("owner_id"))
+	if err != nil {
+		return err
+	}
+	v, err := s.billingView(ctx, o)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// compPlan gives an owner a plan without charge, with the operator's
+// reason. While comped, the subscription's state never moves the plan
+// and no grace period holds the account.
+func (s *Server) compPlan(ctx context.Context, ownerID string, in api.CompInput) (api.Billing, error) {
+	switch {
+	case in.Plan == "":
+		return api.Billing{}, badRequest("plan", "is required")
+	case in.Reason == "":
+		return api.Billing{}, badRequest("reason", "is required: say why the plan is given without charge")
+	}
+	reason := in.Reason
+	if _, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+		b.CompReason, b.GraceUntil, b.LimitPlanID = &reason, nil, nil
+		return &store.PlanMove{Slug: in.Plan, CheckUsage: true}, nil
+	}); err != nil {
+		var ve *store.ValidationError
+		if errors.As(err, &ve) && ve.Field == "comp_reason" {
+			return api.Billing{}, badRequest("reason", "must be 1-500 printable characters")
+		}
+		return api.Billing{}, err
+	}
+	o, err := s.store.GetOwner(ctx, ownerID)
+	if err != nil {
+		return api.Billing{}, err
+	}
+	return s.billingView(ctx, o)
+}
+
+// endComp ends a comp. With Stripe, the plan follows the subscription
+// again (read from Stripe now), or returns to the free plan without one;
+// without a provider the plan stays as it is.
+func (s *Server) endComp(ctx context.Context, ownerID string) (api.Billing, error) {
+	b, err := s.store.GetBilling(ctx, ownerID)
+	if err != nil {
+		return api.Billing{}, err
+	}
+	var sub *billing.Subscription
+	if st := s.billing.stripe; st != nil && b.SubscriptionID != nil {
+		got, err := st.GetSubscription(ctx, *b.SubscriptionID)
+		if err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, err.Error()))
+			return api.Billing{}, errBillingUnavailable
+		}
+		sub = &got
+	}
+	now := s.now()
+	if _, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+		b.CompReason = nil
+		switch {
+		case s.billing.stripe == nil:
+			return nil, nil
+		case sub != nil:
+			move, _ := billing.Next(b, *sub, now, s.billing.rules)
+			return move, nil
+		default:
+			return &store.PlanMove{Slug: s.billing.rules.FreePlan}, nil
+		}
+	}); err != nil {
+		return api.Billing{}, err
+	}
+	o, err := s.store.GetOwner(ctx, ownerID)
+	if err != nil {
+		return api.Billing{}, err
+	}
+	return s.billingView(ctx, o)
+}
+
+func (s *Server) handleAdminComp(c echo.Context) error {
+	var in api.CompInput
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	v, err := s.compPlan(c.Request().Context(), c.Param("owner_id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) handleAdminEndComp(c echo.Context) error {
+	v, err := s.endComp(c.Request().Context(), c.Param("owner_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
