@@ -188,7 +188,8 @@ func benchIdle(b *testing.B, held bool) {
 // threshold (an idle node: a read per threshold), with reads every tick
 // (a busy node, where some peer is always about to turn stale; threshold
 // set to the tick to force it), and with the old scrubber (every tick,
-// under the device lock).
+// under the device lock); and first with no scrubber at all, the floor
+// of the machine's load at the time.
 func BenchmarkDeltaWhileScrubbing60k(b *testing.B) {
 	for _, held := range []bool{true, false} {
 		name := map[bool]string{true: "held", false: "in-process"}[held]
@@ -245,6 +246,9 @@ func benchDeltaWhileScrubbing(b *testing.B, held bool) {
 			float64(lat[len(lat)-1].Microseconds())/1000, loadAvg())
 	}
 	for b.Loop() {
+		// The floor: the same deltas with no scrubber, under the same
+		// load, so what the scrubber adds shows beside it.
+		run("none", func(ctx context.Context, _ time.Duration) { <-ctx.Done() })
 		run("idle", s.runNew)
 		reads := metricValue(s.a.metrics.scrubReads)
 		s.a.opts.ScrubAfter = s.a.opts.ScrubTick

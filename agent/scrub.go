@@ -30,19 +30,21 @@ import (
 //
 // # When it looks
 //
-// Reading a device is the scrubber's whole cost: at 60,000 peers one read
-// takes hundreds of milliseconds of CPU, and a userspace device holds its
-// configuration lock while it writes the answer. So the scrubber reads
-// only when a peer may have turned stale: each read tells it (recheck)
-// how long until the earliest peer not stale now turns stale, capped at
-// the threshold, since a client that makes first contact after the read
-// turns stale no sooner. It reads again then, and never sooner than one
-// tick after the last read, so peers turning stale within a tick of each
-// other are scrubbed by one read. An idle node reads once per threshold
-// (180 s) instead of once per tick (5 s). A peer is forgotten within
-// threshold + tick (+ the read's own time) of its last handshake, as
-// with a read every tick; a peer that gains an endpoint without
-// completing a handshake, within the threshold.
+// Reading a device is the scrubber's whole cost. A userspace device's
+// process decides staleness itself and sends the stale peers alone
+// (wg.Control.StalePeers; agent/wg/inproc.go), without the configuration
+// lock every delta needs: a few milliseconds at 60,000 peers. A kernel
+// device is dumped whole, in chunks between which sets go through. Still
+// the scrubber reads only when a peer may have turned stale: each read
+// tells it (recheck) how long until the earliest peer not stale now turns
+// stale, capped at the threshold, since a client that makes first contact
+// after the read turns stale no sooner. It reads again then, and never
+// sooner than one tick after the last read, so peers turning stale within
+// a tick of each other are scrubbed by one read. An idle node reads once
+// per threshold (180 s) instead of once per tick (5 s). A peer is
+// forgotten within threshold + tick (+ the read's own time) of its last
+// handshake, as with a read every tick; a peer that gains an endpoint
+// without completing a handshake, within the threshold.
 //
 // The read is made without the device lock the sync loop needs; only the
 // re-adds take it. A peer a delta removed or changed meanwhile is not

@@ -186,9 +186,11 @@ func openUserspace(cfg Config, links *Netlink) (*Interface, error) {
 		u.Close()
 		return nil, wrapErr("open "+cfg.Name, err)
 	}
+	// The device's state is in this process's heap: collect it by
+	// growth only, as the holder does (collect.go).
 	return &Interface{
 		Name: cfg.Name, Backend: BackendUserspace, Client: newUserspaceControl(c), Links: links, PeerLimit: UserspacePeerLimit,
-		closers: []func() error{links.Close, u.Close, c.Close},
+		closers: []func() error{startCollector(), links.Close, u.Close, c.Close},
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"time"
 )
 
@@ -17,7 +18,9 @@ import (
 // collects by growth alone (collectByGrowth): when the bytes allocated
 // since the last collection reach the live heap (what GOGC=100 does),
 // checked every second. A busy device collects as often as before; an
-// idle one does not collect.
+// idle one does not collect. An agent that runs its userspace device in
+// its own process (no holder) does the same while the device is open
+// (startCollector).
 
 // minGrowth is the least allocation that starts a collection, as the
 // runtime's own minimum heap.
@@ -47,5 +50,38 @@ func collectByGrowth(every time.Duration, stop <-chan struct{}) {
 			metrics.Read(s)
 			mark = s[0].Value.Uint64()
 		}
+	}
+}
+
+// collector is the process's collectByGrowth while any in-process
+// device is open.
+var collector struct {
+	sync.Mutex
+	open int
+	stop chan struct{}
+	done chan struct{}
+}
+
+// startCollector runs collectByGrowth until every stop it returned has
+// been called.
+func startCollector() (stop func() error) {
+	collector.Lock()
+	defer collector.Unlock()
+	if collector.open == 0 {
+		collector.stop, collector.done = make(chan struct{}), make(chan struct{})
+		go func(stop, done chan struct{}) { collectByGrowth(time.Second, stop); close(done) }(collector.stop, collector.done)
+	}
+	collector.open++
+	var once sync.Once
+	return func() error {
+		once.Do(func() {
+			collector.Lock()
+			defer collector.Unlock()
+			if collector.open--; collector.open == 0 {
+				close(collector.stop)
+				<-collector.done
+			}
+		})
+		return nil
 	}
 }

@@ -49,9 +49,7 @@ func RunHolder(args []string) error {
 	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
 		return fmt.Errorf("set core size 0: %w", err)
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go collectByGrowth(time.Second, stop)
+	defer startCollector()()
 	u, err := startUserspace(args[0], mtu)
 	if err != nil {
 		return err

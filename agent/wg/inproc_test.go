@@ -288,3 +288,22 @@ func TestCollectByGrowth(t *testing.T) {
 		}
 	}
 }
+
+// TestStartCollector: the runtime's pacing stays off while any in-process
+// device is open and comes back when the last one closes.
+func TestStartCollector(t *testing.T) {
+	pacing := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	before := pacing()
+	stop1 := startCollector()
+	stop2 := startCollector()
+	time.Sleep(20 * time.Millisecond)
+	stop1()
+	stop1()
+	if p := pacing(); p != -1 {
+		t.Errorf("GC percent %d with a device still open, want -1", p)
+	}
+	stop2()
+	if p := pacing(); p != before {
+		t.Errorf("GC percent %d after the last device closed, want %d", p, before)
+	}
+}
