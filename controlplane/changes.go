@@ -74,9 +74,17 @@ func (s *Server) announceStatus(nodeID string, st api.NodeStatus) {
 }
 
 // listen feeds other replicas' announcements into the hub and the node
-// status table.
+// status table. When LISTEN connects again after a break, what was
+// announced meanwhile is lost: the hub skips those revisions at once
+// (nodes whose deltas span them take a full snapshot) instead of waiting
+// gapGrace for announcements that will not come.
 func (s *Server) listen(ctx context.Context) {
-	s.store.Listen(ctx, s.listenWatch.connected, s.listenWatch.failed, func(payload string) {
+	connected := func() {
+		if s.listenWatch.connected() {
+			s.hub.skipMissed(ctx)
+		}
+	}
+	s.store.Listen(ctx, connected, s.listenWatch.failed, func(payload string) {
 		var a announcement
 		if err := json.Unmarshal([]byte(payload), &a); err != nil {
 			return

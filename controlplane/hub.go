@@ -108,7 +108,15 @@ func (h *hub) publishLost(rev int64) {
 // skipGaps declares revisions that stayed unpublished past gapGrace lost:
 // cur jumps over them and the ring can no longer answer deltas that span
 // them. It also learns of revisions committed by other replicas.
-func (h *hub) skipGaps(ctx context.Context) {
+func (h *hub) skipGaps(ctx context.Context) { h.skip(ctx, gapGrace) }
+
+// skipMissed declares every revision committed up to now and not
+// published lost at once. The replica's LISTEN has just connected again:
+// announcements made while it was away will never arrive, so waiting
+// gapGrace for them would only delay the first change after it.
+func (h *hub) skipMissed(ctx context.Context) { h.skip(ctx, 0) }
+
+func (h *hub) skip(ctx context.Context, grace time.Duration) {
 	rev, err := h.dbRev(ctx)
 	if err != nil {
 		return
@@ -128,7 +136,7 @@ func (h *hub) skipGaps(ctx context.Context) {
 		if _, ok := h.pending[r]; ok {
 			continue
 		}
-		if now.Sub(h.gapSeen[r]) < gapGrace {
+		if now.Sub(h.gapSeen[r]) < grace {
 			break
 		}
 		// Lost: r is committed but its removals are unknown here, so

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -221,4 +222,73 @@ func mustOwnerID(t *testing.T, s *Server, email string) string {
 		t.Fatal(err)
 	}
 	return o.ID
+}
+
+// TestListenReconnectSkipsMissed: a change committed by another replica
+// whose announcement this replica's LISTEN missed (it was away) is taken
+// as lost as soon as LISTEN is back, not gapGrace later: the first change
+// after a PostgreSQL restart or a broken LISTEN connection is not held
+// back by the gap fallback.
+func TestListenReconnectSkipsMissed(t *testing.T) {
+	dsn := testpg.Database(t)
+	ctx := context.Background()
+	open := func() *store.Store {
+		st, err := store.Open(ctx, store.Config{Driver: store.DriverPostgres, DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	st := open()
+	a, err := New(Options{Store: st, Argon2: cheapArgon2, KeyRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if _, err := a.Bootstrap(ctx, adminEmail, adminPassword, "http://127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica's store, writing without announcing: its
+	// announcements are the ones a broken LISTEN misses.
+	other := open()
+	o, err := other.CreateOwner(ctx, store.Owner{Email: "gap@example.com", PasswordHash: "$argon2id$x", Role: store.RoleOwner}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := other.CreateApp(ctx, o.ID, "gap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "LISTEN connected", func() bool { return a.listenWatch.up.Load() })
+	waitFor(t, "the hub at the current revision", func() bool {
+		rev, err := other.Revision(ctx)
+		return err == nil && a.hub.current() == rev
+	})
+
+	d, err := other.RegisterDevice(ctx, app.ID, store.NewDevice{PublicKey: newWGKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := other.Revision(ctx)
+	if err != nil || rev == 0 {
+		t.Fatalf("revision %d, %v after %s", rev, err, d.ID)
+	}
+	committed := time.Now()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the missed revision skipped", func() bool { return a.hub.current() >= rev })
+	if took := time.Since(committed); took >= gapGrace {
+		t.Errorf("the hub reached the missed revision %v after its commit; the LISTEN reconnect should skip it at once, not after gapGrace (%v)", took, gapGrace)
+	}
+	if a.listenWatch.reconnects.Load() != 1 {
+		t.Errorf("reconnects = %d, want 1", a.listenWatch.reconnects.Load())
+	}
 }

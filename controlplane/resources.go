@@ -111,9 +111,12 @@ func (w *listenWatch) failed(err error) {
 	}
 }
 
-func (w *listenWatch) connected() {
+// connected records a connection and reports whether it is a
+// reconnection (LISTEN was connected before).
+func (w *listenWatch) connected() bool {
 	w.up.Store(true)
-	if w.ever.Swap(true) {
+	again := w.ever.Swap(true)
+	if again {
 		w.reconnects.Add(1)
 	}
 	if w.down.CompareAndSwap(true, false) {
@@ -121,6 +124,7 @@ func (w *listenWatch) connected() {
 		w.log.LogAttrs(context.Background(), slog.LevelInfo, "sync listen works again",
 			slog.Int64(logDuration, away.Milliseconds()))
 	}
+	return again
 }
 
 // resourceCollector reports the bounds' metrics at scrape time.
@@ -137,12 +141,14 @@ var (
 		"Failed attempts to LISTEN for other replicas' changes on PostgreSQL.", nil, nil)
 	descListenReconnects = prometheus.NewDesc("traceless_sync_listen_reconnects_total",
 		"Times the LISTEN for other replicas' changes connected again after its connection broke or could not be made.", nil, nil)
+	descAlertsLeader = prometheus.NewDesc("traceless_alerts_leader",
+		"1 while this replica leads alerts (watches node health and delivers the alert outbox), else 0.", nil, nil)
 	descListenUp = prometheus.NewDesc("traceless_sync_listen_up",
 		"1 while this replica LISTENs for other replicas' changes on PostgreSQL, else 0 (always 0 on SQLite).", nil, nil)
 )
 
 func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPollsRefused, descRateKeys, descRateEvicted, descListenFailures, descListenReconnects, descListenUp} {
+	for _, d := range []*prometheus.Desc{descPollsRefused, descRateKeys, descRateEvicted, descListenFailures, descListenReconnects, descListenUp, descAlertsLeader} {
 		ch <- d
 	}
 }
@@ -168,6 +174,11 @@ func (c *resourceCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descListenUp, prometheus.GaugeValue, up)
+	leader := 0.0
+	if s.alerts.Leading() {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descAlertsLeader, prometheus.GaugeValue, leader)
 }
 
 // limiters are the server's rate limiters that are turned on.

@@ -48,6 +48,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain(os.Stdout, os.Stderr)
+	if fakeBackend != nil {
+		fakeBackend(m)
+	}
 	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrVersion) {
 			os.Exit(0)
@@ -65,6 +68,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// fakeBackend, set only in builds with the traceless_fakewg tag
+// (fakewg.go), swaps in a fake WireGuard device for tests.
+var fakeBackend func(*Main)
 
 // Main is the program: parsed config, the agent and the metrics listener.
 type Main struct {

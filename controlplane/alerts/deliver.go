@@ -133,6 +133,10 @@ func (a *Alerter) pump(ctx context.Context) {
 	}
 }
 
+// Leading reports whether this replica leads alerts: it watches node
+// health and delivers the outbox.
+func (a *Alerter) Leading() bool { return a.leading() }
+
 // leading reports whether this replica leads alerts (before Run, no).
 func (a *Alerter) leading() bool {
 	a.mu.Lock()
