@@ -99,6 +99,28 @@ func TestBadInput(t *testing.T) {
 	cases = append(cases, prefix("me/password", decodingCases(http.MethodPut, "/api/v1/me/password", "owner",
 		`{"current_password":"correct horse battery staple","new_password":"a brand new passphrase"}`))...)
 
+	cases = append(cases, prefix("me/billing/checkout", decodingCases(http.MethodPost, "/api/v1/me/billing/checkout", "owner", `{"plan":"pro"}`))...)
+	cases = append(cases, prefix("admin/billing/comp", decodingCases(http.MethodPut, "/api/v1/admin/owners/{owner}/billing/comp", "admin",
+		`{"plan":"pro","reason":"partner"}`))...)
+	comp := func(name, body string, want wantErr) badInputCase {
+		return badInputCase{name: "admin/billing/comp/" + name, method: http.MethodPut, path: "/api/v1/admin/owners/{owner}/billing/comp", auth: "admin", body: body, want: want}
+	}
+	cases = append(cases,
+		comp("no fields", `{}`, bad("plan")),
+		comp("no reason", `{"plan":"pro"}`, bad("reason")),
+		comp("empty reason", `{"plan":"pro","reason":""}`, bad("reason")),
+		comp("padded reason", `{"plan":"pro","reason":" partner"}`, bad("reason")),
+		comp("bidi in reason", "{\"plan\":\"pro\",\"reason\":\"part\u202ener\"}", bad("reason")),
+		comp("reason of 501", `{"plan":"pro","reason":"`+strings.Repeat("r", 501)+`"}`, bad("reason")),
+		comp("reason is a number", `{"plan":"pro","reason":5}`, bad("reason")),
+		comp("unknown plan", `{"plan":"platinum","reason":"partner"}`, bad("plan")),
+		comp("plan is an array", `{"plan":["pro"],"reason":"partner"}`, bad("plan")),
+		comp("extra field", `{"plan":"pro","reason":"partner","price_cents":0}`, bad("price_cents")),
+		badInputCase{name: "me/billing/checkout/plan is a number", method: http.MethodPost, path: "/api/v1/me/billing/checkout", auth: "owner", body: `{"plan":1}`, want: bad("plan")},
+		badInputCase{name: "me/billing/checkout/extra field", method: http.MethodPost, path: "/api/v1/me/billing/checkout", auth: "owner", body: `{"plan":"pro","customer":"cus_1"}`, want: bad("customer")},
+		badInputCase{name: "me/billing/checkout/no provider", method: http.MethodPost, path: "/api/v1/me/billing/checkout", auth: "owner", body: `{"plan":"pro"}`, want: wantErr{http.StatusNotFound, api.CodeNotFound, ""}},
+	)
+
 	const pw = `"correct horse battery staple"`
 	email := func(e string) string { return `{"email":"` + e + `","password":` + pw + `}` }
 	password := func(p string) string { return `{"email":"jane.doe@example.com","password":"` + p + `"}` }

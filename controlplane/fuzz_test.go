@@ -56,12 +56,14 @@ func FuzzDecodeBody(f *testing.F) {
 		`{"name":"k","kind":"publishable","expires_at":"2031-01-01T00:00:00Z"}`, `{"expires_at":"2031-13-01T00:00:00Z"}`,
 		`{"expires_at":"+10000-01-01T00:00:00Z"}`, `{"grace_until":null}`, `{"grace_until":""}`, `{"ttl_seconds":1e9}`,
 		`{"ttl_seconds":-0}`, `{"external_ref":null}`, `{"registration_cap":9223372036854775808}`, `{"kind":["secret"]}`,
+		`{"plan":"pro","reason":"partner"}`, `{"plan":null,"reason":{}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, dst := range []any{&api.Credentials{}, &api.PlanInput{}, &api.OwnerUpdate{}, &api.Setup{}, &api.PlanChange{},
-			&api.APIKeyInput{}, &api.KeyReplaceInput{}, &api.TicketInput{}, &api.AppUpdate{}, &api.DeviceInput{}} {
+			&api.APIKeyInput{}, &api.KeyReplaceInput{}, &api.TicketInput{}, &api.AppUpdate{}, &api.DeviceInput{},
+			&api.CheckoutInput{}, &api.CompInput{}} {
 			err := decodeBody(body, dst)
 			checkClientError(t, err)
 			if err == nil && !json.Valid(body) {

@@ -1,0 +1,244 @@
+// Package stripemock starts Stripe's own mock of its API for tests —
+// stripe-mock, the binary named by TRACELESS_STRIPE_MOCK (.ci/run builds
+// it from tools/testbin) — on a loopback port the test chooses, behind a
+// small recording proxy. Without the variable a test skips with the
+// reason, or fails when CI=true, because CI must exercise the Stripe
+// calls.
+//
+// stripe-mock checks every request against Stripe's OpenAPI document and
+// answers with Stripe's fixtures, but keeps no state: a subscription is
+// always active, a customer never owes anything. The proxy lets a test set
+// the state Stripe would report (Set), records what the control plane sent
+// (Requests), and can make a path fail (Fail).
+//
+// Only tests import it.
+package stripemock
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// EnvBinary names the variable holding the path of the stripe-mock binary.
+const EnvBinary = "TRACELESS_STRIPE_MOCK"
+
+// Server is one running stripe-mock behind the recording proxy.
+type Server struct {
+	// URL is the API's base URL (the proxy), for stripe_api_url.
+	URL string
+
+	mu        sync.Mutex
+	overrides map[string]map[string]any // "METHOD /path" -> top-level fields of the answer
+	failing   map[string]bool
+	requests  []Request
+}
+
+// Request is one request the proxy forwarded.
+type Request struct {
+	Method, Path string
+	// Form is the request's form body (Stripe's API takes forms) or, for
+	// a GET, its query.
+	Form url.Values
+}
+
+// Start runs stripe-mock and the proxy until the test ends.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin := os.Getenv(EnvBinary)
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("%s not set, but CI=true: CI must run the billing tests against stripe-mock (.ci/run builds it from tools/testbin)", EnvBinary)
+		}
+		tb.Skipf("%s not set: the path of a stripe-mock binary (cd tools/testbin && go build -o DIR github.com/stripe/stripe-mock)", EnvBinary)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		tb.Fatalf("%s: %v", EnvBinary, err)
+	}
+	var addr string
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		if addr, lastErr = start(tb, bin); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		tb.Fatalf("start stripe-mock: %v", lastErr)
+	}
+	s := &Server{overrides: map[string]map[string]any{}, failing: map[string]bool{}}
+	target := &url.URL{Scheme: "http", Host: addr}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Header.Del("Accept-Encoding") // answers stay plain, so they can be rewritten
+		},
+		ModifyResponse: s.rewrite,
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, _ := url.ParseQuery(string(body))
+		if r.Method == http.MethodGet || r.Method == http.MethodDelete {
+			form = r.URL.Query()
+		}
+		s.mu.Lock()
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Form: form})
+		fail := s.failing[r.Method+" "+r.URL.Path]
+		s.mu.Unlock()
+		if fail {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error":{"type":"invalid_request_error","message":"failing on purpose (stripemock.Fail)"}}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	tb.Cleanup(ts.Close)
+	s.URL = ts.URL
+	return s
+}
+
+// start runs the binary on a free loopback port and waits until it
+// accepts connections.
+func start(tb testing.TB, bin string) (string, error) {
+	// stripe-mock serves HTTPS too, by default on a fixed port: give it a
+	// free one of its own so that several can run at once.
+	addr, tlsAddr := freePort(), freePort()
+	if addr == "" || tlsAddr == "" {
+		return "", errors.New("no free loopback port")
+	}
+	dir := tb.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-http-addr", addr, "-https-addr", tlsAddr)
+	logFile, err := os.Create(filepath.Join(dir, "stripe-mock.log"))
+	if err != nil {
+		cancel()
+		return "", err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		cancel()
+		logFile.Close()
+		return "", err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		cancel()
+		<-exited
+		logFile.Close()
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			stop()
+			out, _ := os.ReadFile(filepath.Join(dir, "stripe-mock.log"))
+			return "", fmt.Errorf("stripe-mock exited: %v\n%s", err, out)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", fmt.Errorf("stripe-mock not listening on %s within 15s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Cleanup(func() {
+		stop()
+		if tb.Failed() {
+			out, _ := os.ReadFile(filepath.Join(dir, "stripe-mock.log"))
+			tb.Logf("stripe-mock's log:\n%s", out)
+		}
+	})
+	return addr, nil
+}
+
+// freePort returns a loopback address whose port was free a moment ago
+// ("" when none could be had).
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return ""
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Set makes every answer to method and path (without the query) carry
+// fields at its top level, replacing stripe-mock's: the state Stripe
+// would report. Setting nil fields removes the override.
+func (s *Server) Set(method, path string, fields map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fields == nil {
+		delete(s.overrides, method+" "+path)
+		return
+	}
+	s.overrides[method+" "+path] = fields
+}
+
+// Fail makes method and path answer a Stripe error (400), or not again
+// when fail is false.
+func (s *Server) Fail(method, path string, fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[method+" "+path] = fail
+}
+
+// Requests returns the requests forwarded so far, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// rewrite merges the override of the request's method and path into a
+// JSON answer.
+func (s *Server) rewrite(res *http.Response) error {
+	s.mu.Lock()
+	fields := s.overrides[res.Request.Method+" "+res.Request.URL.Path]
+	s.mu.Unlock()
+	if fields == nil || res.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return fmt.Errorf("stripemock: answer of %s is not a JSON object: %w", res.Request.URL.Path, err)
+	}
+	for k, v := range fields {
+		obj[k] = v
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	res.Body = io.NopCloser(bytes.NewReader(out))
+	res.ContentLength = int64(len(out))
+	res.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return nil
+}
