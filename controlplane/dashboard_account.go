@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/billing"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -19,8 +20,10 @@ type planChoice struct {
 	Current bool
 	// Fits reports whether the owner's usage is within the plan's limits.
 	Fits bool
-	// Buy: with Stripe, the plan is bought through checkout.
-	Buy bool
+	// Buy: with Stripe, the plan is bought through checkout. Switch: the
+	// owner switches to it themselves (without a provider, or a free plan
+	// with Stripe while not subscribed).
+	Buy, Switch bool
 }
 
 // planBody is the plan page: the catalogue and the owner's usage.
@@ -33,6 +36,8 @@ type planBody struct {
 	// "cancelled" on the return from Stripe Checkout.
 	Billing  api.Billing
 	Checkout string
+	// Subscribed: a live Stripe subscription (changed in the portal).
+	Subscribed bool
 }
 
 func (d *dashboard) planPage(c echo.Context, status int, p *page) error {
@@ -54,7 +59,7 @@ func (d *dashboard) planPage(c echo.Context, status int, p *page) error {
 	if err != nil {
 		return err
 	}
-	body := planBody{Current: cur, Apps: len(apps), Devices: devices, Billing: bill}
+	body := planBody{Current: cur, Apps: len(apps), Devices: devices, Billing: bill, Subscribed: billing.Live(bill.Status)}
 	switch c.QueryParam("checkout") {
 	case "done", "cancelled":
 		body.Checkout = c.QueryParam("checkout")
@@ -63,7 +68,8 @@ func (d *dashboard) planPage(c echo.Context, status int, p *page) error {
 	for _, pl := range plans {
 		seen = seen || pl.ID == cur.ID
 		body.Plans = append(body.Plans, planChoice{PlanWithPools: pl, Current: pl.ID == cur.ID,
-			Fits: len(apps) <= pl.MaxApps && devices <= int64(pl.MaxDevices), Buy: slices.Contains(bill.PaidPlans, pl.Slug)})
+			Fits: len(apps) <= pl.MaxApps && devices <= int64(pl.MaxDevices), Buy: slices.Contains(bill.PaidPlans, pl.Slug),
+			Switch: bill.Provider == api.BillingNone || (pl.PriceCents == 0 && bill.CompReason == nil && !billing.Live(bill.Status))})
 	}
 	if !seen { // a retired plan the owner keeps
 		body.Plans = append([]planChoice{{PlanWithPools: cur, Current: true, Fits: true}}, body.Plans...)
