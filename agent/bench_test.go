@@ -103,8 +103,13 @@ func openBenchDevice(b *testing.B, suffix string, held bool) *benchDevice {
 	}
 	b.Cleanup(func() {
 		if held {
-			// The holder ends with its link.
+			// The holder ends with its link; wait for it to go.
 			ns.do(func() error { return bd.iface.Links.Delete(name) })
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if socketPeer("/var/run/wireguard/"+name+".sock") == 0 {
+					break
+				}
+			}
 		}
 		bd.iface.Close()
 	})

@@ -266,3 +266,63 @@ func TestAddRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestAntiEntropyByHash: a device holding exactly the desired set hashes
+// to the desired set's hash, for the common peer form and for others in
+// canonical form, so anti-entropy finds it in step by comparing hashes
+// (holdsDesired) instead of diffing the set under the device lock; a
+// device that drifted, or a peer the control plane sent in another form,
+// does not match and is diffed (and repaired) as before.
+func TestAntiEntropyByHash(t *testing.T) {
+	f := wg.NewFake()
+	f.AddDevice("tl0")
+	d := newDevice(wg.NewControl(f), "tl0")
+	peers := testPeers(0, 40)
+	peers = append(peers,
+		api.Peer{PublicKey: testKey(100).String(), AllowedIPs: []string{"10.80.0.0/16", "10.81.0.1/32", "fd00:80::/64"}},
+		api.Peer{PublicKey: testKey(101).String(), AllowedIPs: []string{"fd00::65/128"}})
+	b := newSetBuilder(0)
+	for _, p := range peers {
+		b.add(p)
+	}
+	if _, err := d.applyFull(b, 1); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want bool) {
+		t.Helper()
+		cur, gen, err := d.readUnlocked()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.mu.Lock()
+		got := d.holdsDesired(cur, gen, deviceHash(cur))
+		d.mu.Unlock()
+		if got != want {
+			t.Fatalf("holdsDesired = %v, want %v", got, want)
+		}
+	}
+	check(true)
+	// Drift: an allowed IP changed by hand.
+	if err := f.ConfigureDevice("tl0", wgtypes.Config{Peers: []wgtypes.PeerConfig{{PublicKey: testKey(3), ReplaceAllowedIPs: true,
+		AllowedIPs: mustCIDRs("10.99.0.3/32", "fd00::99/128")}}}); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	if r, err := d.antiEntropy(); err != nil || r.set != 1 {
+		t.Fatalf("anti-entropy after drift: %+v, %v; want the peer repaired", r, err)
+	}
+	check(true)
+	// A peer sent in a form that is not canonical: the device's hash
+	// cannot match, and anti-entropy diffs (finding nothing to do).
+	b = newSetBuilder(0)
+	for _, p := range append(peers, api.Peer{PublicKey: testKey(102).String(), AllowedIPs: []string{"fd00:0::66/128"}}) {
+		b.add(p)
+	}
+	if _, err := d.applyFull(b, 2); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	if r, err := d.antiEntropy(); err != nil || r.set+r.removed != 0 {
+		t.Fatalf("anti-entropy: %+v, %v; want nothing to do", r, err)
+	}
+}

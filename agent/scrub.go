@@ -9,6 +9,7 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/traceless-vpn/traceless/agent/wg"
+	"github.com/traceless-vpn/traceless/controlplane/api"
 )
 
 // The scrubber makes the device forget what it learned about idle
@@ -93,9 +94,16 @@ func (d *device) scrubRead(now time.Time, after time.Duration, repair bool) (scr
 	if len(stale) == 0 && !repair {
 		return out, nil
 	}
+	var h api.PeerSetHash
+	if repair {
+		h = deviceHash(cur)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if repair && d.state.set != nil && gen == d.gen {
+	if repair && d.state.set != nil && d.holdsDesired(cur, gen, h) {
+		out.fixed = applyResult{peers: d.state.set.len(), read: true}
+		out.repaired = true
+	} else if repair && d.state.set != nil && gen == d.gen {
 		d.self = cur.PublicKey
 		d.state.pending = choosePending(d.state.set, cur, d.limit)
 		cfgs := reconcile(d.state.set, d.state.pending, cur, d.batch)
