@@ -175,3 +175,31 @@ func TestExecRefusesForbiddenColumn(t *testing.T) {
 		t.Errorf("the server said it was listening:\n%s", stderr)
 	}
 }
+
+// TestExecRefusesPaymentColumn: a column holding payment data beside the
+// billing references (what stays with the payment provider) stops the
+// server at start, named, as an activity column does.
+func TestExecRefusesPaymentColumn(t *testing.T) {
+	in := newInstance(t)
+	m := MustRunMain(t, in.args(), nil)
+	m.MustClose(t)
+	db, err := sql.Open("sqlite3", in.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`ALTER TABLE owner_billing ADD COLUMN card_last4 VARCHAR(4)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	stderr := &syncBuffer{}
+	m2 := NewMain(&syncBuffer{}, stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := m2.Exec(ctx, in.args(), envMap(nil)); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "owner_billing.card_last4") || !strings.Contains(stderr.String(), "payment data") {
+		t.Errorf("stderr does not name the column and why:\n%s", stderr)
+	}
+}

@@ -286,6 +286,7 @@ func (a *cli) planCommand() *cobra.Command {
 			return a.emit(o, func(t *table) { t.row("Your plan is now " + o.Plan + ".") })
 		}),
 	})
+	cmd.AddCommand(a.planBillingCommands()...)
 	return cmd
 }
 

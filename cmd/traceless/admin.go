@@ -24,6 +24,7 @@ func (a *cli) adminCommand() *cobra.Command {
 		a.adminPlansDeleteCommand())
 	owners := &cobra.Command{Use: "owners", Short: "Manage owner accounts"}
 	owners.AddCommand(a.adminOwnersListCommand(), a.adminOwnersUpdateCommand(), a.adminOwnersDeleteCommand())
+	owners.AddCommand(a.adminBillingCommands()...)
 	cmd.AddCommand(plans, a.poolsCommand(adminScope), a.nodesCommand(adminScope), owners)
 	return cmd
 }
