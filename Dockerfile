@@ -6,8 +6,7 @@
 #   docker run -d -p 127.0.0.1:8080:8080 -v traceless-data:/data traceless-server
 #   docker logs <container>      # the one-time /setup?token=… link
 #
-# The SQLite driver uses cgo, so the binaries link against glibc: the
-# builder and the runtime image must be the same Debian release (bookworm).
+# The SQLite driver is pure Go: the binaries are static (CGO_ENABLED=0).
 
 # Matches the go directive in go.mod.
 ARG GO_VERSION=1.26.8
@@ -28,7 +27,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
         [ -f "${d}main.go" ] || continue; \
         name=$(basename "$d"); \
         echo "building $name"; \
-        CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X github.com/traceless-vpn/traceless/internal/version.version=${VERSION}" -o "/out/$name" "./$d"; \
+        CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/traceless-vpn/traceless/internal/version.version=${VERSION}" -o "/out/$name" "./$d"; \
     done; \
     test -x /out/traceless-server
 

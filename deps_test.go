@@ -129,7 +129,7 @@ func hasGoFiles(dir string) bool {
 // heavy says why dep may not be linked into what agents and SDK users
 // build, or returns "" when it may.
 func heavy(dep string) string {
-	for _, prefix := range []string{"gorm.io/", "github.com/labstack/echo", "github.com/mattn/go-sqlite3", "github.com/jackc/pgx"} {
+	for _, prefix := range []string{"gorm.io/", "github.com/labstack/echo", "github.com/ncruces/go-sqlite3", "github.com/jackc/pgx"} {
 		if strings.HasPrefix(dep, prefix) {
 			return "server-side library"
 		}
@@ -297,7 +297,9 @@ func TestHeavy(t *testing.T) {
 		{"gorm.io/driver/sqlite", true},
 		{"github.com/labstack/echo/v4", true},
 		{"github.com/labstack/echo/v4/middleware", true},
-		{"github.com/mattn/go-sqlite3", true},
+		{"github.com/ncruces/go-sqlite3", true},
+		{"github.com/ncruces/go-sqlite3/driver", true},
+		{module + "/store/internal/gormsqlite", true},
 		{"github.com/jackc/pgx/v5/pgconn", true},
 		{module + "/store", true},
 		{module + "/store/storetest", true},

@@ -13,7 +13,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
 	"github.com/traceless-vpn/traceless/store"
@@ -380,7 +379,7 @@ func TestDeletedOwnerToken(t *testing.T) {
 // (the store has no call for it yet).
 func mustExecSQL(tb testing.TB, path, query string, args ...any) {
 	tb.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=1&_busy_timeout=10000")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
 	if err != nil {
 		tb.Fatal(err)
 	}

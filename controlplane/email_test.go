@@ -159,7 +159,7 @@ func TestRegistrationNeedsVerifiedOwner(t *testing.T) {
 	var key api.APIKeyCreated
 	h.Do(request{Method: "POST", Path: "/api/v1/apps/" + app.ID + "/keys", Token: sw.Token, Body: api.APIKeyInput{Name: "k"}}).MustStatus(t, 201).MustDecode(t, &key)
 	h.srv.opts.SkipEmailVerification = false
-	db, err := sql.Open("sqlite3", h.dbPath)
+	db, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func checkMailPrivacy(t *testing.T, m mailpit.Message, to string) {
 // countRows counts a table's rows straight from the database file.
 func countRows(t *testing.T, h *harness, table string) int {
 	t.Helper()
-	db, err := sql.Open("sqlite3", h.dbPath)
+	db, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -587,7 +587,7 @@ func oaApps(t *testing.T, c *oaClient, owner string) (appID, key string) {
 // the database: nodes come from agent enrollment, which has no route yet.
 func oaAddServer(t *testing.T, s *oaServer, ownerID string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite3", s.dbPath)
+	db, err := sql.Open("sqlite3", "file:"+s.dbPath+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}

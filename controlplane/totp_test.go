@@ -170,7 +170,7 @@ func TestTOTPSecretSealed(t *testing.T) {
 	secret, _ := mustEnrol(t, h, owner.Token)
 
 	stored := func() string {
-		db, err := sql.Open("sqlite3", h.dbPath)
+		db, err := sql.Open("sqlite3", "file:"+h.dbPath+"?_pragma=busy_timeout(5000)")
 		if err != nil {
 			t.Fatal(err)
 		}

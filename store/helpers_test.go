@@ -18,7 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/uuid"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -157,7 +156,7 @@ func MustRawDB(tb testing.TB, cfg Config) *gorm.DB {
 	tb.Helper()
 	switch cfg.Driver {
 	case DriverSQLite:
-		return mustGorm(tb, sqlite.Open("file:"+cfg.DSN+"?_foreign_keys=1&_busy_timeout=10000&_journal_mode=WAL"))
+		return mustGorm(tb, sqliteDialector(sqliteDSN(cfg.DSN, sqliteOptions{})))
 	case DriverPostgres:
 		return mustGorm(tb, postgres.Open(cfg.DSN))
 	}

@@ -420,7 +420,7 @@ func newHookFixture(t *testing.T) *hookFixture {
 	// the database while it is watched.
 	f.s.ckptStop()
 	<-f.s.ckptDone
-	db, err := sql.Open("sqlite3", "file:"+f.s.path+"?_query_only=1")
+	db, err := sql.Open("sqlite3", "file:"+f.s.path+"?_pragma=query_only(1)")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
 )
 
 // ErrUnavailable means the database cannot take writes now: the disk is
@@ -32,14 +31,13 @@ func unavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.Code {
-		case sqlite3.ErrFull, // disk full
-			sqlite3.ErrIoErr,    // read or write failed (also disk full on some file systems)
-			sqlite3.ErrReadonly, // read-only file or file system
-			sqlite3.ErrCantOpen, // the file, its WAL or its directory went away
-			sqlite3.ErrNomem:
+	if code, ok := sqliteCode(err); ok {
+		switch code {
+		case sqliteFull, // disk full
+			sqliteIOErr,    // read or write failed (also disk full on some file systems)
+			sqliteReadonly, // read-only file or file system
+			sqliteCantOpen, // the file, its WAL or its directory went away
+			sqliteNomem:
 			return true
 		}
 		return false

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
+	"github.com/ncruces/go-sqlite3"
 )
 
 // TestUnavailableErrors: the driver errors that mean "the database cannot
@@ -20,13 +20,13 @@ func TestUnavailableErrors(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"sqlite full", sqlite3.Error{Code: sqlite3.ErrFull}, true},
-		{"sqlite io", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite}, true},
-		{"sqlite read-only", sqlite3.Error{Code: sqlite3.ErrReadonly}, true},
-		{"sqlite cannot open", sqlite3.Error{Code: sqlite3.ErrCantOpen}, true},
-		{"sqlite wrapped", fmt.Errorf("register: %w", sqlite3.Error{Code: sqlite3.ErrFull}), true},
-		{"sqlite constraint", sqlite3.Error{Code: sqlite3.ErrConstraint}, false},
-		{"sqlite syntax", sqlite3.Error{Code: sqlite3.ErrError}, false},
+		{"sqlite full", sqlite3.FULL, true},
+		{"sqlite io", sqlite3.IOERR_WRITE, true},
+		{"sqlite read-only", sqlite3.READONLY, true},
+		{"sqlite cannot open", sqlite3.CANTOPEN, true},
+		{"sqlite wrapped", fmt.Errorf("register: %w", sqlite3.FULL), true},
+		{"sqlite constraint", sqlite3.CONSTRAINT, false},
+		{"sqlite syntax", sqlite3.ERROR, false},
 		{"postgres disk full", &pgconn.PgError{Code: "53100"}, true},
 		{"postgres too many connections", &pgconn.PgError{Code: "53300"}, true},
 		{"postgres read-only", &pgconn.PgError{Code: "25006"}, true},
@@ -50,7 +50,7 @@ func TestUnavailableErrors(t *testing.T) {
 			}
 		})
 	}
-	if err := translate(sqlite3.Error{Code: sqlite3.ErrConstraint}); !errors.Is(err, ErrConflict) {
+	if err := translate(sqlite3.CONSTRAINT); !errors.Is(err, ErrConflict) {
 		t.Errorf("a constraint error is no longer a conflict: %v", err)
 	}
 }

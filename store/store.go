@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/postgres"
-	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -160,6 +158,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if cfg.Driver == DriverSQLite {
+		// The readers connected (Ping) before the migrations changed the
+		// schema. SQLite re-prepares a statement whose schema changed, but
+		// the driver fails the first query whose column count changed that
+		// way ("bad parameter or other API misuse"); new connections read
+		// the schema as migrated.
+		rdb, err := s.r.DB()
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		n := cfg.MaxReaders
+		if n <= 0 {
+			n = 4
+		}
+		rdb.SetMaxIdleConns(0) // closes the idle connections
+		rdb.SetMaxIdleConns(n)
+	}
 	wdb, err := s.w.DB()
 	if err != nil {
 		s.Close()
@@ -180,19 +196,19 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 		}
 	}
 	s.path = path
-	// Create the file owner-only before SQLite does, so that the database,
-	// its WAL and shared-memory files (which copy its mode) are 0600.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	}
+	// Create the database, its WAL and its shared-memory file owner-only
+	// before SQLite does: the driver creates files with mode 0666 less the
+	// umask. SQLite deletes the WAL when the last connection closes and
+	// when a new database switches to WAL; so this is done again once the
+	// writer is connected, before anything is written.
+	ownerOnly(path, path+"-wal", path+"-shm")
 	// secure_delete overwrites deleted content; WAL lets readers run beside the
 	// single writer; _txlock=immediate takes the write lock at BEGIN so two
 	// writers never deadlock on lock upgrade. The writer's page cache (64 MiB)
 	// holds the hot index pages of a million devices, so a registration's
 	// random index probes stay in memory as the table grows; readers get
 	// 16 MiB each.
-	common := "_foreign_keys=1&_secure_delete=1&_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL"
-	w, err := openSQLiteDB(ctx, "file:"+path+"?"+common+"&_txlock=immediate&_cache_size=-65536", gcfg)
+	w, err := openSQLiteDB(ctx, sqliteDSN(path, sqliteOptions{immediate: true, cacheKiB: 65536}), gcfg)
 	if err != nil {
 		return fmt.Errorf("open sqlite: %w", err)
 	}
@@ -203,7 +219,8 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxLifetime(0)
-	r, err := openSQLiteDB(ctx, "file:"+path+"?"+common+"&_query_only=1&_cache_size=-16384", gcfg)
+	ownerOnly(path+"-wal", path+"-shm")
+	r, err := openSQLiteDB(ctx, sqliteDSN(path, sqliteOptions{queryOnly: true, cacheKiB: 16384}), gcfg)
 	if err != nil {
 		wdb.Close()
 		return fmt.Errorf("open sqlite reader: %w", err)
@@ -220,7 +237,22 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 	rdb.SetMaxIdleConns(n)
 	s.w, s.r = w, r
 	s.opened, _ = os.Stat(path)
-	return s.startCheckpointer(path, common)
+	return s.startCheckpointer(path)
+}
+
+// ownerOnly creates each file that is missing with mode 0600 and takes
+// group and other access away from each that exists.
+func ownerOnly(names ...string) {
+	for _, name := range names {
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			continue // SQLite reports what is wrong with the path
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			_ = f.Chmod(fi.Mode().Perm() &^ 0o077)
+		}
+		f.Close()
+	}
 }
 
 // checkpointEvery is how often the background checkpointer copies the WAL
@@ -233,11 +265,11 @@ const checkpointEvery = time.Second
 // for the database file to be written and synced. The writer's automatic
 // checkpoints are turned off and a connection of its own runs PASSIVE
 // checkpoints, which never block the writer, every second.
-func (s *Store) startCheckpointer(path, common string) error {
+func (s *Store) startCheckpointer(path string) error {
 	if err := s.w.Exec("PRAGMA wal_autocheckpoint = 0").Error; err != nil {
 		return fmt.Errorf("turn off automatic checkpoints: %w", err)
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+common)
+	db, err := sql.Open(sqliteDriverName, sqliteDSN(path, sqliteOptions{}))
 	if err != nil {
 		return fmt.Errorf("open checkpoint connection: %w", err)
 	}
@@ -270,7 +302,7 @@ func (s *Store) startCheckpointer(path, common string) error {
 func openSQLiteDB(ctx context.Context, dsn string, gcfg *gorm.Config) (*gorm.DB, error) {
 	deadline := time.Now().Add(openBusyTimeout)
 	for {
-		db, err := gorm.Open(sqlite.Open(dsn), gcfg)
+		db, err := gorm.Open(sqliteDialector(dsn), gcfg)
 		if err == nil {
 			return db, nil
 		}
@@ -279,8 +311,8 @@ func openSQLiteDB(ctx context.Context, dsn string, gcfg *gorm.Config) (*gorm.DB,
 				sqlDB.Close()
 			}
 		}
-		var se sqlite3.Error
-		if !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+		code, ok := sqliteCode(err)
+		if !ok || (code != sqliteBusy && code != sqliteLocked) || time.Now().After(deadline) {
 			return nil, err
 		}
 		select {
@@ -413,9 +445,8 @@ func translate(err error) error {
 	if unavailable(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	var se sqlite3.Error
-	if errors.As(err, &se) && se.Code == sqlite3.ErrConstraint {
-		return fmt.Errorf("%w: %s", ErrConflict, constraintName(se.Error()))
+	if code, ok := sqliteCode(err); ok && code == sqliteConstraint {
+		return fmt.Errorf("%w: %s", ErrConflict, constraintName(err.Error()))
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "23503") {

@@ -152,7 +152,7 @@ func TestExecRefusesForbiddenColumn(t *testing.T) {
 	in := newInstance(t)
 	m := MustRunMain(t, in.args(), nil)
 	m.MustClose(t)
-	db, err := sql.Open("sqlite3", in.dbPath)
+	db, err := sql.Open("sqlite3", "file:"+in.dbPath+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
