@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/ncruces/go-sqlite3"
 	_ "github.com/ncruces/go-sqlite3/driver" // registers "sqlite3" with database/sql
@@ -27,14 +29,21 @@ type sqliteOptions struct {
 	cacheKiB  int  // page cache size; 0 keeps SQLite's default
 }
 
+// sqliteTimeLayout is how times are written to and read from SQLite: the
+// format of mattn/go-sqlite3, the store's earlier driver, so databases it
+// wrote read the same, and times compare in SQL as they did (the store
+// writes UTC, "+00:00"). It keeps nanoseconds; the driver's own "sqlite"
+// format would drop everything below the second.
+const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
+
 // sqliteDSN is the DSN of a connection to path. Every connection has
 // foreign keys, secure_delete (deleted content is overwritten), WAL,
 // synchronous=NORMAL and a 10 s busy timeout; busy_timeout comes first,
-// so that switching to WAL waits for a lock. Times are written in
-// SQLite's own format ("2006-01-02 15:04:05.999999999-07:00").
+// so that switching to WAL waits for a lock.
 func sqliteDSN(path string, o sqliteOptions) string {
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_timefmt=sqlite"
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_timefmt=" + strings.ReplaceAll(url.QueryEscape(sqliteTimeLayout), "+", "%20")
 	if o.immediate {
 		dsn += "&_txlock=immediate"
 	}

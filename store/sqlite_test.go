@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -175,5 +177,34 @@ func TestParseDSN(t *testing.T) {
 				t.Errorf("ParseDSN(%q) (-want +got):\n%s", tt.dsn, diff)
 			}
 		})
+	}
+}
+
+// TestSQLiteTimeFormat: times are stored as the earlier driver
+// (mattn/go-sqlite3) stored them, to the nanosecond, so databases it wrote
+// read the same and times compare in SQL as they did; such a value reads
+// back as the same instant.
+func TestSQLiteTimeFormat(t *testing.T) {
+	s := MustOpen(t, sqliteConfig(t))
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	if err := s.w.Exec("CREATE TABLE time_format_test (at DATETIME NOT NULL)").Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.Exec("INSERT INTO time_format_test (at) VALUES (?), (?)", at, "2023-01-02 03:04:05+00:00").Error; err != nil {
+		t.Fatal(err)
+	}
+	var raw []string
+	if err := s.w.Raw("SELECT CAST(at AS TEXT) FROM time_format_test ORDER BY rowid").Scan(&raw).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"2024-05-06 07:08:09.123456789+00:00", "2023-01-02 03:04:05+00:00"}; !slices.Equal(raw, want) {
+		t.Errorf("stored %q, want %q", raw, want)
+	}
+	var got []time.Time
+	if err := s.w.Raw("SELECT at FROM time_format_test ORDER BY rowid").Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Equal(at) || !got[1].Equal(time.Date(2023, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("read back %v", got)
 	}
 }
