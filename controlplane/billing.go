@@ -92,7 +92,7 @@ var errNoBilling = apiError(http.StatusNotFound, api.CodeNotFound, "this server 
 // caller sees.
 func (s *Server) billingFailed(c echo.Context, err error) error {
 	s.log.LogAttrs(c.Request().Context(), slog.LevelWarn, "billing request failed",
-		slog.String(logRoute, routeOf(c)), slog.String(logError, err.Error()))
+		slog.String(logRoute, routeOf(c)), slog.String(logError, billing.Describe(err)))
 	return errBillingUnavailable
 }
 
@@ -401,7 +401,7 @@ func (s *Server) closeBilling(ctx context.Context, ownerID string) error {
 	}
 	reason, err := st.Hold(ctx, *b.CustomerID)
 	if err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, err.Error()))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, billing.Describe(err)))
 		return errBillingUnavailable
 	}
 	if reason != "" {
@@ -413,7 +413,7 @@ func (s *Server) closeBilling(ctx context.Context, ownerID string) error {
 		sub = *b.SubscriptionID
 	}
 	if err := st.Close(ctx, *b.CustomerID, sub); err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, err.Error()))
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, billing.Describe(err)))
 		return errBillingUnavailable
 	}
 	return nil
@@ -472,7 +472,7 @@ func (s *Server) endComp(ctx context.Context, ownerID string) (api.Billing, erro
 	if st := s.billing.stripe; st != nil && b.SubscriptionID != nil {
 		got, err := st.GetSubscription(ctx, *b.SubscriptionID)
 		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, err.Error()))
+			s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, billing.Describe(err)))
 			return api.Billing{}, errBillingUnavailable
 		}
 		sub = &got

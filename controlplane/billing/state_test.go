@@ -1,10 +1,13 @@
 package billing
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/stripe/stripe-go/v82"
 
 	"github.com/traceless-vpn/traceless/store"
 )
@@ -100,5 +103,19 @@ func TestCustomerGone(t *testing.T) {
 	b = store.OwnerBilling{OwnerID: "o", CustomerID: ptr("cus_1"), CompReason: ptr("partner")}
 	if move := CustomerGone(&b, rules); move != nil || b.CompReason == nil {
 		t.Errorf("comped CustomerGone = %+v, %+v", move, b)
+	}
+}
+
+// TestDescribe: Stripe's error messages, which may name a customer or an
+// email, stay out of the log; its type, code and status are kept.
+func TestDescribe(t *testing.T) {
+	se := &stripe.Error{Type: stripe.ErrorTypeInvalidRequest, Code: stripe.ErrorCodeResourceMissing, HTTPStatusCode: 404,
+		Msg: "No such customer: 'cus_secret' (jane@example.com)"}
+	got := Describe(fmt.Errorf("read customer: %w", se))
+	if want := "read customer: stripe invalid_request_error resource_missing (HTTP 404)"; got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+	if got := Describe(errors.New("read customer: dial tcp: refused")); got != "read customer: dial tcp: refused" {
+		t.Errorf("Describe of a network error = %q", got)
 	}
 }

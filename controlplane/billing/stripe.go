@@ -375,3 +375,23 @@ func gone(err error) bool {
 		(se.Code == stripe.ErrorCodeResourceMissing) ||
 		strings.Contains(se.Msg, "canceled subscription")
 }
+
+// Describe is err for the log: what failed and, for an error Stripe
+// answered, its type, code and HTTP status, never its message (which may
+// name a customer, an email or a card).
+func Describe(err error) string {
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	what := strings.TrimSuffix(strings.TrimSuffix(err.Error(), se.Error()), ": ")
+	out := fmt.Sprintf("stripe %s", se.Type)
+	if se.Code != "" {
+		out += " " + string(se.Code)
+	}
+	out += fmt.Sprintf(" (HTTP %d)", se.HTTPStatusCode)
+	if what != "" {
+		out = what + ": " + out
+	}
+	return out
+}
