@@ -188,30 +188,37 @@ func (a *Alerter) deliverQueue(k queueKey) {
 		}
 		attempt := d.Attempts + 1
 		wait := a.backoff(attempt - 1)
+		// The outcome is recorded in the outbox first and shown to the
+		// owner (noteDelivery) after: a channel reported delivered or
+		// given up has no row of that event left in its pending count.
+		state, msg := api.DeliveryDelivered, ""
 		switch {
-		case err == nil || !retry:
-			switch {
-			case errors.Is(err, errNoChannel):
-				a.ResetDelivery(k.owner, k.channel)
-			case err != nil:
-				a.logUndelivered(k.channel, it.ev.Kind, "alert not delivered", err)
-				a.noteDelivery(k, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
-			default:
-				a.noteDelivery(k, it.ev.Kind, api.DeliveryDelivered, nil, attempt)
-			}
-		case time.Since(d.QueuedAt)+wait > a.opts.RetryFor:
-			a.logUndelivered(k.channel, it.ev.Kind, "alert dropped after retrying", err)
-			a.noteDelivery(k, it.ev.Kind, api.DeliveryGaveUp, err, attempt)
-		default:
-			a.noteDelivery(k, it.ev.Kind, api.DeliveryRetrying, err, attempt)
-			if !a.settle(ctx, func() (bool, error) {
-				return a.deps.Store.DeferAlertDelivery(ctx, d.ID, a.claimer, attempt, time.Now().Add(wait))
-			}) {
-				return
-			}
-			continue
+		case errors.Is(err, errNoChannel):
+			state = ""
+		case err != nil && !retry:
+			state, msg = api.DeliveryGaveUp, "alert not delivered"
+		case err != nil && time.Since(d.QueuedAt)+wait > a.opts.RetryFor:
+			state, msg = api.DeliveryGaveUp, "alert dropped after retrying"
+		case err != nil:
+			state = api.DeliveryRetrying
 		}
-		if !a.settle(ctx, func() (bool, error) { return a.deps.Store.FinishAlertDelivery(ctx, d.ID, a.claimer) }) {
+		if msg != "" {
+			a.logUndelivered(k.channel, it.ev.Kind, msg, err)
+		}
+		var kept bool
+		if state == api.DeliveryRetrying {
+			kept = a.settle(ctx, func() (bool, error) {
+				return a.deps.Store.DeferAlertDelivery(ctx, d.ID, a.claimer, attempt, time.Now().Add(wait))
+			})
+		} else {
+			kept = a.settle(ctx, func() (bool, error) { return a.deps.Store.FinishAlertDelivery(ctx, d.ID, a.claimer) })
+		}
+		if state == "" {
+			a.ResetDelivery(k.owner, k.channel)
+		} else {
+			a.noteDelivery(k, it.ev.Kind, state, err, attempt)
+		}
+		if !kept {
 			return
 		}
 	}
