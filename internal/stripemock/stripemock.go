@@ -153,8 +153,13 @@ func start(tb testing.TB, bin string) (string, error) {
 			return "", fmt.Errorf("stripe-mock exited: %v\n%s", err, out)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		// Ready once it says it listens on both of its ports (another
+		// process may have taken one of them since freePort chose it: then
+		// it says so and exits, and Start chooses again) and answers.
+		out, _ := os.ReadFile(filepath.Join(dir, "stripe-mock.log"))
+		if bytes.Contains(out, []byte("Listening for HTTP at address: "+addr)) &&
+			bytes.Contains(out, []byte("Listening for HTTPS at address: "+tlsAddr)) &&
+			!bytes.Contains(out, []byte("error listening")) && probe(addr) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -171,6 +176,23 @@ func start(tb testing.TB, bin string) (string, error) {
 		}
 	})
 	return addr, nil
+}
+
+// probe reports whether the stripe-mock at addr answers a request as
+// stripe-mock does (echoing the customer ID it is asked for).
+func probe(addr string) bool {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/customers/cus_probe", nil)
+	if err != nil {
+		return false
+	}
+	req.SetBasicAuth("sk_test_probe", "")
+	res, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	var c struct{ ID string }
+	return res.StatusCode == http.StatusOK && json.NewDecoder(res.Body).Decode(&c) == nil && c.ID == "cus_probe"
 }
 
 // freePort returns a loopback address whose port was free a moment ago
