@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,9 +72,12 @@ func TestBrowserPlanStripe(t *testing.T) {
 	sm := stripemock.Start(t)
 	// Stripe's pages, played by a loopback server: the browser reaches
 	// nothing else.
+	var visitsMu sync.Mutex
 	var visits []string
 	stripePages := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		visitsMu.Lock()
 		visits = append(visits, r.URL.Path)
+		visitsMu.Unlock()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html><head><link rel="icon" href="data:,"><title>Stripe (stand-in)</title></head><body><h1>Stripe stand-in: %s</h1></body></html>`, r.URL.Path)
 	}))
@@ -144,6 +148,8 @@ func TestBrowserPlanStripe(t *testing.T) {
 	tb.open("/plan")
 	tb.mustSee("Ends, back to the free plan", end.Format("2 Jan 2006"))
 	tb.screenshot("plan-cancelled")
+	visitsMu.Lock()
+	defer visitsMu.Unlock()
 	if len(visits) != 2 {
 		t.Errorf("visits to Stripe's pages: %v", visits)
 	}
