@@ -23,7 +23,7 @@ import (
 
 // openAPIVersion is the version of the contract; a change to it gets a line
 // in openAPIChangelog.
-const openAPIVersion = "1.3"
+const openAPIVersion = "1.4"
 
 const openAPIChangelog = `## Changelog
 
@@ -55,7 +55,15 @@ Contract changes (routes, methods, status codes, JSON field names) are recorded 
   ` + "`email_verification_required`" + ` and ` + "`two_factor`" + `. Two-factor authentication (TOTP): POST and DELETE
   /api/v1/me/2fa, POST /api/v1/me/2fa/confirm; POST /api/v1/auth/login takes ` + "`code`" + ` and answers 401
   ` + "`second_factor_required`" + ` or ` + "`second_factor_invalid`" + `. With operator two-factor required, an operator without it
-  gets 403 ` + "`second_factor_enrolment_required`" + ` from every route but the enrolment routes and sign-out.`
+  gets 403 ` + "`second_factor_enrolment_required`" + ` from every route but the enrolment routes and sign-out.
+- v1.4 — billing. GET /api/v1/me/billing; with Stripe, POST /api/v1/me/billing/checkout and /portal answer a Stripe
+  URL, and POST /api/v1/billing/stripe/webhook takes Stripe's signed events (without a provider these three answer 404).
+  PUT /api/v1/me/plan answers 403 ` + "`forbidden`" + ` when the operator assigns plans, and with Stripe 402
+  ` + "`payment_required`" + ` for a paid plan (buy it through checkout) and 409 while subscribed or comped. Where a plan
+  limit refuses (apps, devices, own pools and nodes), an account whose payment is overdue past its grace period gets 402
+  ` + "`payment_required`" + ` instead of 403 ` + "`plan_limit`" + `. Deleting an account answers 409 ` + "`legal_hold`" + ` while
+  Stripe reports a balance or an open dispute, and 502 ` + "`billing_unavailable`" + ` when Stripe cannot be reached. Operators:
+  GET /api/v1/admin/owners/{owner_id}/billing, PUT and DELETE …/billing/comp.`
 
 const openAPIDescription = `Traceless is a no-logs WireGuard VPN control plane. App owners sign up,
 create apps and API keys; their apps register end-user devices (a WireGuard
@@ -68,6 +76,7 @@ unknown fields.
 **Errors** are ` + "`{\"error\": {\"code\": \"...\", \"message\": \"...\", \"field\": \"...\"}}`" + `
 with a stable code: invalid_request, unauthorized, forbidden, not_found,
 conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable,
+for billing payment_required and billing_unavailable,
 and for sign-in email_unverified, mail_unavailable, second_factor_required,
 second_factor_invalid, second_factor_enrolment_required.
 
