@@ -311,6 +311,12 @@ func (s *Server) handleStripeWebhook(c echo.Context) error {
 	if errors.Is(err, billing.ErrSignature) {
 		return apiError(http.StatusBadRequest, api.CodeInvalidRequest, "the Stripe-Signature does not verify")
 	}
+	if errors.Is(err, billing.ErrAPIVersion) {
+		// Signed by Stripe, so the operator must hear of it: every event
+		// of this endpoint will fail until it is recreated.
+		s.log.LogAttrs(req.Context(), slog.LevelWarn, "stripe webhook of another API version refused", slog.String(logError, err.Error()))
+		return apiError(http.StatusBadRequest, api.CodeInvalidRequest, "%s", err.Error())
+	}
 	if err != nil {
 		return badRequest("", "not a Stripe event")
 	}

@@ -246,6 +246,15 @@ func TestStripeWebhookSignature(t *testing.T) {
 			}
 		})
 	}
+	// Signed, of another API release train: 400 naming the version the
+	// endpoint must use, and the operator is told in the log.
+	other := []byte(strings.Replace(string(ev), `"api_version":"`+stripe.APIVersion+`"`, `"api_version":"2024-06-20"`, 1))
+	if e := w.deliver(other, testWebhookSecret, time.Now()).MustError(t); e.Code != api.CodeInvalidRequest || !strings.Contains(e.Message, stripe.APIVersion) {
+		t.Errorf("an event of another API version: %+v", e)
+	}
+	if !strings.Contains(w.logs.String(), "stripe webhook of another API version refused") {
+		t.Error("the log does not say that an event of another API version was refused")
+	}
 	// Signed, but not a Stripe event: 400, never a 5xx.
 	w.deliver([]byte(`{"id": 3}`), testWebhookSecret, time.Now()).MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest})
 	w.deliver([]byte(`not json`), testWebhookSecret, time.Now()).MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest})

@@ -198,6 +198,15 @@ type Event struct {
 // altered body, or older than Stripe's five-minute tolerance).
 var ErrSignature = errors.New("webhook signature does not verify")
 
+// ErrAPIVersion is a signed event of a Stripe API version other than the
+// one stripe-go speaks (APIVersion's release train): the webhook endpoint
+// must be created in Stripe with APIVersion.
+var ErrAPIVersion = errors.New("the event's Stripe API version is not " + stripe.APIVersion +
+	": create the webhook endpoint in Stripe with API version " + stripe.APIVersion)
+
+// APIVersion is the Stripe API version the webhook endpoint must use.
+const APIVersion = stripe.APIVersion
+
 // Handled are the event types billing acts on; others are acknowledged and
 // ignored.
 var Handled = []string{
@@ -217,6 +226,9 @@ func (s *Stripe) ParseEvent(payload []byte, signature string) (ev Event, handled
 		if errors.Is(err, webhook.ErrInvalidHeader) || errors.Is(err, webhook.ErrNoValidSignature) ||
 			errors.Is(err, webhook.ErrNotSigned) || errors.Is(err, webhook.ErrTooOld) {
 			return Event{}, false, ErrSignature
+		}
+		if strings.HasPrefix(err.Error(), "Received event with API version") { // signed, but another release train
+			return Event{}, false, ErrAPIVersion
 		}
 		return Event{}, false, fmt.Errorf("webhook: %w", err)
 	}
