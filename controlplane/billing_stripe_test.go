@@ -620,3 +620,43 @@ func TestBillingAuthzStripe(t *testing.T) {
 	w.Do(request{Method: "POST", Path: "/api/v1/billing/stripe/webhook", Body: `{}`, Token: admin.Token}).
 		MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest})
 }
+
+// TestStripeDashboardHolds: the dashboard says why, in words: an account
+// held to the free plan's limits creating an app, and a deletion Stripe
+// holds.
+func TestStripeDashboardHolds(t *testing.T) {
+	w := newStripeWorld(t)
+	b := newBrowser(t, w.harness)
+	email := w.NewEmail()
+	b.signup(email)
+	b.submit("/plan", "/plan/checkout", url.Values{"plan": {"pro"}}).mustStatus(t, 200)
+	owners, err := w.store.ListOwners(context.Background(), "", 10)
+	if err != nil || len(owners) != 1 {
+		t.Fatalf("owners: %v %v", owners, err)
+	}
+	o := owners[0]
+	bill, _ := w.store.GetBilling(context.Background(), o.ID)
+	cus := *bill.CustomerID
+	end := time.Now().Add(30 * 24 * time.Hour)
+	w.stripeHas(subscription("sub_hold", cus, "past_due", "price_pro", end, false))
+	w.send(t, "invoice.payment_failed", map[string]any{"id": "in_hold", "object": "invoice", "customer": cus,
+		"parent": map[string]any{"type": "subscription_details", "subscription_details": map[string]any{"subscription": "sub_hold"}}})
+	b.get("/plan").mustContain(t, "Payment overdue", "Grace period", "Pro")
+	b.submit("/apps", "/apps", url.Values{"name": {"first"}}).mustRedirect(t, "/apps/")
+	w.clock.Advance(testGrace + time.Minute)
+	if _, err := w.store.EndGracePeriods(context.Background(), w.clock.Now(), "free"); err != nil {
+		t.Fatal(err)
+	}
+	b.get("/plan").mustContain(t, "the grace period has ended")
+	b.submit("/apps", "/apps", url.Values{"name": {"second"}}).mustStatus(t, http.StatusPaymentRequired).
+		mustContain(t, "Your payment is overdue", "Manage billing on Stripe")
+	// Deleting the account while Stripe reports an outstanding balance.
+	w.sm.Set("GET", "/v1/customers/"+cus, map[string]any{"balance": 4900, "currency": "eur"})
+	b.submit("/account/delete", "/account/delete", url.Values{"confirm": {email}}).mustStatus(t, http.StatusConflict).
+		mustContain(t, "an outstanding balance of 49.00 EUR with Stripe")
+	w.sm.Set("GET", "/v1/customers/"+cus, nil)
+	b.submit("/account/delete", "/account/delete", url.Values{"confirm": {email}}).mustRedirect(t, "/login")
+	if w.OwnerCount() != 0 {
+		t.Error("the account outlived its deletion")
+	}
+}

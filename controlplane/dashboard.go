@@ -318,6 +318,11 @@ func readable(ae *api.Error) string {
 		if ae.Message == "the plan's limit is reached" {
 			return "Your plan's limit is reached. Choose a larger plan on the Plan page, or remove something first."
 		}
+	case api.CodePaymentRequired:
+		if ae.Message == paymentRequiredMessage {
+			return "Your payment is overdue, so new apps, devices and servers are held to the free plan's limits until it is paid. " +
+				"Update your card on the Plan page (Manage billing on Stripe); what is registered keeps working."
+		}
 	case api.CodeRateLimited:
 		return "Too many attempts in a short time. Wait a minute, then try again."
 	case api.CodeNotFound:

@@ -30,6 +30,9 @@ var (
 	errRateLimited  = apiError(http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; slow down")
 )
 
+// paymentRequiredMessage is the message of store.ErrPaymentRequired.
+const paymentRequiredMessage = "payment is overdue: the account is held to the free plan's limits until it is paid"
+
 // sentinels is the one table mapping store errors to API errors.
 var sentinels = []struct {
 	err    error
@@ -39,8 +42,7 @@ var sentinels = []struct {
 }{
 	{store.ErrNotFound, http.StatusNotFound, api.CodeNotFound, "not found"},
 	{store.ErrConflict, http.StatusConflict, api.CodeConflict, "conflicts with an existing resource"},
-	{store.ErrPaymentRequired, http.StatusPaymentRequired, api.CodePaymentRequired,
-		"payment is overdue: the account is held to the free plan's limits until it is paid"},
+	{store.ErrPaymentRequired, http.StatusPaymentRequired, api.CodePaymentRequired, paymentRequiredMessage},
 	{store.ErrPlanLimit, http.StatusForbidden, api.CodePlanLimit, "the plan's limit is reached"},
 	{store.ErrLegalHold, http.StatusConflict, api.CodeLegalHold, "the account is under legal hold"},
 }
