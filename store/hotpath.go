@@ -116,6 +116,7 @@ func (s *Store) hotWrite(ctx context.Context, fn func(h *hotTx, ch *Change) erro
 	if err != nil {
 		return err
 	}
+	s.walCommitted()
 	s.committed(ch)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -28,10 +29,11 @@ func MustPragma(tb testing.TB, s *Store, name string) string {
 func TestSQLitePragmas(t *testing.T) {
 	s := MustOpen(t, sqliteConfig(t))
 	got := map[string]string{}
-	for _, p := range []string{"foreign_keys", "secure_delete", "journal_mode", "cache_size"} {
+	for _, p := range []string{"foreign_keys", "secure_delete", "journal_mode", "cache_size", "journal_size_limit", "wal_autocheckpoint"} {
 		got[p] = MustPragma(t, s, p)
 	}
-	want := map[string]string{"foreign_keys": "1", "secure_delete": "1", "journal_mode": "wal", "cache_size": "-65536"}
+	want := map[string]string{"foreign_keys": "1", "secure_delete": "1", "journal_mode": "wal", "cache_size": "-65536",
+		"journal_size_limit": fmt.Sprint(WALLimit), "wal_autocheckpoint": "0"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("writer pragmas (-want +got):\n%s", diff)
 	}
@@ -61,13 +63,12 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 }
 
-// TestSQLiteDeleteLeavesNoCopy deletes a row holding a canary and checks,
-// after Checkpoint, that its bytes are neither in the database file nor in
-// the WAL: deletion really is erasure on disk.
-func TestSQLiteDeleteLeavesNoCopy(t *testing.T) {
+// canaryRows stores an owner (under a legal hold) with an app and a
+// device, each holding a random canary string, and returns the canary and
+// the owner.
+func canaryRows(t *testing.T, s *Store) (string, Owner) {
+	t.Helper()
 	ctx := context.Background()
-	cfg := sqliteConfig(t)
-	s := MustOpen(t, cfg)
 	MustSeedPlans(t, s)
 	canary := "canary-" + randomHex(t, 16)
 	o := MustCreateOwner(t, s, canary+"@example.com", "")
@@ -79,18 +80,37 @@ func TestSQLiteDeleteLeavesNoCopy(t *testing.T) {
 	if err := s.w.Create(&Device{ID: "dev-" + canary[:20], AppID: app.ID, PublicKey: "pk-" + canary[:20], IPv4: "10.64.0.2", IPv6: "fd00::2", ExternalRef: &ref, Revision: 1}).Error; err != nil {
 		t.Fatal(err)
 	}
+	return canary, o
+}
 
-	files := []string{cfg.DSN, cfg.DSN + "-wal"}
+// canaryOnDisk lists the files of the database (the file and its WAL)
+// that hold canary.
+func canaryOnDisk(cfg Config, canary string) ([]string, error) {
+	var in []string
+	for _, f := range []string{cfg.DSN, cfg.DSN + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if bytes.Contains(b, []byte(canary)) {
+			in = append(in, filepath.Base(f))
+		}
+	}
+	return in, nil
+}
+
+// TestSQLiteDeleteLeavesNoCopy deletes a row holding a canary and checks,
+// after Checkpoint, that its bytes are neither in the database file nor in
+// the WAL: deletion really is erasure on disk.
+func TestSQLiteDeleteLeavesNoCopy(t *testing.T) {
+	ctx := context.Background()
+	cfg := sqliteConfig(t)
+	s := MustOpen(t, cfg)
+	canary, o := canaryRows(t, s)
 	found := func() []string {
-		var in []string
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				t.Fatal(err)
-			}
-			if bytes.Contains(b, []byte(canary)) {
-				in = append(in, filepath.Base(f))
-			}
+		in, err := canaryOnDisk(cfg, canary)
+		if err != nil {
+			t.Fatal(err)
 		}
 		return in
 	}
@@ -115,6 +135,52 @@ func TestSQLiteDeleteLeavesNoCopy(t *testing.T) {
 	if fi, err := os.Stat(cfg.DSN + "-wal"); err == nil && fi.Size() != 0 {
 		t.Errorf("WAL is %d bytes after Checkpoint; want truncated", fi.Size())
 	}
+}
+
+// TestSQLiteDeleteLeavesNoCopyUnderLoad is TestSQLiteDeleteLeavesNoCopy
+// while registrations run at full speed with readers active, as they do
+// on a busy server, and the background checkpointer keeps the WAL within
+// WALLimit by starting it over: the checkpoint that an account deletion
+// forces (Checkpoint) still leaves no copy of the deleted rows, neither
+// right after it nor once the load has gone on writing the WAL.
+func TestSQLiteDeleteLeavesNoCopyUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	cfg := sqliteConfig(t)
+	s := MustOpen(t, cfg)
+	canary, o := canaryRows(t, s)
+	if got, err := canaryOnDisk(cfg, canary); err != nil || len(got) == 0 {
+		t.Fatalf("canary on disk before the delete: %v, %v; the test cannot see what it checks", got, err)
+	}
+	type result struct {
+		in  []string
+		err error
+	}
+	after := make(chan result, 1)
+	go func() {
+		time.Sleep(time.Second) // the load runs, the WAL is busy
+		if err := s.w.Exec("DELETE FROM owners WHERE id = ?", o.ID).Error; err != nil {
+			after <- result{err: err}
+			return
+		}
+		if err := s.Checkpoint(ctx); err != nil {
+			after <- result{err: fmt.Errorf("Checkpoint: %w", err)}
+			return
+		}
+		in, err := canaryOnDisk(cfg, canary)
+		after <- result{in, err}
+	}()
+	maxWAL, regs := walLoad(t, s, 3*time.Second, 0)
+	r := <-after
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.in) != 0 {
+		t.Errorf("canary of a deleted row on disk in %v right after the deletion's checkpoint", r.in)
+	}
+	if got, err := canaryOnDisk(cfg, canary); err != nil || len(got) != 0 {
+		t.Errorf("canary of a deleted row on disk in %v, %v after the load went on", got, err)
+	}
+	t.Logf("%d registrations beside the deletion; the WAL reached %.1f MiB at most", regs, float64(maxWAL)/(1<<20))
 }
 
 func TestSQLiteFileMode(t *testing.T) {
