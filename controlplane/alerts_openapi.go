@@ -28,7 +28,8 @@ const alertWebhookDoc = "Each event is POSTed to `webhook_url` as an `AlertEvent
 const alertDeliveryDoc = "`delivery` gives, for each configured channel, how alerts fare as this server has seen since it " +
 	"started (held in memory only, never stored): `idle`, `delivered`, `retrying` (an event failed and is retried; later " +
 	"events wait) or `gave_up` (refused, or still failing at the end of the retry period), with the last failure described " +
-	"without the URL or address. Changing a channel starts it afresh."
+	"without the URL or address. Changing a channel starts it afresh. `pending` is read from the alert outbox in the database: " +
+	"the events waiting for the channel, whichever replica answers."
 
 func init() {
 	fieldRules[reflect.TypeFor[api.AlertDelivery]()] = map[string][]fieldRule{

@@ -136,7 +136,8 @@ type AlertDelivery struct {
 	Error string `json:"error"`
 	// Attempts counts the tries of the event being retried or given up.
 	Attempts int `json:"attempts"`
-	// Pending counts the events waiting in the queue.
+	// Pending counts the events waiting in the outbox for the channel
+	// (read from the database, so every replica agrees).
 	Pending int `json:"pending"`
 	// Delivered and GaveUp count events since the server started.
 	Delivered int `json:"delivered"`
