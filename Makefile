@@ -8,7 +8,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/traceless-vpn/traceless/internal/version.version=$(VERSION)
 
-.PHONY: all build test vet fmt-check bench run clean
+.PHONY: all build dist test vet fmt-check bench run clean
 
 all: build
 
@@ -21,6 +21,12 @@ build:
 			CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/$$(basename $$d) ./$$d || exit 1; \
 		fi; \
 	done
+
+# dist builds the release artefacts of the commit (HEAD) into dist/:
+# archives, deb and rpm packages and SBOMs for linux/amd64 and linux/arm64,
+# and SHA256SUMS (packaging/dist.sh; reproducible, see there).
+dist:
+	bash packaging/dist.sh
 
 # test is what CI runs: vet, then every test with the race detector.
 test: vet
@@ -41,4 +47,4 @@ run:
 	$(GO) run ./cmd/traceless-server
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
