@@ -480,10 +480,11 @@ func authzRoutes() map[string]route {
 		}},
 		// The dashboard (dashboard.go). Anonymous visitors of a signed-in
 		// page are redirected to /login (303); successful posts redirect too.
-		"GET /":        {class: classPublic, page: true, fixed: 303, request: get("/")},
-		"GET /login":   {class: classPublic, page: true, ok: 200, request: get("/login")},
-		"GET /signup":  {class: classPublic, page: true, ok: 200, request: get("/signup")},
-		"GET /privacy": {class: classPublic, page: true, ok: 200, request: get("/privacy")},
+		"GET /":         {class: classPublic, page: true, fixed: 303, request: get("/")},
+		"GET /login":    {class: classPublic, page: true, ok: 200, request: get("/login")},
+		"GET /signup":   {class: classPublic, page: true, ok: 200, request: get("/signup")},
+		"GET /privacy":  {class: classPublic, page: true, ok: 200, request: get("/privacy")},
+		"GET /api/docs": {class: classPublic, page: true, ok: 200, request: get("/api/docs")},
 		"POST /login": {class: classPublic, page: true, ok: 303, request: func(w *authzWorld) request {
 			w.seq++
 			email := fmt.Sprintf("pagelogin%d@example.com", w.seq)

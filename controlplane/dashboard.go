@@ -60,6 +60,7 @@ func (s *Server) dashboardRoutes(e *echo.Echo) {
 	e.GET("/signup", d.h(d.handleSignupPage))
 	e.POST("/signup", d.h(d.handleSignup), d.csrf)
 	e.GET("/privacy", d.h(d.handlePrivacyPage))
+	e.GET("/api/docs", d.h(d.handleAPIDocs))
 	d.ssoDashboardRoutes(e)
 
 	own := []echo.MiddlewareFunc{d.requireSession}
