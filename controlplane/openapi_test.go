@@ -147,9 +147,10 @@ var dashboardSections = map[string]bool{
 // "/" or a path under one of dashboardSections. Those pages are HTML for
 // people, not part of the JSON API, so the OpenAPI document leaves them
 // out. The setup page and /static/* are documented and are not dashboard
-// routes in this sense.
+// routes in this sense. /api/docs, the API reference, is a page that
+// renders the document itself.
 func isDashboardRoute(path string) bool {
-	if path == "/" {
+	if path == "/" || path == "/api/docs" {
 		return true
 	}
 	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
@@ -159,7 +160,7 @@ func isDashboardRoute(path string) bool {
 func TestIsDashboardRoute(t *testing.T) {
 	for path, want := range map[string]bool{
 		"/": true, "/apps": true, "/apps/:app_id/devices/:device_id/config": true, "/admin/nodes": true, "/login": true,
-		"/api/v1/apps": false, "/api/v1/privacy": false, "/agent/v1/peers": false, "/setup": false, "/static/*": false,
+		"/api/docs": true, "/api/v1/apps": false, "/api/v1/privacy": false, "/agent/v1/peers": false, "/setup": false, "/static/*": false,
 		"/healthz": false, "/metrics": false, "/apps-api": false,
 	} {
 		if got := isDashboardRoute(path); got != want {
