@@ -136,6 +136,7 @@ func TestListenBackoffResets(t *testing.T) {
 	}
 	waitConn("first")
 	const breaks = 7
+	var took []time.Duration
 	for i := range breaks {
 		var killed int64
 		start := time.Now()
@@ -149,9 +150,18 @@ func TestListenBackoffResets(t *testing.T) {
 			}
 		}
 		at := waitConn(fmt.Sprintf("after break %d", i))
-		if took := at.Sub(start); took > time.Second {
-			t.Fatalf("break %d: LISTEN came back after %v; want under 1s (%v between attempts)", i, took.Round(time.Millisecond), ListenRetryMin)
+		took = append(took, at.Sub(start).Round(time.Millisecond))
+	}
+	// With the wait carried over, breaks 5 to 7 would each take 1.6 s or
+	// more; one slow reconnect is allowed to a loaded machine.
+	slow := 0
+	for _, d := range took {
+		if d > time.Second {
+			slow++
 		}
+	}
+	if slow > 1 {
+		t.Errorf("LISTEN came back after %v; want each under 1s (%v between attempts after a connection that worked)", took, ListenRetryMin)
 	}
 	if got := failures.Load(); got < breaks {
 		t.Errorf("failed was called %d times for %d breaks", got, breaks)
