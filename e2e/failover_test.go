@@ -128,10 +128,12 @@ type pgCluster struct {
 
 func (c *pgCluster) cmd(name string, args ...string) *exec.Cmd {
 	bin := filepath.Join(pgBin, name)
+	cmd := exec.Command(bin, args...)
 	if c.user != nil {
-		return exec.Command("runuser", append([]string{"-u", c.user.Username, "--", bin}, args...)...)
+		cmd = exec.Command("runuser", append([]string{"-u", c.user.Username, "--", bin}, args...)...)
 	}
-	return exec.Command(bin, args...)
+	cmd.Dir = c.dir // the checkout may be closed to the PostgreSQL user
+	return cmd
 }
 
 func (c *pgCluster) run(name string, args ...string) {
