@@ -259,5 +259,29 @@ func benchDeltaWhileScrubbing(b *testing.B, held bool) {
 		b.Logf("scrub reads: idle %v, busy %v", reads, metricValue(s.a.metrics.scrubReads)-reads)
 		s.a.opts.ScrubAfter = 180 * time.Second
 		run("old", s.runOld)
+		// How long the reads themselves take (wall time, one after
+		// another): a read of the stale peers alone, as the scrubber
+		// makes, and a full read, as anti-entropy makes.
+		timeRead := func(name string, n int, read func() error) {
+			var lat []time.Duration
+			for range n {
+				t0 := time.Now()
+				if err := read(); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			slices.Sort(lat)
+			b.Logf("%s: %d reads, median %v, max %v", name, n, lat[n/2], lat[n-1])
+			b.ReportMetric(float64(lat[n/2].Microseconds())/1000, name+"-read-p50-ms")
+		}
+		timeRead("stale-only", 20, func() error {
+			_, _, err := s.a.dev.wg.StalePeers(s.a.dev.name, time.Now(), 180*time.Second)
+			return err
+		})
+		timeRead("full", 5, func() error {
+			_, _, err := s.a.dev.wg.DeviceStale(s.a.dev.name, time.Now(), 180*time.Second)
+			return err
+		})
 	}
 }

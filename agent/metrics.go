@@ -37,7 +37,7 @@ func newMetrics() *metrics {
 			Name: "traceless_agent_scrubbed_total", Help: "Idle peers re-created so the device forgot their endpoint, handshake time and counters.",
 		}),
 		scrubReads: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "traceless_agent_scrub_reads_total", Help: "Reads of the whole device by the scrubber.",
+			Name: "traceless_agent_scrub_reads_total", Help: "Reads of the device by the scrubber (of its stale peers alone on a userspace device).",
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "traceless_agent_peers_not_applied", Help: "Desired peers not on the interface because its backend holds no more.",
