@@ -174,6 +174,17 @@ func (s *Store) PutAlertSettings(ctx context.Context, a AlertSettings) error {
 				return err
 			}
 		}
+		// Events waiting for a channel that is removed or pointed
+		// elsewhere go with it: they were for the old receiver, and one
+		// added later starts with what happens from then on.
+		for channel, changed := range map[string]bool{"webhook": old.WebhookURL != a.WebhookURL, "email": old.Email != a.Email} {
+			if !changed {
+				continue
+			}
+			if err := tx.Where("owner_id = ? AND channel = ?", a.OwnerID, channel).Delete(&AlertDelivery{}).Error; err != nil {
+				return err
+			}
+		}
 		if a.empty() {
 			return tx.Where("owner_id = ?", a.OwnerID).Delete(&AlertSettings{}).Error
 		}

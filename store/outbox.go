@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sort"
 	"time"
 
 	"gorm.io/gorm"
@@ -63,9 +64,8 @@ func (s *Store) QueueAlerts(ctx context.Context, ds []AlertDelivery, keep int) (
 		return 0, nil
 	}
 	now := time.Now().UTC()
-	type key struct{ owner, channel string }
-	var keys []key
-	seen := map[key]bool{}
+	var owners []string
+	seen := map[string]bool{}
 	rows := make([]AlertDelivery, len(ds))
 	for i, d := range ds {
 		d.ID, d.Attempts, d.ClaimedBy = 0, 0, ""
@@ -83,32 +83,57 @@ func (s *Store) QueueAlerts(ctx context.Context, ds []AlertDelivery, keep int) (
 			return 0, invalid("body", "must be at most 4000 bytes")
 		}
 		rows[i] = d
-		if k := (key{d.OwnerID, d.Channel}); !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+		if !seen[d.OwnerID] {
+			seen[d.OwnerID] = true
+			owners = append(owners, d.OwnerID)
 		}
 	}
+	sort.Strings(owners)
 	dropped := 0
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		dropped = 0
-		if err := tx.Create(&rows).Error; err != nil {
-			return err
-		}
-		if keep <= 0 {
-			return nil
-		}
-		for _, k := range keys {
-			res := tx.Exec(`DELETE FROM alert_outbox WHERE owner_id = ? AND channel = ? AND id NOT IN
-				(SELECT id FROM alert_outbox WHERE owner_id = ? AND channel = ? ORDER BY id DESC LIMIT ?)`,
-				k.owner, k.channel, k.owner, k.channel, keep)
-			if res.Error != nil {
-				return res.Error
-			}
-			dropped += int(res.RowsAffected)
-		}
-		return nil
+	err := s.write(ctx, func(tx *gorm.DB) (err error) {
+		dropped, err = queueAlerts(tx, rows, owners, keep)
+		return err
 	})
 	return dropped, err
+}
+
+// queueAlerts is QueueAlerts in tx. On PostgreSQL it first takes the
+// owners' row locks (in ID order, so that two writers cannot deadlock):
+// writers for one owner take turns from before their rows get IDs until
+// they commit, so the IDs of an owner's rows become visible in ascending
+// order. Without that, a transaction that took ID 10 could commit after
+// one that took ID 11, and a worker that delivered 11 meanwhile would
+// then find 10 at the head: out of order.
+func queueAlerts(tx *gorm.DB, rows []AlertDelivery, owners []string, keep int) (int, error) {
+	for _, o := range owners {
+		if err := lockOwnerRow(tx, o); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Create(&rows).Error; err != nil {
+		return 0, err
+	}
+	if keep <= 0 {
+		return 0, nil
+	}
+	type key struct{ owner, channel string }
+	seen := map[key]bool{}
+	dropped := 0
+	for _, d := range rows {
+		k := key{d.OwnerID, d.Channel}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		res := tx.Exec(`DELETE FROM alert_outbox WHERE owner_id = ? AND channel = ? AND id NOT IN
+			(SELECT id FROM alert_outbox WHERE owner_id = ? AND channel = ? ORDER BY id DESC LIMIT ?)`,
+			k.owner, k.channel, k.owner, k.channel, keep)
+		if res.Error != nil {
+			return 0, res.Error
+		}
+		dropped += int(res.RowsAffected)
+	}
+	return dropped, nil
 }
 
 // AlertQueues lists the owner's channels that have deliveries waiting
