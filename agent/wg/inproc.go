@@ -64,7 +64,8 @@ import (
 const readOp = "traceless_read=1\n"
 
 // The answer: a status byte; with statusOK, the private key, the public
-// key, the listen port (uint16), recheck (int64 nanoseconds), then one
+// key, the listen port (uint16), recheck (int64 nanoseconds), the number
+// of peer records and of allowed IPs in them (uint32 each), then one
 // record per peer (recordPeer, key, flags, count of allowed IPs as a
 // uint32, each as family 4 or 6, address, prefix length) and recordEnd. Integers are big
 // endian.
@@ -150,7 +151,7 @@ func writeInproc(w *bufio.Writer, dev *device.Device, s *staleScan, staleOnly bo
 		return w.Flush()
 	}
 	base := unsafe.Pointer(dev)
-	var hdr [1 + 32 + 32 + 2 + 8]byte
+	var hdr [1 + 32 + 32 + 2 + 8 + 4 + 4]byte
 	hdr[0] = statusOK
 	mu := at[sync.RWMutex](base, layout.identMu)
 	mu.RLock()
@@ -173,7 +174,7 @@ func writeInproc(w *bufio.Writer, dev *device.Device, s *staleScan, staleOnly bo
 
 	table := at[device.AllowedIPs](base, layout.allowed)
 	var rec []byte
-	var ips uint32
+	var ips, records, allIPs uint32
 	entry := func(pf netip.Prefix) bool {
 		if a := pf.Addr(); a.Is4() {
 			b := a.As4()
@@ -188,7 +189,11 @@ func writeInproc(w *bufio.Writer, dev *device.Device, s *staleScan, staleOnly bo
 	}
 	// The header's recheck is known only after every peer is seen, so
 	// the records are written after it: collected first.
-	body := make([]byte, 0, 64*len(peers))
+	size := 72 * len(peers)
+	if staleOnly {
+		size = 4 << 10
+	}
+	body := make([]byte, 0, size)
 	for _, ip := range peers {
 		pb := unsafe.Pointer(ip.peer)
 		var hs time.Time
@@ -215,9 +220,13 @@ func writeInproc(w *bufio.Writer, dev *device.Device, s *staleScan, staleOnly bo
 		table.EntriesForPeer(ip.peer, entry)
 		binary.BigEndian.PutUint32(rec[1+32+1:], ips)
 		body = append(body, rec...)
+		records++
+		allIPs += ips
 	}
 	body = append(body, recordEnd)
 	binary.BigEndian.PutUint64(hdr[67:75], uint64(s.recheck))
+	binary.BigEndian.PutUint32(hdr[75:79], records)
+	binary.BigEndian.PutUint32(hdr[79:83], allIPs)
 	w.Write(hdr[:])
 	w.Write(body)
 	return w.Flush()
@@ -311,7 +320,7 @@ func parseInproc(r *bufio.Reader, s *staleScan) (*Device, error) {
 	if status != statusOK {
 		return nil, fmt.Errorf("in-process read: status %d", status)
 	}
-	var hdr [32 + 32 + 2 + 8]byte
+	var hdr [32 + 32 + 2 + 8 + 4 + 4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, unexpected(err)
 	}
@@ -319,8 +328,12 @@ func parseInproc(r *bufio.Reader, s *staleScan) (*Device, error) {
 	copy(d.PrivateKey[:], hdr[:32])
 	copy(d.PublicKey[:], hdr[32:64])
 	s.recheck = time.Duration(binary.BigEndian.Uint64(hdr[66:74]))
-	var ips []netip.Prefix
-	var ends []int
+	// The counts size the arrays (capped: they are hints, the records
+	// are what counts).
+	n, m := min(binary.BigEndian.Uint32(hdr[74:78]), 1<<21), min(binary.BigEndian.Uint32(hdr[78:82]), 1<<23)
+	d.Peers = make([]Peer, 0, n)
+	ips := make([]netip.Prefix, 0, m)
+	ends := make([]int, 0, n)
 	var rec [1 + 32 + 1 + 4]byte
 	var addr [1 + 16 + 1]byte
 	for {

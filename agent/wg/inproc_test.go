@@ -307,3 +307,57 @@ func TestStartCollector(t *testing.T) {
 		t.Errorf("GC percent %d after the last device closed, want %d", p, before)
 	}
 }
+
+// BenchmarkInprocRead60k: the in-process read of a 60,000-peer device on
+// a channel TUN, both halves (the device's process writing the answer,
+// the reader parsing it), full and stale-only, against wireguard-go's
+// UAPI dump read by the lean UAPI reader.
+//
+//	go test ./agent/wg -run '^$' -bench InprocRead60k -benchtime 10x
+func BenchmarkInprocRead60k(b *testing.B) {
+	t := &testing.T{}
+	dev := channelDevice(t, 60000)
+	if t.Failed() {
+		b.Fatal("device setup failed")
+	}
+	now := time.Now()
+	var buf bytes.Buffer
+	for _, c := range []struct {
+		name string
+		read func()
+	}{
+		{"full", func() {
+			buf.Reset()
+			s := staleScan{now: now, after: 180 * time.Second, recheck: 180 * time.Second}
+			writeInproc(bufio.NewWriter(&buf), dev, &s, false)
+			if d, err := parseInproc(bufio.NewReader(&buf), &s); err != nil || len(d.Peers) != 60000 {
+				b.Fatal(err)
+			}
+		}},
+		{"stale-only", func() {
+			buf.Reset()
+			s := staleScan{now: now, after: 180 * time.Second, recheck: 180 * time.Second}
+			writeInproc(bufio.NewWriter(&buf), dev, &s, true)
+			if _, err := parseInproc(bufio.NewReader(&buf), &s); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		{"uapi-dump", func() {
+			buf.Reset()
+			if err := dev.IpcGetOperation(&buf); err != nil {
+				b.Fatal(err)
+			}
+			buf.WriteString("\n")
+			s := staleScan{now: now, after: 180 * time.Second, recheck: 180 * time.Second}
+			if d, err := parseUAPI(bufio.NewReader(&buf), &s); err != nil || len(d.Peers) != 60000 {
+				b.Fatal(err)
+			}
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				c.read()
+			}
+		})
+	}
+}
