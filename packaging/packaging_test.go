@@ -166,6 +166,18 @@ func TestDistArchives(t *testing.T) {
 				t.Errorf("%s: %s mode %o, want 755", arch, cmd, f.hdr.Mode&0o777)
 			}
 			checkStatic(t, arch+"/"+cmd, f.data, machine)
+			if arch == runtime.GOARCH && runtime.GOOS == "linux" {
+				// The install path of the archive, tried: the binary as
+				// extracted runs and knows its version.
+				bin := filepath.Join(t.TempDir(), cmd)
+				if err := os.WriteFile(bin, f.data, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Command(bin, "--version").CombinedOutput()
+				if f := strings.Fields(string(out)); err != nil || len(f) < 2 || !strings.Contains(top, "_"+f[1]+"_") {
+					t.Errorf("%s --version from the archive: %q (%v); want the version in %s", cmd, out, err, top)
+				}
+			}
 		}
 		for _, name := range []string{"README.md", "configs/traceless-server.service", "configs/traceless-agent.service", "configs/docker-compose.example.yml"} {
 			if _, ok := byName[name]; !ok {
