@@ -39,8 +39,8 @@ type billingState struct {
 	stripe *billing.Stripe
 	rules  billing.Rules
 	// mu serialises, on this replica, reading a subscription from Stripe
-	// and writing it, so two events of one moment cannot store the older
-	// reading last. (Across replicas the next event corrects it.)
+	// and writing it. (Across replicas, applySubscription reads again
+	// after writing until the reading is stable, so the newest wins.)
 	mu sync.Mutex
 }
 
@@ -200,8 +200,14 @@ func (s *Server) checkout(c echo.Context, slug string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// One payable session at a time: the status above stays empty until
+	// Stripe's webhook arrives, so an earlier session (another tab, a
+	// checkout abandoned and resumed) could be paid besides this one.
+	if err := st.ExpireCheckouts(ctx, customer); err != nil {
+		return "", s.billingFailed(c, err)
+	}
 	base := s.publicBase()
-	url, err := st.Checkout(ctx, customer, slug, base+"/plan?checkout=done", base+"/plan?checkout=cancelled")
+	url, err := st.Checkout(ctx, customer, slug, base+"/plan?checkout=done", base+"/plan?checkout=cancelled", s.now())
 	if err != nil {
 		return "", s.billingFailed(c, err)
 	}
@@ -333,42 +339,142 @@ func (s *Server) handleStripeWebhook(c echo.Context) error {
 	}
 	s.billing.mu.Lock()
 	defer s.billing.mu.Unlock()
-	var update func(b *store.OwnerBilling, o store.Owner) (*store.PlanMove, error)
 	switch {
 	case ev.Type == "customer.deleted":
-		update = func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+		_, err = s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
 			return billing.CustomerGone(b, s.billing.rules), nil
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return c.JSON(http.StatusOK, api.WebhookAck{}) // the account was deleted meanwhile
+		}
+		if err != nil {
+			return err
 		}
 	case ev.SubscriptionID == "":
 		return c.JSON(http.StatusOK, api.WebhookAck{})
 	default:
-		sub, err := st.GetSubscription(ctx, ev.SubscriptionID)
-		if err != nil {
-			return s.billingFailed(c, err)
-		}
-		if sub.CustomerID != "" && sub.CustomerID != ev.CustomerID {
+		applied, stripeErr, err := s.applySubscription(ctx, ownerID, ev.CustomerID, ev.SubscriptionID)
+		switch {
+		case stripeErr != nil:
+			return s.billingFailed(c, stripeErr)
+		case err != nil:
+			return err
+		case !applied:
 			return c.JSON(http.StatusOK, api.WebhookAck{})
 		}
-		now := s.now()
-		update = func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
-			move, applies := billing.Next(b, sub, now, s.billing.rules)
-			if !applies {
-				return nil, errNotApplied
-			}
-			return move, nil
-		}
-	}
-	_, err = s.store.UpdateBilling(ctx, ownerID, update)
-	switch {
-	case errors.Is(err, errNotApplied):
-		return c.JSON(http.StatusOK, api.WebhookAck{})
-	case errors.Is(err, store.ErrNotFound):
-		return c.JSON(http.StatusOK, api.WebhookAck{}) // the account was deleted meanwhile
-	case err != nil:
-		return err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "billing event applied", slog.String(logEvent, ev.Type))
 	return c.JSON(http.StatusOK, api.WebhookAck{Handled: true})
+}
+
+// maxReadings bounds how often one event reads its subscription from
+// Stripe (see applySubscription).
+const maxReadings = 4
+
+// errDuplicate rolls back a billing update whose subscription is not the
+// owner's current live one while that one is live too.
+type errDuplicate struct{ current string }
+
+func (e errDuplicate) Error() string { return "a second live subscription" }
+
+// applySubscription reads the subscription from Stripe and applies its
+// state to the owner's billing (billing.Next), then reads it again and
+// applies again until two readings agree (at most maxReadings readings).
+// The reading happens outside the database transaction, so another
+// replica may commit a newer reading between this one's read and its
+// commit; reading again after the commit makes the newest reading win:
+// whichever replica commits last, its final reading was taken after its
+// own commit.
+//
+// A live subscription that is not the owner's current one while the
+// current one is live too (an owner who paid two checkouts) is cancelled
+// at Stripe, once Stripe confirms the current one is still live; when it
+// is not, its reading is applied first and the new one then replaces it.
+//
+// applied is false when the event changes nothing here (another
+// customer's subscription, an old subscription's end, a deleted
+// account). stripeErr is a failed Stripe request, err a database error.
+func (s *Server) applySubscription(ctx context.Context, ownerID, customerID, subID string) (applied bool, stripeErr, err error) {
+	st := s.billing.stripe
+	var last *billing.Subscription
+	for range maxReadings {
+		sub, err := st.GetSubscription(ctx, subID)
+		if err != nil {
+			return false, err, nil
+		}
+		if sub.CustomerID != "" && sub.CustomerID != customerID {
+			return false, nil, nil
+		}
+		if last != nil && sameReading(*last, sub) {
+			return applied, nil, nil
+		}
+		err = s.applyReading(ctx, ownerID, sub, true)
+		var dup errDuplicate
+		switch {
+		case errors.As(err, &dup):
+			cur, err := st.GetSubscription(ctx, dup.current)
+			if err != nil {
+				return false, err, nil
+			}
+			if billing.Live(cur.Status) && (cur.CustomerID == "" || cur.CustomerID == customerID) {
+				if err := st.CancelSubscription(ctx, sub.ID); err != nil {
+					return false, err, nil
+				}
+				s.log.LogAttrs(ctx, slog.LevelWarn, "billing: an owner's second live subscription was cancelled at Stripe; "+
+					"if it was charged, refund it in Stripe's dashboard")
+				return true, nil, nil
+			}
+			// The current one ended at Stripe and its event has not come
+			// (yet): apply its reading, which releases it, and read the new
+			// one again.
+			if err := s.applyReading(ctx, ownerID, cur, false); err != nil && !errors.Is(err, errNotApplied) {
+				return false, nil, notFoundIsNotApplied(err)
+			}
+			last = nil
+			continue
+		case errors.Is(err, errNotApplied):
+			return applied, nil, nil
+		case err != nil:
+			return false, nil, notFoundIsNotApplied(err)
+		}
+		applied, last = true, &sub
+	}
+	s.log.LogAttrs(ctx, slog.LevelWarn, "billing: a subscription kept changing while it was applied; its next event applies it again")
+	return applied, nil, nil
+}
+
+// sameReading reports whether two readings of a subscription agree.
+func sameReading(a, b billing.Subscription) bool {
+	return a.ID == b.ID && a.CustomerID == b.CustomerID && a.Status == b.Status && a.PlanSlug == b.PlanSlug &&
+		a.PeriodEnd.Equal(b.PeriodEnd) && a.CancelAtPeriodEnd == b.CancelAtPeriodEnd
+}
+
+// notFoundIsNotApplied: the account was deleted meanwhile, and the event
+// is acknowledged.
+func notFoundIsNotApplied(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// applyReading applies one reading of a subscription to the owner's
+// billing in one transaction. With refuseDuplicate, a live subscription
+// other than the owner's current live one is not applied (errDuplicate).
+func (s *Server) applyReading(ctx context.Context, ownerID string, sub billing.Subscription, refuseDuplicate bool) error {
+	now := s.now()
+	_, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+		if refuseDuplicate && b.SubscriptionID != nil && *b.SubscriptionID != sub.ID &&
+			billing.Live(b.SubscriptionStatus) && billing.Live(sub.Status) {
+			return nil, errDuplicate{current: *b.SubscriptionID}
+		}
+		move, applies := billing.Next(b, sub, now, s.billing.rules)
+		if !applies {
+			return nil, errNotApplied
+		}
+		return move, nil
+	})
+	return err
 }
 
 // sweepGrace holds owners whose grace period ended unpaid to the free

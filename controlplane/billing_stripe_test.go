@@ -171,7 +171,8 @@ func TestStripeCheckout(t *testing.T) {
 	}
 	sessions := w.requestsTo("POST", "/v1/checkout/sessions")
 	want := url.Values{"mode": {"subscription"}, "line_items[0][price]": {"price_pro"}, "line_items[0][quantity]": {"1"},
-		"success_url": {testPublicURL + "/plan?checkout=done"}, "cancel_url": {testPublicURL + "/plan?checkout=cancelled"}}
+		"success_url": {testPublicURL + "/plan?checkout=done"}, "cancel_url": {testPublicURL + "/plan?checkout=cancelled"},
+		"expires_at": {fmt.Sprint(harnessStart.Add(31 * time.Minute).Unix())}}
 	if len(sessions) != 1 {
 		t.Fatalf("checkout session requests = %d, want 1", len(sessions))
 	}

@@ -105,9 +105,46 @@ func (s *Stripe) CreateCustomer(ctx context.Context, email string) (string, erro
 	return c.ID, nil
 }
 
-// Checkout opens a Checkout session for the plan's price and returns its
-// URL, where the owner pays.
-func (s *Stripe) Checkout(ctx context.Context, customerID, planSlug, successURL, cancelURL string) (string, error) {
+// CheckoutLifetime is how long a Checkout session can be paid: Stripe's
+// minimum (30 minutes, instead of its default of 24 hours) and a minute
+// more, so that a clock a little behind Stripe's is not refused. An
+// abandoned session cannot be paid a day later, after the owner
+// subscribed another way.
+const CheckoutLifetime = 31 * time.Minute
+
+// maxOpenCheckouts bounds the open sessions ExpireCheckouts reads.
+const maxOpenCheckouts = 100
+
+// ExpireCheckouts expires the customer's open Checkout sessions, so that
+// none of them can be paid any more: called before a new one is opened,
+// so an owner has one payable session at a time. A session that is no
+// longer open (paid or expired meanwhile) is not an error.
+func (s *Stripe) ExpireCheckouts(ctx context.Context, customerID string) error {
+	var open []string
+	for cs, err := range s.c.V1CheckoutSessions.List(ctx, &stripe.CheckoutSessionListParams{
+		Customer: stripe.String(customerID), Status: stripe.String(string(stripe.CheckoutSessionStatusOpen)),
+	}) {
+		if err != nil {
+			return fmt.Errorf("list checkout sessions: %w", err)
+		}
+		if cs.Status == stripe.CheckoutSessionStatusOpen {
+			open = append(open, cs.ID)
+		}
+		if len(open) >= maxOpenCheckouts {
+			break
+		}
+	}
+	for _, id := range open {
+		if _, err := s.c.V1CheckoutSessions.Expire(ctx, id, nil); err != nil && !gone(err) {
+			return fmt.Errorf("expire checkout session: %w", err)
+		}
+	}
+	return nil
+}
+
+// Checkout opens a Checkout session for the plan's price, payable until
+// now plus CheckoutLifetime, and returns its URL, where the owner pays.
+func (s *Stripe) Checkout(ctx context.Context, customerID, planSlug, successURL, cancelURL string, now time.Time) (string, error) {
 	price, ok := s.prices[planSlug]
 	if !ok {
 		return "", fmt.Errorf("plan %q has no Stripe price", planSlug)
@@ -118,6 +155,7 @@ func (s *Stripe) Checkout(ctx context.Context, customerID, planSlug, successURL,
 		LineItems:  []*stripe.CheckoutSessionCreateLineItemParams{{Price: stripe.String(price), Quantity: stripe.Int64(1)}},
 		SuccessURL: stripe.String(successURL),
 		CancelURL:  stripe.String(cancelURL),
+		ExpiresAt:  stripe.Int64(now.Add(CheckoutLifetime).Unix()),
 	})
 	if err != nil {
 		return "", fmt.Errorf("create checkout session: %w", err)
@@ -358,6 +396,15 @@ func (s *Stripe) openDispute(ctx context.Context, chargeID string) (bool, error)
 // money formats an amount in the currency's smallest unit.
 func money(amount int64, currency string) string {
 	return fmt.Sprintf("%d.%02d %s", amount/100, amount%100, strings.ToUpper(currency))
+}
+
+// CancelSubscription cancels a subscription at once. An already
+// cancelled or unknown subscription is not an error.
+func (s *Stripe) CancelSubscription(ctx context.Context, id string) error {
+	if _, err := s.c.V1Subscriptions.Cancel(ctx, id, nil); err != nil && !gone(err) {
+		return fmt.Errorf("cancel subscription: %w", err)
+	}
+	return nil
 }
 
 // Close cancels the subscription at once (when there is one) and deletes

@@ -46,7 +46,14 @@ type Server struct {
 	mu        sync.Mutex
 	overrides map[string]map[string]any // "METHOD /path" -> top-level fields of the answer
 	failing   map[string]bool
+	hooks     map[string]*hook
 	requests  []Request
+}
+
+// hook is a test's function run at each request of one method and path.
+type hook struct {
+	fn func(n int)
+	n  int
 }
 
 // Request is one request the proxy forwarded.
@@ -80,7 +87,7 @@ func Start(tb testing.TB) *Server {
 	if lastErr != nil {
 		tb.Fatalf("start stripe-mock: %v", lastErr)
 	}
-	s := &Server{overrides: map[string]map[string]any{}, failing: map[string]bool{}}
+	s := &Server{overrides: map[string]map[string]any{}, failing: map[string]bool{}, hooks: map[string]*hook{}}
 	target := &url.URL{Scheme: "http", Host: addr}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -99,7 +106,16 @@ func Start(tb testing.TB) *Server {
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Form: form})
 		fail := s.failing[r.Method+" "+r.URL.Path]
+		h := s.hooks[r.Method+" "+r.URL.Path]
+		n := 0
+		if h != nil {
+			h.n++
+			n = h.n
+		}
 		s.mu.Unlock()
+		if h != nil {
+			h.fn(n) // may Set, Fail or change the control plane's state: what happens at Stripe or elsewhere meanwhile
+		}
 		if fail {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -225,6 +241,20 @@ func (s *Server) Fail(method, path string, fail bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failing[method+" "+path] = fail
+}
+
+// Hook runs fn at each request of method and path, before it is answered,
+// with the request's number (1 for the first since Hook); nil removes it.
+// fn may call Set and Fail: it is how a test makes Stripe's state change
+// between two requests, or something happen while a request is under way.
+func (s *Server) Hook(method, path string, fn func(n int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fn == nil {
+		delete(s.hooks, method+" "+path)
+		return
+	}
+	s.hooks[method+" "+path] = &hook{fn: fn}
 }
 
 // Requests returns the requests forwarded so far, oldest first.

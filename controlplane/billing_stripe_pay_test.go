@@ -1,0 +1,149 @@
+package controlplane
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/traceless-vpn/traceless/controlplane/api"
+)
+
+// TestStripeCheckoutOneOpenSession: before a Checkout session opens, the
+// customer's open ones are expired at Stripe, so an owner cannot pay two
+// sessions (the guard on a live subscription knows nothing until Stripe's
+// webhook arrives), and sessions are payable for 31 minutes, not 24 hours.
+func TestStripeCheckoutOneOpenSession(t *testing.T) {
+	w := newStripeWorld(t)
+	s := w.checkout(t, "pro")
+	w.sm.Set("GET", "/v1/checkout/sessions", map[string]any{"has_more": false, "data": []any{
+		map[string]any{"id": "cs_open1", "object": "checkout.session", "status": "open"},
+		map[string]any{"id": "cs_paid", "object": "checkout.session", "status": "complete"},
+	}})
+	before := len(w.sm.Requests())
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: s.Token, Body: api.CheckoutInput{Plan: "business"}}).MustStatus(t, 201)
+	var order []string
+	for _, r := range w.sm.Requests()[before:] {
+		order = append(order, r.Method+" "+r.Path)
+		if r.Method == "GET" && r.Path == "/v1/checkout/sessions" && (r.Form.Get("customer") != s.customer || r.Form.Get("status") != "open") {
+			t.Errorf("sessions listed with %v; want the customer's open ones", r.Form)
+		}
+	}
+	want := []string{"GET /v1/checkout/sessions", "POST /v1/checkout/sessions/cs_open1/expire", "POST /v1/checkout/sessions"}
+	if !slices.Equal(order, want) {
+		t.Errorf("Stripe requests of the second checkout = %v; want %v (the open session expired first, the paid one left alone)", order, want)
+	}
+	sessions := w.requestsTo("POST", "/v1/checkout/sessions")
+	for _, r := range sessions {
+		if got, want := r.Form.Get("expires_at"), harnessStart.Add(31*time.Minute).Unix(); got != strconv.FormatInt(want, 10) {
+			t.Errorf("session expires_at = %q, want %d (31 minutes)", got, want)
+		}
+	}
+	// Expiring fails: no new session opens.
+	w.sm.Fail("POST", "/v1/checkout/sessions/cs_open1/expire", true)
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: s.Token, Body: api.CheckoutInput{Plan: "pro"}}).
+		MustHaveError(t, wantErr{Status: http.StatusBadGateway, Code: api.CodeBillingUnavailable})
+	if n := len(w.requestsTo("POST", "/v1/checkout/sessions")); n != len(sessions) {
+		t.Errorf("a session opened although the open one could not be expired")
+	}
+}
+
+// TestStripeDuplicateSubscription: an owner who paid two checkouts keeps
+// the first subscription; the second is cancelled at Stripe and the
+// operator's log says so without naming anyone. When the first has ended
+// at Stripe (its event not yet here), a new one replaces it.
+func TestStripeDuplicateSubscription(t *testing.T) {
+	w := newStripeWorld(t)
+	s := w.checkout(t, "pro")
+	end := time.Now().Add(30 * 24 * time.Hour)
+	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	w.send(t, "customer.subscription.created", subscription(s.sub, s.customer, "active", "price_pro", end, false))
+
+	dup := s.sub + "dup"
+	w.stripeHas(subscription(dup, s.customer, "active", "price_business", end, false))
+	if !w.send(t, "checkout.session.completed", map[string]any{"id": "cs_2", "object": "checkout.session", "customer": s.customer, "subscription": dup}) {
+		t.Error("the second subscription's checkout was not handled")
+	}
+	if n := len(w.requestsTo("DELETE", "/v1/subscriptions/"+dup)); n != 1 {
+		t.Errorf("cancellations of the second subscription = %d, want 1", n)
+	}
+	if n := len(w.requestsTo("DELETE", "/v1/subscriptions/"+s.sub)); n != 0 {
+		t.Errorf("the first subscription was cancelled")
+	}
+	b := w.billingOf(t, s.AuthResponse)
+	if b.Plan != "pro" || b.Status != "active" || b.SubscriptionID == nil || *b.SubscriptionID != s.sub {
+		t.Errorf("billing after a second subscription = %+v; want the first (pro)", b)
+	}
+	logs := w.logs.String()
+	if !strings.Contains(logs, "second live subscription was cancelled at Stripe") {
+		t.Error("the log does not tell the operator of the cancelled subscription")
+	}
+	if strings.Contains(logs, s.customer) || strings.Contains(logs, s.Owner.Email) || strings.Contains(logs, dup) {
+		t.Errorf("the log names the owner, their customer or the subscription:\n%s", logs)
+	}
+	// The cancelled one's end changes nothing.
+	w.stripeHas(subscription(dup, s.customer, "canceled", "price_business", end, false))
+	w.send(t, "customer.subscription.deleted", subscription(dup, s.customer, "canceled", "price_business", end, false))
+	if b := w.billingOf(t, s.AuthResponse); b.Plan != "pro" || *b.SubscriptionID != s.sub {
+		t.Errorf("after the second one's end = %+v", b)
+	}
+	// The first ended at Stripe, its event not arrived: a new one replaces it.
+	next := s.sub + "next"
+	w.stripeHas(subscription(s.sub, s.customer, "canceled", "price_pro", end, false))
+	w.stripeHas(subscription(next, s.customer, "active", "price_business", end, false))
+	w.send(t, "customer.subscription.created", subscription(next, s.customer, "active", "price_business", end, false))
+	if n := len(w.requestsTo("DELETE", "/v1/subscriptions/"+next)); n != 0 {
+		t.Errorf("the subscription that replaces an ended one was cancelled")
+	}
+	if b := w.billingOf(t, s.AuthResponse); b.Plan != "business" || b.SubscriptionID == nil || *b.SubscriptionID != next {
+		t.Errorf("after the first ended = %+v; want the new one (business)", b)
+	}
+}
+
+// TestStripeNewestReadingWins: the subscription is read from Stripe
+// outside the database transaction, so a replica may commit a reading
+// older than one another replica committed meanwhile. Reading again after
+// the commit until two readings agree makes the newest win; a
+// subscription that keeps changing is read a bounded number of times.
+func TestStripeNewestReadingWins(t *testing.T) {
+	w := newStripeWorld(t)
+	s := w.checkout(t, "pro")
+	end := time.Now().Add(30 * 24 * time.Hour)
+	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	w.send(t, "customer.subscription.created", subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	invoice := map[string]any{"id": "in_1", "object": "invoice", "customer": s.customer,
+		"parent": map[string]any{"type": "subscription_details", "subscription_details": map[string]any{"subscription": s.sub}}}
+
+	// This replica reads past_due; Stripe (and another replica's commit)
+	// move on to active before this one commits.
+	path := "/v1/subscriptions/" + s.sub
+	w.stripeHas(subscription(s.sub, s.customer, "past_due", "price_pro", end, false))
+	w.sm.Hook("GET", path, func(n int) {
+		if n == 2 {
+			w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, false))
+		}
+	})
+	w.send(t, "invoice.payment_failed", invoice)
+	if b := w.billingOf(t, s.AuthResponse); b.Status != "active" || b.GraceUntil != nil {
+		t.Errorf("billing = %+v; want Stripe's newest reading (active, no grace period)", b)
+	}
+
+	// Changing at every reading: at most maxReadings, and the operator is told.
+	w.sm.Hook("GET", path, func(n int) {
+		status := "active"
+		if n%2 == 1 {
+			status = "past_due"
+		}
+		w.stripeHas(subscription(s.sub, s.customer, status, "price_pro", end, false))
+	})
+	before := len(w.requestsTo("GET", path))
+	w.send(t, "invoice.payment_failed", invoice)
+	if n := len(w.requestsTo("GET", path)) - before; n != maxReadings {
+		t.Errorf("readings of a subscription that keeps changing = %d, want %d", n, maxReadings)
+	}
+	if !strings.Contains(w.logs.String(), "a subscription kept changing while it was applied") {
+		t.Error("the log does not say that the readings never agreed")
+	}
+}
