@@ -157,6 +157,11 @@ func (s *Server) handlePeers(c echo.Context) error {
 		owner = *pool.OwnerID
 	}
 	ctx := c.Request().Context()
+	if since > s.hub.current() {
+		// The node comes from a replica that published more than this one
+		// has: what is missing up to since will not be announced any more.
+		s.hub.skipBelow(ctx, since)
+	}
 	deadline := time.NewTimer(s.opts.LongPoll)
 	defer deadline.Stop()
 	for {

@@ -116,10 +116,26 @@ func (h *hub) skipGaps(ctx context.Context) { h.skip(ctx, gapGrace) }
 // gapGrace for them would only delay the first change after it.
 func (h *hub) skipMissed(ctx context.Context) { h.skip(ctx, 0) }
 
-func (h *hub) skip(ctx context.Context, grace time.Duration) {
+// skipBelow declares every revision up to upTo (at most the database's)
+// that is not published lost at once. A node asked for changes since
+// upTo: it saw that revision on another replica, so everything up to it
+// was committed, and what this replica has not heard of by now is an
+// announcement lost with a replica that died between its commit and its
+// announcement. Waiting gapGrace for it would hold the node back.
+func (h *hub) skipBelow(ctx context.Context, upTo int64) { h.skipUpTo(ctx, 0, upTo) }
+
+func (h *hub) skip(ctx context.Context, grace time.Duration) { h.skipUpTo(ctx, grace, -1) }
+
+// skipUpTo declares the unpublished revisions up to the database's (and
+// upTo, unless it is negative) that were first seen missing at least
+// grace ago lost.
+func (h *hub) skipUpTo(ctx context.Context, grace time.Duration, upTo int64) {
 	rev, err := h.dbRev(ctx)
 	if err != nil {
 		return
+	}
+	if upTo >= 0 {
+		rev = min(rev, upTo)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

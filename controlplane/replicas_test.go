@@ -292,3 +292,53 @@ func TestListenReconnectSkipsMissed(t *testing.T) {
 		t.Errorf("reconnects = %d, want 1", a.listenWatch.reconnects.Load())
 	}
 }
+
+// TestPollAheadSkipsLostRevision: a node that polled a replica which then
+// died comes to this one with a revision it saw there. A revision below it
+// that this replica never heard of (the dead one committed it but did not
+// live to announce it) is taken as lost at once: the node is not sent back
+// to an older revision, and the next change reaches it as a delta without
+// waiting gapGrace.
+func TestPollAheadSkipsLostRevision(t *testing.T) {
+	w := newSyncWorld(t)
+	ctx := context.Background()
+	rev0 := w.peers(t, w.nodeToken, 0).Revision
+	apps, err := w.h.store.ListApps(ctx, w.owner.Owner.ID)
+	if err != nil || len(apps) == 0 {
+		t.Fatalf("apps: %v, %v", apps, err)
+	}
+	// A change committed without this replica hearing of it: the dead
+	// replica's, which it did not live to announce.
+	w.h.srv.unhook()
+	if _, err := w.h.store.RegisterDevice(ctx, apps[0].ID, store.NewDevice{PublicKey: newWGKey(t)}); err != nil {
+		t.Fatal(err)
+	}
+	w.h.srv.unhook = w.h.store.OnCommit(w.h.srv.committed)
+	w.register(t) // announced, but stuck behind the lost revision
+	rev2, err := w.h.store.Revision(ctx)
+	if err != nil || rev2 < rev0+2 {
+		t.Fatalf("revision %d, %v; want at least %d", rev2, err, rev0+2)
+	}
+	if cur := w.h.srv.hub.current(); cur != rev0 {
+		t.Fatalf("the hub is at %d; the test needs it stuck at %d", cur, rev0)
+	}
+
+	// The node saw rev2 on the dead replica, with d.
+	got := make(chan api.PeersResponse, 1)
+	go func() {
+		var pr api.PeersResponse
+		res := w.h.Do(request{Method: "GET", Path: fmt.Sprintf("/agent/v1/peers?since=%d", rev2), Token: w.nodeToken})
+		json.Unmarshal(res.Body, &pr)
+		got <- pr
+	}()
+	waitFor(t, "the hub past the lost revision", func() bool { return w.h.srv.hub.current() >= rev2 })
+	next := w.register(t)
+	select {
+	case pr := <-got:
+		if pr.Full || pr.Revision <= rev2 || len(pr.Upserts) != 1 || pr.Upserts[0].PublicKey != next.PublicKey {
+			t.Errorf("the node at %d got %+v; want the next device %s as a delta", rev2, pr, next.PublicKey)
+		}
+	case <-time.After(gapGrace):
+		t.Errorf("no answer within gapGrace")
+	}
+}
