@@ -116,10 +116,30 @@ func (s *Server) billingView(ctx context.Context, o store.Owner) (api.Billing, e
 		v.Provider, v.SelfService = api.BillingStripe, true
 		v.Portal = b.CustomerID != nil
 		if b.CompReason == nil && !billing.Live(b.SubscriptionStatus) {
-			v.PaidPlans = st.PlanSlugs()
+			if v.PaidPlans, err = s.buyablePlans(ctx); err != nil {
+				return api.Billing{}, err
+			}
 		}
 	}
 	return v, nil
+}
+
+// buyablePlans are the plans checkout sells: those with a Stripe price
+// that are not retired, sorted.
+func (s *Server) buyablePlans(ctx context.Context) ([]string, error) {
+	plans, err := s.store.ListPlans(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, slug := range s.billing.stripe.PlanSlugs() {
+		for _, p := range plans {
+			if p.Slug == slug && !p.Retired {
+				out = append(out, slug)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) handleGetBilling(c echo.Context) error {
@@ -149,15 +169,17 @@ func (s *Server) changeOwnPlan(ctx context.Context, o store.Owner, slug string) 
 		if err != nil {
 			return store.Owner{}, err
 		}
+		// The same order as checkout's: a comp, then a subscription, then
+		// the price, so that PUT /me/plan and checkout answer alike.
 		switch {
 		case b.CompReason != nil:
 			return store.Owner{}, apiError(http.StatusConflict, api.CodeConflict, "the operator gives you your plan; ask them to change it")
+		case billing.Live(b.SubscriptionStatus):
+			return store.Owner{}, apiError(http.StatusConflict, api.CodeConflict,
+				"you have a subscription: change or cancel it in the customer portal (cancelled, your plan returns to the free plan at the end of the paid period)")
 		case p.PriceCents > 0 && p.ID != o.PlanID:
 			return store.Owner{}, apiError(http.StatusPaymentRequired, api.CodePaymentRequired,
 				"%s is a paid plan: buy it through checkout (POST /api/v1/me/billing/checkout)", p.Name)
-		case billing.Live(b.SubscriptionStatus):
-			return store.Owner{}, apiError(http.StatusConflict, api.CodeConflict,
-				"you have a subscription: cancel it in the customer portal, and your plan returns to the free plan at the end of the paid period")
 		}
 	}
 	return s.store.SetOwnerPlan(ctx, o.ID, slug, false)
@@ -233,12 +255,29 @@ func (s *Server) ensureCustomer(c echo.Context, o store.Owner, b store.OwnerBill
 		kept = *b.CustomerID
 		return nil, nil
 	}); err != nil {
+		// Not stored, so never deleted with the account: delete it now.
+		s.dropCustomer(ctx, id)
 		return "", err
 	}
 	if kept != id {
-		_ = s.billing.stripe.Close(ctx, id, "")
+		s.dropCustomer(ctx, id)
 	}
 	return kept, nil
+}
+
+// dropCustomer deletes, best effort, a Stripe customer this server made
+// but does not keep (its ID could not be stored, or another request's
+// customer was kept). A failure is logged (billing.Describe: never the
+// customer) for the operator to delete it in Stripe's dashboard.
+func (s *Server) dropCustomer(ctx context.Context, id string) {
+	// The request may be ending (its context cancelled is why storing
+	// failed): the deletion gets its own short deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := s.billing.stripe.Close(ctx, id, ""); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing: a Stripe customer made for a checkout but not kept could not be deleted; delete customers without an owner in Stripe's dashboard",
+			slog.String(logError, billing.Describe(err)))
+	}
 }
 
 // publicBase is how people reach this server, for Stripe's return links.
@@ -556,6 +595,14 @@ func (s *Server) compPlan(ctx context.Context, ownerID string, in api.CompInput)
 	}
 	reason := in.Reason
 	if _, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+		// A comp does not stop Stripe charging: a subscription that renews
+		// must be cancelled first (a cancelled one that runs to its
+		// period's end charges no more).
+		if s.billing.stripe != nil && billing.Live(b.SubscriptionStatus) && !b.CancelAtPeriodEnd {
+			return nil, apiError(http.StatusConflict, api.CodeSubscriptionLive,
+				"the owner has a Stripe subscription (%s) that keeps charging them: it must be cancelled first "+
+					"(by the owner in the customer portal, or in Stripe's dashboard), then the plan can be given", b.SubscriptionStatus)
+		}
 		b.CompReason, b.GraceUntil, b.LimitPlanID = &reason, nil, nil
 		return &store.PlanMove{Slug: in.Plan, CheckUsage: true}, nil
 	}); err != nil {
@@ -591,7 +638,9 @@ func (s *Server) endComp(ctx context.Context, ownerID string) (api.Billing, erro
 	}
 	now := s.now()
 	if _, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
-		b.CompReason = nil
+		// No grace period runs while comped; one from before the comp is
+		// over. A payment still overdue opens a new one from now (Next).
+		b.CompReason, b.GraceUntil, b.LimitPlanID = nil, nil, nil
 		switch {
 		case s.billing.stripe == nil:
 			return nil, nil

@@ -32,8 +32,12 @@ func TestCanaryBilling(t *testing.T) {
 	secrets = append(secrets, r.URL)
 	w.Do(request{Method: "GET", Path: "/api/v1/me/billing", Token: s.Token}).MustStatus(t, 200)
 	w.Do(request{Method: "GET", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing", Token: admin.Token}).MustStatus(t, 200)
-	w.Do(request{Method: "PUT", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token,
-		Body: api.CompInput{Plan: "business", Reason: "partner"}}).MustStatus(t, 200)
+	comp := request{Method: "PUT", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token,
+		Body: api.CompInput{Plan: "business", Reason: "partner"}}
+	w.Do(comp).MustStatus(t, 409) // subscribed: cancel first
+	sub["cancel_at_period_end"] = true
+	w.send(t, "customer.subscription.updated", sub)
+	w.Do(comp).MustStatus(t, 200)
 	w.Do(request{Method: "DELETE", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token}).MustStatus(t, 200)
 	// Failures log, without the canaries.
 	w.deliver(w.payload(t, "invoice.paid", map[string]any{"id": "in_1", "object": "invoice", "customer": s.customer}, time.Now()),

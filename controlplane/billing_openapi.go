@@ -40,6 +40,9 @@ func init() {
 		"payment_required: the account's payment is overdue past its grace period, so it is held to the free plan's limits; " +
 			"or a paid plan was chosen without checkout.",
 		api.Error{Code: api.CodePaymentRequired, Message: "payment is overdue: the account is held to the free plan's limits until it is paid"}}
+	conflict := errorResponseTable[http.StatusConflict]
+	conflict.desc += " subscription_live: an operator's comp while the owner's Stripe subscription renews (it must be cancelled first)."
+	errorResponseTable[http.StatusConflict] = conflict
 	errorResponseTable[http.StatusBadGateway] = errorResponse{"BadGateway",
 		"billing_unavailable: the payment provider could not be reached or refused the request; try again later.",
 		api.Error{Code: api.CodeBillingUnavailable, Message: "the payment provider cannot be reached; try again later"}}
@@ -91,8 +94,11 @@ func billingOperations() []operation {
 		{method: http.MethodPut, path: "/api/v1/admin/owners/{owner_id}/billing/comp", id: "adminCompPlan", tag: "admin", sec: secAdmin,
 			summary: "Give an owner a plan without charge", body: api.CompInput{},
 			desc: "Moves the owner to the plan and records the reason; while comped, the subscription's state never moves the plan and " +
-				"no grace period holds the account. 403 plan_limit when the owner uses more than the plan allows.",
-			replies: []reply{{status: 200, body: api.Billing{}}}},
+				"no grace period holds the account. 403 plan_limit when the owner uses more than the plan allows. " +
+				"With Stripe, 409 subscription_live while the owner's subscription is live and renews: a comp does not stop Stripe " +
+				"charging, so the subscription must be cancelled first (by the owner in the customer portal, or in Stripe's dashboard); " +
+				"one cancelled at its period's end charges no more and does not stand in the way.",
+			replies: []reply{{status: 200, body: api.Billing{}}}, errs: []int{409}},
 		{method: http.MethodDelete, path: "/api/v1/admin/owners/{owner_id}/billing/comp", id: "adminEndComp", tag: "admin", sec: secAdmin,
 			summary: "End a comp",
 			desc: "With Stripe, the plan follows the owner's subscription again (read from Stripe now), or returns to the free plan " +

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/store"
 )
 
 // TestStripeCheckoutOneOpenSession: before a Checkout session opens, the
@@ -145,5 +147,134 @@ func TestStripeNewestReadingWins(t *testing.T) {
 	}
 	if !strings.Contains(w.logs.String(), "a subscription kept changing while it was applied") {
 		t.Error("the log does not say that the readings never agreed")
+	}
+}
+
+// TestStripeCompRefusedWhileSubscribed: a comp does not stop Stripe
+// charging, so it is refused (409 subscription_live) while the owner's
+// subscription renews, and given once it is cancelled (at its period's
+// end). No grace period opens while comped; ending the comp opens one
+// from then, never one that already ran out during the comp.
+func TestStripeCompRefusedWhileSubscribed(t *testing.T) {
+	w := newStripeWorld(t)
+	admin := w.MustAdmin()
+	s := w.checkout(t, "pro")
+	end := time.Now().Add(30 * 24 * time.Hour)
+	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	w.send(t, "customer.subscription.created", subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	comp := request{Method: "PUT", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token,
+		Body: api.CompInput{Plan: "business", Reason: "launch partner"}}
+	if e := w.Do(comp).MustError(t); e.Code != api.CodeSubscriptionLive || !strings.Contains(e.Message, "cancelled first") {
+		t.Errorf("comp while subscribed = %+v; want 409 subscription_live saying to cancel first", e)
+	}
+	if b := w.billingOf(t, s.AuthResponse); b.Plan != "pro" || b.CompReason != nil {
+		t.Errorf("a refused comp changed the billing: %+v", b)
+	}
+	// Cancelled in the portal, running to its period's end: no more
+	// charges, so the comp is given.
+	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, true))
+	w.send(t, "customer.subscription.updated", subscription(s.sub, s.customer, "active", "price_pro", end, true))
+	w.Do(comp).MustStatus(t, 200)
+	// A failed payment while comped opens no grace period.
+	w.stripeHas(subscription(s.sub, s.customer, "past_due", "price_pro", end, true))
+	w.send(t, "invoice.payment_failed", map[string]any{"id": "in_c", "object": "invoice", "customer": s.customer,
+		"parent": map[string]any{"type": "subscription_details", "subscription_details": map[string]any{"subscription": s.sub}}})
+	if b := w.billingOf(t, s.AuthResponse); b.GraceUntil != nil || b.Plan != "business" {
+		t.Errorf("comped owner after a failed payment = %+v; want no grace period", b)
+	}
+	// Long after, the comp ends with the payment still overdue: the grace
+	// period starts now, so the owner is not held at once.
+	w.clock.Advance(testGrace + time.Hour)
+	var b api.Billing
+	w.Do(request{Method: "DELETE", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token}).MustStatus(t, 200).MustDecode(t, &b)
+	if b.GraceUntil == nil || !b.GraceUntil.Equal(w.clock.Now().UTC().Add(testGrace).Truncate(time.Second)) {
+		t.Errorf("grace period after the comp ended = %v; want %v", b.GraceUntil, w.clock.Now().Add(testGrace))
+	}
+	if n, err := w.store.EndGracePeriods(context.Background(), w.clock.Now(), "free"); err != nil || n != 0 {
+		t.Errorf("EndGracePeriods right after the comp ended held %d owners (%v); want none", n, err)
+	}
+}
+
+// TestStripeOwnPlanAnswersLikeCheckout: a subscribed owner asking PUT
+// /me/plan for another paid plan hears 409 (use the portal), as checkout
+// answers, not 402 (buy it through checkout).
+func TestStripeOwnPlanAnswersLikeCheckout(t *testing.T) {
+	w := newStripeWorld(t)
+	s := w.checkout(t, "pro")
+	end := time.Now().Add(30 * 24 * time.Hour)
+	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	w.send(t, "customer.subscription.created", subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	w.Do(request{Method: "PUT", Path: "/api/v1/me/plan", Token: s.Token, Body: api.PlanChange{Plan: "business"}}).
+		MustHaveError(t, wantErr{Status: 409, Code: api.CodeConflict})
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: s.Token, Body: api.CheckoutInput{Plan: "business"}}).
+		MustHaveError(t, wantErr{Status: 409, Code: api.CodeConflict})
+}
+
+// TestStripePaidPlansLeaveRetired: paid_plans lists only what checkout
+// sells: a retired plan is left out even when it has a Stripe price.
+func TestStripePaidPlansLeaveRetired(t *testing.T) {
+	w := newStripeWorld(t)
+	o := w.MustOwner()
+	ctx := context.Background()
+	p, err := w.store.GetPlanBySlug(ctx, "business")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Retired = true
+	if _, err := w.store.UpdatePlan(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if b := w.billingOf(t, o); !slices.Equal(b.PaidPlans, []string{"pro"}) {
+		t.Errorf("paid_plans = %v; want [pro] (business is retired)", b.PaidPlans)
+	}
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: o.Token, Body: api.CheckoutInput{Plan: "business"}}).
+		MustHaveError(t, wantErr{Status: 400, Code: api.CodeInvalidRequest, Field: "plan"})
+}
+
+// TestStripeCustomerNotKept: a Stripe customer made for a checkout but not
+// stored (the account went meanwhile) is deleted at Stripe; one that lost
+// to another request's customer is deleted too, and a failure to delete
+// it is logged without naming it.
+func TestStripeCustomerNotKept(t *testing.T) {
+	w := newStripeWorld(t)
+	ctx := context.Background()
+	w.sm.Set("POST", "/v1/customers", map[string]any{"id": "cus_made"})
+	o := w.MustOwner()
+	w.sm.Hook("POST", "/v1/customers", func(int) {
+		if err := w.store.DeleteOwner(ctx, o.Owner.ID); err != nil {
+			t.Errorf("delete owner: %v", err)
+		}
+	})
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: o.Token, Body: api.CheckoutInput{Plan: "pro"}})
+	if n := len(w.requestsTo("DELETE", "/v1/customers/cus_made")); n != 1 {
+		t.Errorf("deletions of the customer whose ID could not be stored = %d, want 1", n)
+	}
+
+	// Another request's customer stored first: this one's is deleted, and
+	// Stripe refusing that is logged.
+	o2 := w.MustOwner()
+	w.sm.Hook("POST", "/v1/customers", func(int) {
+		first := "cus_first"
+		if _, err := w.store.UpdateBilling(ctx, o2.Owner.ID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+			b.CustomerID = &first
+			return nil, nil
+		}); err != nil {
+			t.Errorf("store the other customer: %v", err)
+		}
+	})
+	w.sm.Fail("DELETE", "/v1/customers/cus_made", true)
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: o2.Token, Body: api.CheckoutInput{Plan: "pro"}}).MustStatus(t, 201)
+	if n := len(w.requestsTo("DELETE", "/v1/customers/cus_made")); n != 2 {
+		t.Errorf("deletions of the losing customer = %d, want 2 in all", n)
+	}
+	if s := w.requestsTo("POST", "/v1/checkout/sessions"); len(s) == 0 || s[len(s)-1].Form.Get("customer") != "cus_first" {
+		t.Errorf("the checkout did not use the customer stored first")
+	}
+	logs := w.logs.String()
+	if !strings.Contains(logs, "a Stripe customer made for a checkout but not kept could not be deleted") {
+		t.Error("the failed deletion of a customer not kept is not logged")
+	}
+	if strings.Contains(logs, "cus_made") || strings.Contains(logs, o2.Owner.Email) {
+		t.Errorf("the log names the customer or the owner:\n%s", logs)
 	}
 }

@@ -410,8 +410,10 @@ func TestStripeComp(t *testing.T) {
 	admin := w.MustAdmin()
 	s := w.checkout(t, "pro")
 	end := time.Now().Add(30 * 24 * time.Hour)
-	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, false))
-	w.send(t, "customer.subscription.created", subscription(s.sub, s.customer, "active", "price_pro", end, false))
+	// Cancelled in the portal and running to its period's end (a
+	// subscription that renews refuses the comp: TestStripeCompRefusedWhileSubscribed).
+	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, true))
+	w.send(t, "customer.subscription.created", subscription(s.sub, s.customer, "active", "price_pro", end, true))
 	w.Do(request{Method: "PUT", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token,
 		Body: api.CompInput{Plan: "business", Reason: "launch partner"}}).MustStatus(t, 200)
 	w.stripeHas(subscription(s.sub, s.customer, "canceled", "price_pro", end, false))
@@ -428,12 +430,12 @@ func TestStripeComp(t *testing.T) {
 		t.Errorf("after the comp ended = %+v; want free", b)
 	}
 	// With a live subscription, ending a comp follows it (read from Stripe).
-	w.stripeHas(subscription(s.sub+"b", s.customer, "active", "price_pro", end, false))
-	w.send(t, "customer.subscription.created", subscription(s.sub+"b", s.customer, "active", "price_pro", end, false))
+	w.stripeHas(subscription(s.sub+"b", s.customer, "active", "price_pro", end, true))
+	w.send(t, "customer.subscription.created", subscription(s.sub+"b", s.customer, "active", "price_pro", end, true))
 	w.Do(request{Method: "PUT", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token,
 		Body: api.CompInput{Plan: "business", Reason: "launch partner"}}).MustStatus(t, 200)
 	w.Do(request{Method: "DELETE", Path: "/api/v1/admin/owners/" + s.Owner.ID + "/billing/comp", Token: admin.Token}).MustStatus(t, 200).MustDecode(t, &b)
-	if b.Plan != "pro" || b.Status != "active" {
+	if b.Plan != "pro" || b.Status != "active" || !b.CancelAtPeriodEnd {
 		t.Errorf("after the comp ended with a subscription = %+v; want pro", b)
 	}
 }

@@ -76,7 +76,7 @@ unknown fields.
 **Errors** are ` + "`{\"error\": {\"code\": \"...\", \"message\": \"...\", \"field\": \"...\"}}`" + `
 with a stable code: invalid_request, unauthorized, forbidden, not_found,
 conflict, plan_limit, rate_limited, legal_hold, internal, storage_unavailable,
-for billing payment_required and billing_unavailable,
+for billing payment_required, billing_unavailable and subscription_live,
 and for sign-in email_unverified, mail_unavailable, second_factor_required,
 second_factor_invalid, second_factor_enrolment_required.
 

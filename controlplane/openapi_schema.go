@@ -105,7 +105,8 @@ var fieldRules = map[reflect.Type]map[string][]fieldRule{
 	reflect.TypeFor[api.Error](): {
 		"code": {enum(api.CodeInvalidRequest, api.CodeUnauthorized, api.CodeForbidden, api.CodeNotFound,
 			api.CodeConflict, api.CodePlanLimit, api.CodeRateLimited, api.CodeLegalHold, api.CodeInternal,
-			api.CodeStorageUnavailable, api.CodeSSORequired, api.CodeProviderUnavailable, api.CodePaymentRequired, api.CodeBillingUnavailable),
+			api.CodeStorageUnavailable, api.CodeSSORequired, api.CodeProviderUnavailable, api.CodePaymentRequired, api.CodeBillingUnavailable,
+			api.CodeSubscriptionLive),
 			describe("Stable error code; clients switch on it. The message may change.")},
 		"field": {describe("The offending input field, for invalid_request.")},
 	},

@@ -17,6 +17,11 @@ const CodePaymentRequired = "payment_required"
 // or refused the request; the same request may work later.
 const CodeBillingUnavailable = "billing_unavailable"
 
+// CodeSubscriptionLive (409): an operator's comp is refused while the
+// owner's Stripe subscription is live and renews, since a comp does not
+// stop Stripe charging them; it must be cancelled first.
+const CodeSubscriptionLive = "subscription_live"
+
 // Billing is an owner's plan and what billing knows of it: shown to the
 // owner (GET /api/v1/me/billing) and to operators
 // (GET /api/v1/admin/owners/{owner_id}/billing).

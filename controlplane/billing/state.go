@@ -49,7 +49,8 @@ func Live(status string) bool {
 //   - incomplete: the first payment is pending; nothing changes yet.
 //   - canceled, incomplete_expired, paused: back to the free plan.
 //
-// A comped owner's plan never moves: their status is recorded only.
+// A comped owner's plan never moves and no grace period opens for them:
+// their status is recorded only.
 func Next(b *store.OwnerBilling, sub Subscription, now time.Time, r Rules) (move *store.PlanMove, applies bool) {
 	if b.SubscriptionID != nil && *b.SubscriptionID != sub.ID && !Live(sub.Status) {
 		return nil, false
@@ -71,7 +72,7 @@ func Next(b *store.OwnerBilling, sub Subscription, now time.Time, r Rules) (move
 			return &store.PlanMove{Slug: sub.PlanSlug}, true
 		}
 	case "past_due", "unpaid":
-		if b.GraceUntil == nil {
+		if b.GraceUntil == nil && !comped { // ending the comp opens it (from then)
 			until := now.UTC().Add(r.Grace).Truncate(time.Second)
 			b.GraceUntil = &until
 		}
