@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -69,6 +70,51 @@ func newBillingState(o BillingOptions) (*billingState, error) {
 		}
 	}
 	return b, nil
+}
+
+// checkBilling checks, with Stripe, the billing settings against the plan
+// catalogue once it is seeded: the free plan (billing_free_plan) must
+// exist and be free, and each plan with a Stripe price (stripe_prices)
+// must exist and have a price (a retired one may: its subscriptions still
+// map to it). The error names the setting. It then logs how many owners
+// are on a plan with a price without paying for it (no live subscription,
+// no comp): owners who were there before billing went through Stripe,
+// whom the operator must comp or move.
+func (s *Server) checkBilling(ctx context.Context) error {
+	st := s.billing.stripe
+	if st == nil {
+		return nil
+	}
+	free := s.billing.rules.FreePlan
+	p, err := s.store.GetPlanBySlug(ctx, free)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("billing_free_plan: there is no plan %q", free)
+	case err != nil:
+		return err
+	case p.PriceCents > 0:
+		return fmt.Errorf("billing_free_plan: plan %q has a price (%d); unpaid and cancelled subscriptions return owners to it, so it must be free", free, p.PriceCents)
+	}
+	for _, slug := range st.PlanSlugs() {
+		p, err := s.store.GetPlanBySlug(ctx, slug)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("stripe_prices: there is no plan %q", slug)
+		case err != nil:
+			return err
+		case p.PriceCents == 0:
+			return fmt.Errorf("stripe_prices: plan %q is free; only plans with a price are bought through Stripe", slug)
+		}
+	}
+	n, err := s.store.CountUnbilled(ctx, billing.LiveStatuses)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing: owners are on a plan with a price without a subscription or a comp; "+
+			"comp their plan or move them (the owners list's Billing column says \"no subscription\")", slog.Int64(logCount, n))
+	}
+	return nil
 }
 
 func (s *Server) billingRoutes(v1 *echo.Group, me *echo.Group, admin *echo.Group) {

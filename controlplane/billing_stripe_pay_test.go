@@ -278,3 +278,70 @@ func TestStripeCustomerNotKept(t *testing.T) {
 		t.Errorf("the log names the customer or the owner:\n%s", logs)
 	}
 }
+
+// TestStripeUnbilledOwners: owners on a plan with a price who pay nothing
+// for it (there before billing went through Stripe: no live subscription,
+// no comp) are counted in the log at start, naming nobody, and the
+// owners list's Billing column says "no subscription" for them.
+func TestStripeUnbilledOwners(t *testing.T) {
+	w := newStripeWorld(t)
+	ctx := context.Background()
+	admin := w.MustAdmin()
+	before := w.MustOwner() // on Pro from before billing
+	if _, err := w.store.SetOwnerPlan(ctx, before.Owner.ID, "pro", false); err != nil {
+		t.Fatal(err)
+	}
+	paying := w.checkout(t, "pro")
+	end := time.Now().Add(30 * 24 * time.Hour)
+	w.stripeHas(subscription(paying.sub, paying.customer, "active", "price_pro", end, false))
+	w.send(t, "customer.subscription.created", subscription(paying.sub, paying.customer, "active", "price_pro", end, false))
+	comped := w.MustOwner()
+	w.Do(request{Method: "PUT", Path: "/api/v1/admin/owners/" + comped.Owner.ID + "/billing/comp", Token: admin.Token,
+		Body: api.CompInput{Plan: "business", Reason: "partner"}}).MustStatus(t, 200)
+	ended := w.checkout(t, "pro") // a billing row, its subscription over, still on Pro
+	if _, err := w.store.SetOwnerPlan(ctx, ended.Owner.ID, "pro", false); err != nil {
+		t.Fatal(err)
+	}
+	w.MustOwner() // on Free
+
+	// A restart.
+	offset := w.logs.Len()
+	if _, err := w.srv.Bootstrap(ctx, "", "", w.ts.URL); err != nil {
+		t.Fatal(err)
+	}
+	logs := w.logs.Since(offset)
+	if !strings.Contains(logs, "owners are on a plan with a price without a subscription or a comp") || !strings.Contains(logs, `"count":2`) {
+		t.Errorf("the start does not count the 2 owners on a paid plan who pay nothing:\n%s", logs)
+	}
+	for _, o := range []api.AuthResponse{before, paying.AuthResponse, comped, ended.AuthResponse} {
+		if strings.Contains(logs, o.Owner.Email) || strings.Contains(logs, o.Owner.ID) {
+			t.Errorf("the log names an owner:\n%s", logs)
+		}
+	}
+	ab := newBrowser(t, w.harness)
+	ab.signInAs(admin.Token)
+	page := ab.get("/admin/owners").mustStatus(t, 200)
+	for _, c := range []struct {
+		o    api.AuthResponse
+		want bool
+	}{{before, true}, {ended.AuthResponse, true}, {paying.AuthResponse, false}, {comped, false}} {
+		row := ownerListRow(page.Body, c.o.Owner.Email)
+		if got := strings.Contains(row, "no subscription"); got != c.want {
+			t.Errorf("owners list row of %s says no subscription: %v, want %v\n%s", c.o.Owner.Email, got, c.want, row)
+		}
+	}
+}
+
+// ownerListRow is the owners list's table row that names email.
+func ownerListRow(body, email string) string {
+	i := strings.Index(body, email)
+	if i < 0 {
+		return ""
+	}
+	start := strings.LastIndex(body[:i], "<tr")
+	end := strings.Index(body[i:], "</tr>")
+	if start < 0 || end < 0 {
+		return ""
+	}
+	return body[start : i+end]
+}

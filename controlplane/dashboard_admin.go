@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
+	"github.com/traceless-vpn/traceless/controlplane/billing"
 	"github.com/traceless-vpn/traceless/store"
 )
 
@@ -536,6 +537,9 @@ type ownerRow struct {
 	Billing string
 	// PaymentRequired: held to the free plan's limits.
 	PaymentRequired bool
+	// NoSubscription: with Stripe, on a plan with a price without a live
+	// subscription or a comp (there before billing went through Stripe).
+	NoSubscription bool
 }
 
 // adminOwnersBody is a page of accounts.
@@ -572,9 +576,13 @@ func (d *dashboard) handleAdminOwners(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	names, _, err := d.planNames(ctx)
+	names, plans, err := d.planNames(ctx)
 	if err != nil {
 		return err
+	}
+	priced := map[string]bool{}
+	for _, p := range plans {
+		priced[p.ID] = p.PriceCents > 0
 	}
 	body := adminOwnersBody{Paged: cursor != "", Limit: limit}
 	if len(owners) > limit {
@@ -591,12 +599,14 @@ func (d *dashboard) handleAdminOwners(c echo.Context) error {
 	}
 	for _, o := range owners {
 		row := ownerRow{Owner: o, PlanName: names[o.PlanID]}
-		if b, ok := bills[o.ID]; ok {
+		b, ok := bills[o.ID]
+		if ok {
 			row.Billing, row.PaymentRequired = b.SubscriptionStatus, b.LimitPlanID != nil
 			if b.CompReason != nil {
 				row.Billing = "comped"
 			}
 		}
+		row.NoSubscription = d.s.billing.stripe != nil && priced[o.PlanID] && b.CompReason == nil && !billing.Live(b.SubscriptionStatus)
 		body.Owners = append(body.Owners, row)
 	}
 	p := d.newPage(c, "Owners", "admin-owners")

@@ -461,6 +461,9 @@ func (s *Server) Bootstrap(ctx context.Context, adminEmail, adminPassword, baseU
 	if _, err := s.store.SeedPlans(ctx, store.DefaultPlans()); err != nil {
 		return "", fmt.Errorf("seed plans: %w", err)
 	}
+	if err := s.checkBilling(ctx); err != nil {
+		return "", err
+	}
 	n, err := s.store.CountAdmins(ctx)
 	if err != nil {
 		return "", err

@@ -203,6 +203,21 @@ func (s *Store) EndGracePeriods(ctx context.Context, now time.Time, limitSlug st
 	return n, err
 }
 
+// CountUnbilled counts the owners on a plan with a price who are neither
+// comped nor have a subscription in one of the live statuses: owners who
+// were on a paid plan before billing went through the payment provider,
+// and pay nothing for it.
+func (s *Store) CountUnbilled(ctx context.Context, live []string) (int64, error) {
+	var n int64
+	err := s.read(ctx).Table("owners").
+		Joins("JOIN plans ON plans.id = owners.plan_id").
+		Joins("LEFT JOIN owner_billing ON owner_billing.owner_id = owners.id").
+		Where("plans.price_cents > 0").
+		Where("owner_billing.owner_id IS NULL OR (owner_billing.comp_reason IS NULL AND owner_billing.subscription_status NOT IN ?)", live).
+		Count(&n).Error
+	return n, translate(err)
+}
+
 // limitsPlanJoin joins, after owners, the plan whose limits hold for the
 // owner: the plan they are on or, once a grace period ended unpaid, the
 // billing row's limit plan.

@@ -348,6 +348,9 @@ var storeMethods = map[string]methodCall{
 			return &PlanMove{Slug: p.Slug}, nil
 		}}
 	}},
+	"CountUnbilled": {read, func(f *hookFixture) []any {
+		return []any{[]string{"active"}}
+	}},
 	"EndGracePeriods": {write, func(f *hookFixture) []any {
 		past := time.Now().Add(-time.Hour)
 		f.billing(f.owner(), func(b *OwnerBilling) { b.GraceUntil = &past })

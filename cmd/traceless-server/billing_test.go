@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/traceless-vpn/traceless/controlplane/api"
 )
@@ -48,4 +50,41 @@ func TestMainBilling(t *testing.T) {
 		res, body = m.do(t, http.MethodPut, "/api/v1/me/plan", mustAuth(t, body).Token, api.PlanChange{Plan: "pro"})
 		mustStatus(t, res, body, http.StatusForbidden)
 	})
+}
+
+// TestExecRefusesBadBillingPlans: with billing stripe, a free plan that
+// does not exist or has a price, and a Stripe price for a plan that does
+// not exist or is free, stop the server at start (exit 1), naming the
+// setting.
+func TestExecRefusesBadBillingPlans(t *testing.T) {
+	for _, tc := range []struct {
+		name, setting string
+		env           map[string]string
+	}{
+		{"free plan missing", "billing_free_plan", map[string]string{"TRACELESS_BILLING_FREE_PLAN": "gratis"}},
+		{"free plan priced", "billing_free_plan", map[string]string{"TRACELESS_BILLING_FREE_PLAN": "pro"}},
+		{"priced plan missing", "stripe_prices", map[string]string{"TRACELESS_STRIPE_PRICES": "pro=price_pro,platinum=price_plat"}},
+		{"priced plan free", "stripe_prices", map[string]string{"TRACELESS_STRIPE_PRICES": "pro=price_pro,free=price_free"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"TRACELESS_BILLING": "stripe", "TRACELESS_STRIPE_SECRET_KEY": "sk_test_main",
+				"TRACELESS_STRIPE_WEBHOOK_SECRET": "whsec_main", "TRACELESS_STRIPE_PRICES": "pro=price_pro"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			stderr := &syncBuffer{}
+			m := NewMain(&syncBuffer{}, stderr)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if code := m.Exec(ctx, newInstance(t).args("--public-url", "https://vpn.example.com"), envMap(env)); code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			if !strings.Contains(stderr.String(), tc.setting+":") {
+				t.Errorf("stderr does not name %s:\n%s", tc.setting, stderr)
+			}
+			if strings.Contains(stderr.String(), `"listening"`) {
+				t.Errorf("the server said it was listening:\n%s", stderr)
+			}
+		})
+	}
 }

@@ -17,13 +17,17 @@ type Rules struct {
 	Grace time.Duration
 }
 
+// LiveStatuses are the statuses Live reports.
+var LiveStatuses = []string{"active", "trialing", "past_due", "unpaid", "incomplete", "paused"}
+
 // Live reports whether a subscription in this status is, or may again
 // be, paid for: an owner with a live subscription does not start another
 // checkout.
 func Live(status string) bool {
-	switch status {
-	case "active", "trialing", "past_due", "unpaid", "incomplete", "paused":
-		return true
+	for _, l := range LiveStatuses {
+		if status == l {
+			return true
+		}
 	}
 	return false
 }
