@@ -156,7 +156,7 @@ func (s *Server) billingView(ctx context.Context, o store.Owner) (api.Billing, e
 		Provider: api.BillingNone, SelfService: !s.opts.Billing.OperatorPlansOnly, Plan: p.Slug, PaidPlans: []string{},
 		Status: b.SubscriptionStatus, CustomerID: b.CustomerID, SubscriptionID: b.SubscriptionID,
 		CurrentPeriodEnd: b.CurrentPeriodEnd, CancelAtPeriodEnd: b.CancelAtPeriodEnd, GraceUntil: b.GraceUntil,
-		PaymentRequired: b.LimitPlanID != nil, CompReason: b.CompReason,
+		PaymentRequired: b.LimitPlanID != nil, CompReason: b.CompReason, CancelledSubscriptionID: b.CancelledSubscriptionID,
 	}
 	if st := s.billing.stripe; st != nil {
 		v.Provider, v.SelfService = api.BillingStripe, true
@@ -506,7 +506,15 @@ func (s *Server) applySubscription(ctx context.Context, ownerID, customerID, sub
 					return false, err, nil
 				}
 				s.log.LogAttrs(ctx, slog.LevelWarn, "billing: an owner's second live subscription was cancelled at Stripe; "+
-					"if it was charged, refund it in Stripe's dashboard")
+					"if it was charged, refund it in Stripe's dashboard (the owner's page names it)")
+				// Told on the owner's plan page and the operator's owner page.
+				id := sub.ID
+				if _, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
+					b.CancelledSubscriptionID = &id
+					return nil, nil
+				}); err != nil {
+					return false, nil, notFoundIsNotApplied(err)
+				}
 				return true, nil, nil
 			}
 			// The current one ended at Stripe and its event has not come

@@ -28,6 +28,9 @@ func init() {
 		"payment_required":     {describe("The grace period ended unpaid: new apps, devices and own nodes are held to the free plan's limits (402 payment_required); what is registered keeps working.")},
 		"comp_reason":          {describe("Why an operator gives this plan without charge, or null.")},
 		"portal":               {describe("Whether POST /api/v1/me/billing/portal can open Stripe's customer portal.")},
+		"cancelled_subscription_id": {describe("Stripe's ID of a second subscription the owner paid for at the same time (two checkouts), " +
+			"cancelled at Stripe so that only one charges; the operator can refund its payment in Stripe's dashboard. " +
+			"Null otherwise; cleared when the owner's subscription ends.")},
 	}
 	fieldRules[reflect.TypeFor[api.BillingRedirect]()] = map[string][]fieldRule{
 		"url": {describe("The Stripe page to send the owner to.")},

@@ -85,6 +85,16 @@ func TestStripeDuplicateSubscription(t *testing.T) {
 	if strings.Contains(logs, s.customer) || strings.Contains(logs, s.Owner.Email) || strings.Contains(logs, dup) {
 		t.Errorf("the log names the owner, their customer or the subscription:\n%s", logs)
 	}
+	// The owner and the operator are told, naming the cancelled one.
+	if b := w.billingOf(t, s.AuthResponse); b.CancelledSubscriptionID == nil || *b.CancelledSubscriptionID != dup {
+		t.Errorf("cancelled_subscription_id = %v, want %s", b.CancelledSubscriptionID, dup)
+	}
+	ob := newBrowser(t, w.harness)
+	ob.signInAs(s.Token)
+	ob.get("/plan").mustStatus(t, 200).mustContain(t, `id="cancelled-subscription"`, dup, "ask the operator to refund it")
+	ab := newBrowser(t, w.harness)
+	ab.signInAs(w.MustAdmin().Token)
+	ab.get("/admin/owners/"+s.Owner.ID).mustStatus(t, 200).mustContain(t, `id="cancelled-subscription"`, dup, "refund its payment")
 	// The cancelled one's end changes nothing.
 	w.stripeHas(subscription(dup, s.customer, "canceled", "price_business", end, false))
 	w.send(t, "customer.subscription.deleted", subscription(dup, s.customer, "canceled", "price_business", end, false))
@@ -99,8 +109,8 @@ func TestStripeDuplicateSubscription(t *testing.T) {
 	if n := len(w.requestsTo("DELETE", "/v1/subscriptions/"+next)); n != 0 {
 		t.Errorf("the subscription that replaces an ended one was cancelled")
 	}
-	if b := w.billingOf(t, s.AuthResponse); b.Plan != "business" || b.SubscriptionID == nil || *b.SubscriptionID != next {
-		t.Errorf("after the first ended = %+v; want the new one (business)", b)
+	if b := w.billingOf(t, s.AuthResponse); b.Plan != "business" || b.SubscriptionID == nil || *b.SubscriptionID != next || b.CancelledSubscriptionID != nil {
+		t.Errorf("after the first ended = %+v; want the new one (business), the notice of the cancelled one gone with the first", b)
 	}
 }
 

@@ -40,6 +40,10 @@ type OwnerBilling struct {
 	// CompReason is set while an operator gives the owner a plan without
 	// charge; the subscription's state then never changes the plan.
 	CompReason *string `gorm:"size:500" purpose:"why an operator gives this owner their plan without charge; null when not comped"`
+	// CancelledSubscriptionID is a second live subscription the owner had
+	// (two checkouts paid at once), cancelled at the provider: the owner
+	// and the operator see it, so that its payment can be refunded.
+	CancelledSubscriptionID *string `gorm:"size:255" purpose:"the payment provider's ID of a second subscription the owner paid for at the same time, cancelled at the provider: shown to the owner and the operator so that its payment can be refunded; null otherwise, and cleared when the owner's subscription ends"`
 }
 
 // TableName keeps the table name readable.
@@ -63,6 +67,8 @@ func (b *OwnerBilling) Validate() error {
 		return invalid("subscription_id", "must be 1-255 printable characters")
 	case len(b.SubscriptionStatus) > 32:
 		return invalid("subscription_status", "must be at most 32 characters")
+	case b.CancelledSubscriptionID != nil && !validText(*b.CancelledSubscriptionID, 255):
+		return invalid("cancelled_subscription_id", "must be 1-255 printable characters")
 	case b.CompReason != nil && !validText(*b.CompReason, 500):
 		return invalid("comp_reason", "must be 1-500 printable characters")
 	}

@@ -146,6 +146,12 @@ func migrations() []*gormigrate.Migration {
 			)`,
 			`CREATE UNIQUE INDEX idx_owner_billing_customer_id ON owner_billing (customer_id)`,
 		})},
+		{ID: "0013_owner_billing_cancelled_subscription", Migrate: execAll([]string{
+			// A second subscription an owner paid for at the same time,
+			// cancelled at the provider: the owner and the operator are
+			// told, so that its payment can be refunded.
+			`ALTER TABLE owner_billing ADD COLUMN cancelled_subscription_id VARCHAR(255)`,
+		})},
 	}
 }
 

@@ -54,6 +54,10 @@ type Billing struct {
 	CompReason *string `json:"comp_reason"`
 	// Portal reports whether the owner can open Stripe's customer portal.
 	Portal bool `json:"portal"`
+	// CancelledSubscriptionID is a second subscription the owner paid for
+	// at the same time (two checkouts), cancelled at Stripe: its payment
+	// can be refunded by the operator. Null otherwise.
+	CancelledSubscriptionID *string `json:"cancelled_subscription_id"`
 }
 
 // CheckoutInput starts a checkout for a paid plan.

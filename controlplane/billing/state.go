@@ -84,7 +84,7 @@ func Next(b *store.OwnerBilling, sub Subscription, now time.Time, r Rules) (move
 	default: // canceled, incomplete_expired, paused
 		b.GraceUntil, b.LimitPlanID, b.CancelAtPeriodEnd, b.CurrentPeriodEnd = nil, nil, false, nil
 		if sub.Status != "paused" {
-			b.SubscriptionID = nil
+			b.SubscriptionID, b.CancelledSubscriptionID = nil, nil
 		}
 		if !comped {
 			return &store.PlanMove{Slug: r.FreePlan}, true
