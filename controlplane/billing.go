@@ -482,6 +482,7 @@ func (e errDuplicate) Error() string { return "a second live subscription" }
 func (s *Server) applySubscription(ctx context.Context, ownerID, customerID, subID string) (applied bool, stripeErr, err error) {
 	st := s.billing.stripe
 	var last *billing.Subscription
+	refuseDuplicate := true
 	for range maxReadings {
 		sub, err := st.GetSubscription(ctx, subID)
 		if err != nil {
@@ -493,7 +494,7 @@ func (s *Server) applySubscription(ctx context.Context, ownerID, customerID, sub
 		if last != nil && sameReading(*last, sub) {
 			return applied, nil, nil
 		}
-		err = s.applyReading(ctx, ownerID, sub, true)
+		err = s.applyReading(ctx, ownerID, sub, refuseDuplicate)
 		var dup errDuplicate
 		switch {
 		case errors.As(err, &dup):
@@ -501,7 +502,14 @@ func (s *Server) applySubscription(ctx context.Context, ownerID, customerID, sub
 			if err != nil {
 				return false, err, nil
 			}
-			if billing.Live(cur.Status) && (cur.CustomerID == "" || cur.CustomerID == customerID) {
+			ours := cur.CustomerID == "" || cur.CustomerID == customerID
+			if !ours {
+				// Stripe says the stored one is another customer's: it is
+				// not this owner's to keep, and the new one replaces it.
+				refuseDuplicate, last = false, nil
+				continue
+			}
+			if billing.Live(cur.Status) {
 				if err := st.CancelSubscription(ctx, sub.ID); err != nil {
 					return false, err, nil
 				}

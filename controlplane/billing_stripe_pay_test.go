@@ -112,6 +112,18 @@ func TestStripeDuplicateSubscription(t *testing.T) {
 	if b := w.billingOf(t, s.AuthResponse); b.Plan != "business" || b.SubscriptionID == nil || *b.SubscriptionID != next || b.CancelledSubscriptionID != nil {
 		t.Errorf("after the first ended = %+v; want the new one (business), the notice of the cancelled one gone with the first", b)
 	}
+	// Stripe says the stored one is another customer's: it is not this
+	// owner's to keep, nor to apply here; the new one replaces it.
+	last := s.sub + "last"
+	w.stripeHas(subscription(next, "cus_someone_else", "active", "price_business", end, false))
+	w.stripeHas(subscription(last, s.customer, "active", "price_pro", end, false))
+	w.send(t, "customer.subscription.created", subscription(last, s.customer, "active", "price_pro", end, false))
+	if n := len(w.requestsTo("DELETE", "/v1/subscriptions/"+last)); n != 0 {
+		t.Errorf("the subscription was cancelled because of another customer's")
+	}
+	if b := w.billingOf(t, s.AuthResponse); b.Plan != "pro" || b.SubscriptionID == nil || *b.SubscriptionID != last {
+		t.Errorf("after the stored one proved another customer's = %+v; want the new one (pro)", b)
+	}
 }
 
 // TestStripeNewestReadingWins: the subscription is read from Stripe
