@@ -655,15 +655,16 @@ func (s *Server) compPlan(ctx context.Context, ownerID string, in api.CompInput)
 	case in.Reason == "":
 		return api.Billing{}, badRequest("reason", "is required: say why the plan is given without charge")
 	}
+	if err := s.stopCharges(ctx, ownerID); err != nil {
+		return api.Billing{}, err
+	}
 	reason := in.Reason
 	if _, err := s.store.UpdateBilling(ctx, ownerID, func(b *store.OwnerBilling, _ store.Owner) (*store.PlanMove, error) {
 		// A comp does not stop Stripe charging: a subscription that renews
 		// must be cancelled first (a cancelled one that runs to its
 		// period's end charges no more).
 		if s.billing.stripe != nil && billing.Live(b.SubscriptionStatus) && !b.CancelAtPeriodEnd {
-			return nil, apiError(http.StatusConflict, api.CodeSubscriptionLive,
-				"the owner has a Stripe subscription (%s) that keeps charging them: it must be cancelled first "+
-					"(by the owner in the customer portal, or in Stripe's dashboard), then the plan can be given", b.SubscriptionStatus)
+			return nil, errSubscriptionLive(b.SubscriptionStatus)
 		}
 		b.CompReason, b.GraceUntil, b.LimitPlanID = &reason, nil, nil
 		return &store.PlanMove{Slug: in.Plan, CheckUsage: true}, nil
@@ -679,6 +680,43 @@ func (s *Server) compPlan(ctx context.Context, ownerID string, in api.CompInput)
 		return api.Billing{}, err
 	}
 	return s.billingView(ctx, o)
+}
+
+// stopCharges prepares a comp with Stripe: the owner's open Checkout
+// sessions are expired (one paid during the comp would charge them), and
+// Stripe is asked whether a subscription will charge them again, which
+// refuses the comp (409 subscription_live): the stored status may not
+// know of it yet.
+func (s *Server) stopCharges(ctx context.Context, ownerID string) error {
+	st := s.billing.stripe
+	if st == nil {
+		return nil
+	}
+	b, err := s.store.GetBilling(ctx, ownerID)
+	if err != nil || b.CustomerID == nil {
+		return err
+	}
+	if err := st.ExpireCheckouts(ctx, *b.CustomerID); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, billing.Describe(err)))
+		return errBillingUnavailable
+	}
+	renewing, err := st.Renewing(ctx, *b.CustomerID)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "billing request failed", slog.String(logError, billing.Describe(err)))
+		return errBillingUnavailable
+	}
+	if renewing != "" {
+		return errSubscriptionLive(renewing)
+	}
+	return nil
+}
+
+// errSubscriptionLive refuses a comp while a subscription charges the
+// owner.
+func errSubscriptionLive(status string) error {
+	return apiError(http.StatusConflict, api.CodeSubscriptionLive,
+		"the owner has a Stripe subscription (%s) that keeps charging them: it must be cancelled first "+
+			"(by the owner in the customer portal, or in Stripe's dashboard), then the plan can be given", status)
 }
 
 // endComp ends a comp. With Stripe, the plan follows the subscription

@@ -100,8 +100,9 @@ func billingOperations() []operation {
 				"no grace period holds the account. 403 plan_limit when the owner uses more than the plan allows. " +
 				"With Stripe, 409 subscription_live while the owner's subscription is live and renews: a comp does not stop Stripe " +
 				"charging, so the subscription must be cancelled first (by the owner in the customer portal, or in Stripe's dashboard); " +
-				"one cancelled at its period's end charges no more and does not stand in the way.",
-			replies: []reply{{status: 200, body: api.Billing{}}}, errs: []int{409}},
+				"one cancelled at its period's end charges no more and does not stand in the way. Stripe is asked (the stored status may lag), " +
+				"and the owner's open Checkout sessions are expired; 502 billing_unavailable when Stripe cannot be reached.",
+			replies: []reply{{status: 200, body: api.Billing{}}}, errs: []int{409, 502}},
 		{method: http.MethodDelete, path: "/api/v1/admin/owners/{owner_id}/billing/comp", id: "adminEndComp", tag: "admin", sec: secAdmin,
 			summary: "End a comp",
 			desc: "With Stripe, the plan follows the owner's subscription again (read from Stripe now), or returns to the free plan " +

@@ -192,6 +192,26 @@ func TestStripeCompRefusedWhileSubscribed(t *testing.T) {
 	if b := w.billingOf(t, s.AuthResponse); b.Plan != "pro" || b.CompReason != nil {
 		t.Errorf("a refused comp changed the billing: %+v", b)
 	}
+	// Stripe knows of a renewing subscription whose event has not come:
+	// refused too, Stripe being asked, not the stored state.
+	other := w.MustOwner()
+	w.Do(request{Method: "POST", Path: "/api/v1/me/billing/checkout", Token: other.Token, Body: api.CheckoutInput{Plan: "pro"}}).MustStatus(t, 201)
+	ob, err := w.store.GetBilling(context.Background(), other.Owner.ID)
+	if err != nil || ob.CustomerID == nil {
+		t.Fatalf("no customer: %v", err)
+	}
+	w.stripeHas(subscription("sub_unannounced", *ob.CustomerID, "active", "price_pro", end, false))
+	openSession := map[string]any{"has_more": false, "data": []any{map[string]any{"id": "cs_pending", "object": "checkout.session", "status": "open"}}}
+	w.sm.Set("GET", "/v1/checkout/sessions", openSession)
+	otherComp := comp
+	otherComp.Path = "/api/v1/admin/owners/" + other.Owner.ID + "/billing/comp"
+	if e := w.Do(otherComp).MustError(t); e.Code != api.CodeSubscriptionLive {
+		t.Errorf("comp while Stripe has an unannounced subscription = %+v; want 409 subscription_live", e)
+	}
+	// Its checkout session, still payable, is expired by the attempt.
+	if n := len(w.requestsTo("POST", "/v1/checkout/sessions/cs_pending/expire")); n != 1 {
+		t.Errorf("expiries of the open checkout session at a comp = %d, want 1", n)
+	}
 	// Cancelled in the portal, running to its period's end: no more
 	// charges, so the comp is given.
 	w.stripeHas(subscription(s.sub, s.customer, "active", "price_pro", end, true))

@@ -33,6 +33,9 @@ type stripeWorld struct {
 	*harness
 	sm  *stripemock.Server
 	seq atomic.Int64
+	// subs are the subscriptions Stripe lists (stripe-mock lists one of
+	// its own otherwise), in the order stripeHas first saw them.
+	subs []map[string]any
 }
 
 func newStripeWorld(t *testing.T, mods ...func(*Options)) *stripeWorld {
@@ -44,7 +47,9 @@ func newStripeWorld(t *testing.T, mods ...func(*Options)) *stripeWorld {
 		o.PublicURL = testPublicURL
 		o.SessionTTL = 30 * 24 * time.Hour // the tests move the clock past grace periods
 	}}, mods...)
-	return &stripeWorld{harness: newHarness(t, mods...), sm: sm}
+	w := &stripeWorld{harness: newHarness(t, mods...), sm: sm}
+	w.sm.Set(http.MethodGet, "/v1/subscriptions", map[string]any{"has_more": false, "data": []any{}})
+	return w
 }
 
 // subscribed is an owner with a Stripe customer (made by a real checkout
@@ -86,6 +91,20 @@ func subscription(id, customer, status, price string, periodEnd time.Time, cance
 // stripeHas sets what Stripe reports for the subscription from now on.
 func (w *stripeWorld) stripeHas(sub map[string]any) {
 	w.sm.Set(http.MethodGet, "/v1/subscriptions/"+sub["id"].(string), sub)
+	replaced := false
+	for i, s := range w.subs {
+		if s["id"] == sub["id"] {
+			w.subs[i], replaced = sub, true
+		}
+	}
+	if !replaced {
+		w.subs = append(w.subs, sub)
+	}
+	data := make([]any, len(w.subs))
+	for i, s := range w.subs {
+		data[i] = s
+	}
+	w.sm.Set(http.MethodGet, "/v1/subscriptions", map[string]any{"has_more": false, "data": data})
 }
 
 // payload builds a Stripe event of typ about object, created at created.

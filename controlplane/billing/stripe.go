@@ -398,6 +398,30 @@ func money(amount int64, currency string) string {
 	return fmt.Sprintf("%d.%02d %s", amount/100, amount%100, strings.ToUpper(currency))
 }
 
+// maxSubscriptions bounds the subscriptions Renewing reads.
+const maxSubscriptions = 100
+
+// Renewing returns the status of the customer's subscription that is
+// live and not cancelled at its period's end (one that will charge
+// again), or "" when none is. Stripe is asked, not the stored state, which lags behind its
+// webhooks.
+func (s *Stripe) Renewing(ctx context.Context, customerID string) (string, error) {
+	n := 0
+	for sub, err := range s.c.V1Subscriptions.List(ctx, &stripe.SubscriptionListParams{Customer: stripe.String(customerID)}) {
+		if err != nil {
+			return "", fmt.Errorf("list subscriptions: %w", err)
+		}
+		got := s.subscription(sub)
+		if (got.CustomerID == "" || got.CustomerID == customerID) && Live(got.Status) && !got.CancelAtPeriodEnd {
+			return got.Status, nil
+		}
+		if n++; n >= maxSubscriptions {
+			break
+		}
+	}
+	return "", nil
+}
+
 // CancelSubscription cancels a subscription at once. An already
 // cancelled or unknown subscription is not an error.
 func (s *Stripe) CancelSubscription(ctx context.Context, id string) error {
