@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -478,8 +479,10 @@ func checkServerStarts(t *testing.T) {
 		"TRACELESS_SESSION_KEY_FILE=/var/lib/traceless/session.key",
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	// The server's stderr is written by exec's copying goroutine while
+	// this one reads it: a buffer behind a lock.
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -504,6 +507,27 @@ func checkServerStarts(t *testing.T) {
 		checkEntry(t, entry{"/var/lib/traceless/" + name, false, 0o600, "traceless", "traceless", "created by the server"})
 	}
 }
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+func (b *lockedBuffer) String() string { return string(b.Bytes()) }
 
 func checkEntry(t *testing.T, e entry) {
 	t.Helper()
