@@ -161,12 +161,20 @@ func waitLocation(t *testing.T, tb *tab, url string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if loc := run(tb, "location", chromedp.Location()); loc == url {
+		// The page may be navigating (the page that continues to Stripe
+		// does so by itself): the browser then refuses to evaluate
+		// ("Inspected target navigated or closed"), which only means
+		// "not there yet".
+		ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		cancel()
+		if err == nil && loc == url {
 			run(tb, "ready", chromedp.Evaluate[string](`document.readyState`))
 			tb.clean()
 			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("at %s, want %s; page:\n%s", loc, url, tb.text())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("at %s (%v), want %s; page:\n%s", loc, err, url, tb.text())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
