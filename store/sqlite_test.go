@@ -185,17 +185,35 @@ func TestSQLiteDeleteLeavesNoCopyUnderLoad(t *testing.T) {
 
 func TestSQLiteFileMode(t *testing.T) {
 	cfg := sqliteConfig(t)
-	s := MustOpen(t, cfg)
-	MustSeedPlans(t, s)
-	for _, f := range []string{cfg.DSN, cfg.DSN + "-wal"} {
-		fi, err := os.Stat(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
-			t.Errorf("%s has mode %v; want no access for group or others", filepath.Base(f), mode)
+	check := func(when string) {
+		t.Helper()
+		for _, f := range []string{cfg.DSN, cfg.DSN + "-wal"} {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+				t.Errorf("%s: %s has mode %v; want no access for group or others", when, filepath.Base(f), mode)
+			}
 		}
 	}
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustSeedPlans(t, s)
+	check("new database")
+	// Closed (SQLite deletes the WAL with the last connection) and opened
+	// again: the WAL of a database in WAL mode is created owner-only.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cfg.DSN + "-wal"); !os.IsNotExist(err) {
+		t.Logf("the WAL outlived the last connection (%v)", err)
+	}
+	s = MustOpen(t, cfg)
+	MustCreateOwner(t, s, "after-reopen@example.com", "")
+	check("reopened database")
 }
 
 func TestOpenRejects(t *testing.T) {

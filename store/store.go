@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
@@ -161,6 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if cfg.Driver == DriverSQLite {
+		walOwnerOnly(s.path)
 		// The readers connected (Ping) before the migrations changed the
 		// schema. SQLite re-prepares a statement whose schema changed, but
 		// the driver fails the first query whose column count changed that
@@ -198,12 +200,17 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 		}
 	}
 	s.path = path
-	// Create the database, its WAL and its shared-memory file owner-only
+	// Create the database, its shared-memory file and its WAL owner-only
 	// before SQLite does: the driver creates files with mode 0666 less the
-	// umask. SQLite deletes the WAL when the last connection closes and
-	// when a new database switches to WAL; so this is done again once the
-	// writer is connected, before anything is written.
-	ownerOnly(path, path+"-wal", path+"-shm")
+	// umask. The WAL is created only for a database already in WAL mode:
+	// an empty WAL appearing while another connection switches a new
+	// database to WAL makes that connection fail with a disk I/O error
+	// (TestOpenConcurrently); a new database's WAL is narrowed after the
+	// migrations, its first writes, which hold no one's data. SQLite
+	// deletes the WAL when the last connection closes; so this is done
+	// again once the writer is connected, before anything is written.
+	ownerOnly(path, path+"-shm")
+	walOwnerOnly(path)
 	// secure_delete overwrites deleted content; WAL lets readers run beside the
 	// single writer; _txlock=immediate takes the write lock at BEGIN so two
 	// writers never deadlock on lock upgrade. The writer's page cache (64 MiB)
@@ -221,7 +228,8 @@ func (s *Store) openSQLite(ctx context.Context, cfg Config, gcfg *gorm.Config) e
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	wdb.SetConnMaxLifetime(0)
-	ownerOnly(path+"-wal", path+"-shm")
+	ownerOnly(path + "-shm")
+	walOwnerOnly(path)
 	r, err := openSQLiteDB(ctx, sqliteDSN(path, sqliteOptions{queryOnly: true, cacheKiB: 16384}), gcfg)
 	if err != nil {
 		wdb.Close()
@@ -254,6 +262,33 @@ func ownerOnly(names ...string) {
 			_ = f.Chmod(fi.Mode().Perm() &^ 0o077)
 		}
 		f.Close()
+	}
+}
+
+// walOwnerOnly makes the WAL of the database at path owner-only: created
+// so (ownerOnly) when the database is in WAL mode, narrowed if it exists
+// otherwise.
+func walOwnerOnly(path string) {
+	hdr := make([]byte, 20)
+	if f, err := os.Open(path); err == nil {
+		n, _ := io.ReadFull(f, hdr)
+		f.Close()
+		// Bytes 18 and 19 of the header: the file format's write and read
+		// versions, 2 in WAL mode.
+		if n == len(hdr) && hdr[18] == 2 && hdr[19] == 2 {
+			ownerOnly(path + "-wal")
+			return
+		}
+	}
+	narrow(path + "-wal")
+}
+
+// narrow takes group and other access away from each file that exists.
+func narrow(names ...string) {
+	for _, name := range names {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			_ = os.Chmod(name, fi.Mode().Perm()&^0o077)
+		}
 	}
 }
 
