@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/wgctrl"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -40,25 +38,6 @@ type benchDevice struct {
 	// holder is the holder process's id; 0 when the device is in this
 	// process.
 	holder int
-}
-
-// socketPeer returns the process serving a unix socket, or 0.
-func socketPeer(path string) int {
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err != nil {
-		return 0
-	}
-	defer c.Close()
-	raw, err := c.(*net.UnixConn).SyscallConn()
-	if err != nil {
-		return 0
-	}
-	var cred *unix.Ucred
-	raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
-	if cred == nil {
-		return 0
-	}
-	return int(cred.Pid)
 }
 
 // procCPU is the CPU time (user + system) of process pid so far, from
@@ -106,7 +85,7 @@ func openBenchDevice(b *testing.B, suffix string, held bool) *benchDevice {
 			// The holder ends with its link; wait for it to go.
 			ns.do(func() error { return bd.iface.Links.Delete(name) })
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if socketPeer("/var/run/wireguard/"+name+".sock") == 0 {
+				if wg.SocketHolder(name) == 0 {
 					break
 				}
 			}
@@ -114,7 +93,7 @@ func openBenchDevice(b *testing.B, suffix string, held bool) *benchDevice {
 		bd.iface.Close()
 	})
 	if held {
-		if bd.holder = socketPeer("/var/run/wireguard/" + name + ".sock"); bd.holder == 0 {
+		if bd.holder = wg.SocketHolder(name); bd.holder == 0 {
 			b.Fatal("no holder process answers")
 		}
 	}

@@ -121,6 +121,10 @@ func foreignDevice(name string) error {
 		"choose another interface name or stop %s: %w", socketPath(name), who, socketDir, who, os.ErrExist)}
 }
 
+// SocketHolder returns the process that serves the UAPI socket of the
+// userspace device name, or 0 when none answers.
+func SocketHolder(name string) int { return socketPeer(socketPath(name)) }
+
 // socketPeer returns the process serving a unix socket, or 0.
 func socketPeer(path string) int {
 	c, err := net.DialTimeout("unix", path, time.Second)
